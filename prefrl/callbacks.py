@@ -1,0 +1,306 @@
+"""The learning loop as an SB3 callback: users keep `model.learn(...)`, PPO and SAC alike.
+
+PreferenceCallback owns the label schedule, samples segments from what the wrapper recorded,
+asks the teacher, stores the answers durably, refits the reward ensemble and relabels SAC's
+replay buffer. For off-policy learners it can first run PEBBLE's unsupervised pre-training
+(a state-entropy reward) so the first queries compare varied behaviour.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from gymnasium import spaces as gym_spaces
+
+from prefrl.data import ComparisonDataset, Segments, TrajectoryBuffer, write_json
+from prefrl.reward import RewardModel, RewardTrainer
+from prefrl.samplers import SAMPLERS, select_queries
+from prefrl.spaces import flatten_batch
+from prefrl.wrappers import LearnedRewardVecEnv
+
+
+class Teacher(Protocol):
+    """Anything that labels pairs of segments: label = P(a preferred), NaN = skipped."""
+
+    name: str
+
+    def label(self, rewards_a, rewards_b, mask_a=None, mask_b=None, *, rng, scale=None) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class LabelSchedule:
+    """How many labels should have been asked by env step t.
+
+    A fraction is spent up front (on random-policy data); the rest at a rate proportional to
+    1/(t + c) (Christiano et al.: 2e6/(T + 2e6)), normalized so the whole budget is spent by
+    `horizon_fraction` of the run, after which labels barely change the final policy.
+    """
+
+    total: int
+    total_steps: int
+    initial_fraction: float = 0.25
+    decay_steps: float | None = None
+    horizon_fraction: float = 0.75
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.total, (int, np.integer)) or self.total <= 0:
+            raise ValueError(f"label budget must be a positive integer, got {self.total!r}")
+        if self.total_steps <= 0:
+            raise ValueError(f"total_steps must be positive, got {self.total_steps}")
+        if not 0.0 <= self.initial_fraction <= 1.0:
+            raise ValueError(f"initial_fraction must be in [0, 1], got {self.initial_fraction}")
+
+    @property
+    def initial(self) -> int:
+        """Labels asked before any policy learning."""
+        return max(1, int(round(self.total * self.initial_fraction)))
+
+    def due(self, step: int) -> int:
+        """Labels that should have been asked by env step `step`."""
+        c = self.decay_steps or self.total_steps / 5
+        end = max(self.horizon_fraction * self.total_steps, 1.0)
+        frac = min(1.0, math.log1p(max(step, 0) / c) / math.log1p(end / c))
+        return min(self.total, self.initial + int((self.total - self.initial) * frac))
+
+
+def find_wrapper(venv: VecEnv, cls: type) -> Any:
+    """The first wrapper of type `cls` in a stack of VecEnvWrappers."""
+    env = venv
+    while True:
+        if isinstance(env, cls):
+            return env
+        if not isinstance(env, VecEnvWrapper):
+            raise ValueError(f"the training env has no {cls.__name__} in its wrapper stack ({type(venv).__name__})")
+        env = env.venv
+
+
+class StateEntropyReward:
+    """PEBBLE's intrinsic reward: distance from next_obs to its k-th nearest recorded state, over its running std."""
+
+    def __init__(self, buffer: TrajectoryBuffer, k: int = 5, reference_size: int = 10_000):
+        self.buffer, self.k, self.reference_size = buffer, k, reference_size
+        self._count, self._mean, self._m2 = 0, 0.0, 0.0
+
+    def __call__(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+        eps = list(self.buffer.iter_recent(self.reference_size))
+        if not eps:
+            return np.zeros(len(next_obs))
+        ref = torch.as_tensor(np.concatenate([e.next_obs for e in eps])[-self.reference_size :])
+        k = min(self.k, len(ref))
+        dist = torch.cdist(torch.as_tensor(next_obs, dtype=torch.float32), ref).kthvalue(k, dim=1).values.numpy()
+        for d in dist:  # Welford running variance, so the scale stays stable as states spread out
+            self._count += 1
+            delta = d - self._mean
+            self._mean += delta / self._count
+            self._m2 += delta * (d - self._mean)
+        std = math.sqrt(self._m2 / self._count) if self._count > 1 else 1.0
+        return dist / max(std, 1e-8)
+
+
+class PreferenceCallback(BaseCallback):
+    """Asks for labels on schedule, refits the reward ensemble, relabels off-policy replay buffers.
+
+    The training env must contain a LearnedRewardVecEnv sharing `reward_model` and recording
+    into a TrajectoryBuffer. Every answer is saved to `run_dir/comparisons.npz` the moment it
+    arrives, before the reward model is refitted.
+    """
+
+    def __init__(
+        self,
+        reward_model: RewardModel,
+        teacher: Teacher,
+        *,
+        total_labels: int,
+        total_steps: int,
+        sampler: str = "uniform",
+        segment_len: int = 50,
+        initial_fraction: float = 0.25,
+        num_queries: int = 20,
+        candidate_factor: int = 10,
+        warmup_steps: int | None = None,
+        pretrain_steps: int = 0,
+        dataset: ComparisonDataset | None = None,
+        trainer: RewardTrainer | None = None,
+        run_dir: str | Path | None = None,
+        labels_asked: int = 0,
+        seed: int = 0,
+        verbose: int = 0,
+    ):
+        super().__init__(verbose)
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
+        if segment_len < 1:
+            raise ValueError(f"segment length must be >= 1, got {segment_len}")
+        self.reward_model, self.teacher = reward_model, teacher
+        self.schedule = LabelSchedule(total_labels, total_steps, initial_fraction)
+        self.sampler, self.segment_len, self.candidate_factor = sampler, segment_len, candidate_factor
+        self.query_every = max(1, int(self.schedule.horizon_fraction * total_steps / max(num_queries, 1)))
+        self.warmup_steps = warmup_steps
+        self.pretrain_steps = pretrain_steps
+        self.dataset = dataset if dataset is not None else ComparisonDataset()
+        self.trainer = trainer or RewardTrainer(reward_model, seed=seed)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.labels_asked = labels_asked
+        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.last_query_step = -math.inf
+        self.first_query_step = 0
+        self.warmup_done = 0
+        self.fit_reports: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------ SB3 hooks
+    def _init_callback(self) -> None:
+        self.wrapper: LearnedRewardVecEnv = find_wrapper(self.training_env, LearnedRewardVecEnv)
+        if self.wrapper.reward_model is not self.reward_model:
+            raise ValueError("the LearnedRewardVecEnv in the training env uses a different reward model than the callback")
+        if self.wrapper.buffer is None:
+            raise ValueError("the LearnedRewardVecEnv must record into a TrajectoryBuffer for the callback to sample segments")
+        self.buffer = self.wrapper.buffer
+        rb = getattr(self.model, "replay_buffer", None)
+        if rb is not None and getattr(rb, "optimize_memory_usage", False):
+            raise ValueError("replay buffers with optimize_memory_usage=True cannot be relabelled; set it to False")
+
+    def _on_training_start(self) -> None:
+        if self.labels_asked > 0:  # resumed run: the reward model is already trained
+            return
+        if isinstance(self.model, OffPolicyAlgorithm):
+            # SAC: random steps for learning_starts, then optional PEBBLE pre-training, then the first labels.
+            self.first_query_step = self.model.num_timesteps + max(self.model.learning_starts, 1) + self.pretrain_steps
+            if self.pretrain_steps > 0:
+                self.wrapper.set_reward_source(StateEntropyReward(self.buffer))
+        else:
+            self._warmup()
+            self._query(self.schedule.initial)
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        t = self.num_timesteps
+        if t < self.first_query_step or self.labels_asked >= self.schedule.total:
+            return
+        if not self.buffer.can_sample(self.segment_len):
+            return  # no finished episode long enough yet (e.g. just after a resume)
+        if self.labels_asked == 0:
+            self._query(self.schedule.initial)
+            self.wrapper.set_reward_source("learned")
+            return
+        if t - self.last_query_step < self.query_every:
+            return
+        n = self.schedule.due(t) - self.labels_asked
+        if n > 0:
+            self._query(n)
+
+    # -------------------------------------------------------------- the loop
+    def _warmup(self) -> None:
+        """Random actions (on-policy learners) so the first labels compare varied behaviour."""
+        env = self.training_env
+        steps = self.warmup_steps
+        if steps is None:
+            steps = int(np.clip(0.02 * self.schedule.total_steps, 20 * self.segment_len, 10_000))
+        space = env.action_space
+        space.seed(self.seed)
+        for _ in range(math.ceil(steps / env.num_envs)):
+            env.step(np.stack([space.sample() for _ in range(env.num_envs)]))
+            self.warmup_done += env.num_envs
+        # SB3 keeps the observation it will act on next: give it a fresh one.
+        self.model._last_obs = env.reset()
+        self.model._last_episode_starts = np.ones(env.num_envs, dtype=bool)
+
+    def pair_features(self, seg_a: Segments, seg_b: Segments) -> np.ndarray:
+        """What k-center compares: both segments' observations, flattened."""
+        return np.concatenate([seg_a.obs.reshape(len(seg_a), -1), seg_b.obs.reshape(len(seg_b), -1)], axis=1)
+
+    def _query(self, n: int) -> None:
+        """Ask the teacher about n pairs, store the answers, refit the reward, relabel replay data."""
+        n = min(n, self.schedule.total - self.labels_asked)
+        if n <= 0:
+            return
+        m = n if self.sampler == "uniform" else n * self.candidate_factor
+        segs = self.buffer.sample_segments(2 * m, self.segment_len, self.rng)
+        seg_a, seg_b = segs[:m], segs[m:]
+        kwargs: dict[str, Any] = {}
+        if self.sampler != "uniform":
+            kwargs["member_returns_a"] = self.reward_model.segment_member_returns(seg_a)
+            kwargs["member_returns_b"] = self.reward_model.segment_member_returns(seg_b)
+        if "kcenter" in self.sampler:
+            kwargs["features"] = self.pair_features(seg_a, seg_b)
+            labelled = self.pair_features(self.dataset.segments_a, self.dataset.segments_b) if len(self.dataset) else None
+            kwargs["labelled_features"] = labelled
+        idx = select_queries(self.sampler, n, rng=self.rng, **kwargs) if self.sampler != "uniform" else np.arange(n)
+        seg_a, seg_b = seg_a[idx], seg_b[idx]
+        scale = abs(self.buffer.mean_step_reward()) * self.segment_len
+        labels = self.teacher.label(seg_a.true_rewards, seg_b.true_rewards, seg_a.mask, seg_b.mask, rng=self.rng, scale=scale)
+        kept = self.dataset.add(seg_a, seg_b, labels, self.teacher.name, int(self.num_timesteps))
+        self.labels_asked += n
+        self.last_query_step = self.num_timesteps
+        if self.run_dir is not None:  # durable before anything else can fail
+            self.dataset.save(self.run_dir / "comparisons.npz")
+        if len(self.dataset) == 0:
+            return
+        report = self.trainer.fit(self.dataset)
+        self.relabel_replay_buffer()
+        self.fit_reports.append({"env_steps": int(self.num_timesteps), **report.__dict__})
+        for key, value in (
+            ("labels_asked", self.labels_asked),
+            ("labels_kept", len(self.dataset)),
+            ("labels_new", kept),
+            ("reward_train_loss", report.train_loss),
+            ("reward_val_loss", report.val_loss),
+            ("reward_val_accuracy", report.val_accuracy),
+            ("reward_epochs", report.epochs),
+            ("reward_weight_decay", report.weight_decay),
+        ):
+            self.logger.record(f"pref/{key}", value)
+        if self.run_dir is not None:
+            self.save_state(self.run_dir)
+
+    def save_state(self, run_dir: Path) -> None:
+        """Reward model + loop state (the labels are saved as they arrive)."""
+        self.reward_model.save(run_dir / "reward_model.pt")
+        write_json(
+            run_dir / "pref_state.json",
+            {
+                "labels_asked": self.labels_asked,
+                "weight_decay": self.trainer.weight_decay,
+                "warmup_steps": self.warmup_done,
+                "fit_reports": self.fit_reports,
+            },
+        )
+
+    @torch.no_grad()
+    def relabel_replay_buffer(self) -> None:
+        """Recompute every stored reward of an off-policy learner with the current reward model."""
+        rb = getattr(self.model, "replay_buffer", None)
+        if rb is None:
+            return
+        size = rb.buffer_size if rb.full else rb.pos
+        if size == 0:
+            return
+        obs_space, act_space = self.wrapper.observation_space, self.wrapper.action_space
+        n_envs = rb.n_envs
+
+        def flat(store, space):
+            if isinstance(store, dict):
+                return flatten_batch(space, {k: v[:size].reshape(size * n_envs, *v.shape[2:]) for k, v in store.items()})
+            return flatten_batch(space, store[:size].reshape(size * n_envs, *store.shape[2:]))
+
+        obs, next_obs = flat(rb.observations, obs_space), flat(rb.next_observations, obs_space)
+        acts = rb.actions[:size].reshape(size * n_envs, -1)
+        if isinstance(act_space, gym_spaces.Box):  # SAC stores actions squashed to [-1, 1]
+            acts = self.model.policy.unscale_action(acts)
+        rewards = np.concatenate(
+            [
+                self.reward_model.predict(obs[s : s + 65536], acts[s : s + 65536], next_obs[s : s + 65536])
+                for s in range(0, len(obs), 65536)
+            ]
+        )
+        rb.rewards[:size] = rewards.reshape(size, n_envs).astype(rb.rewards.dtype)

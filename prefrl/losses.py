@@ -1,0 +1,508 @@
+"""Preference, demonstration and policy-optimisation losses: the project's single loss core.
+
+Pure functions on torch tensors. No environments, models or other ``prefrl`` imports, so that
+the MuJoCo reward-model trainer and the LLM trainer share exactly the same arithmetic.
+
+Conventions
+-----------
+* A *score* is a scalar per segment/sequence: a summed learned reward for a MuJoCo segment, or a
+  log-ratio ``log pi(y|x) - log pi_ref(y|x)`` for an LLM response.
+* Every loss takes ``reduction`` in ``{"mean", "sum", "none"}``; ``"none"`` returns the
+  per-example loss with the broadcast shape of the inputs.
+* Paired inputs must broadcast to the shape of one of them. Shapes such as ``(N,)`` and ``(N, 1)``
+  are rejected: broadcasting them would silently produce an ``(N, N)`` outer product.
+* Log-probabilities are always taken via ``F.logsigmoid`` / ``torch.logaddexp``, never
+  ``log(sigmoid(x))``, which underflows to ``-inf`` for ``x`` around ``-100`` in float32.
+
+Sources: Christiano et al. 2017 (Bradley-Terry reward learning, label noise); Rafailov et al. 2023
+(DPO); Azar et al. 2023 (IPO); Chowdhury et al. 2024 (robust DPO); Liu et al. 2024 (RPO);
+Li et al. 2024 (AIHF, joint demonstration and preference learning); Zhou et al. 2023 (MODPO).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "DPO_LOSS_TYPES",
+    "REDUCTIONS",
+    "aihf_dpo_loss",
+    "aihf_loss",
+    "bradley_terry_loss",
+    "bradley_terry_probability",
+    "dpo_loss",
+    "dpo_rewards",
+    "ml_irl_loss",
+    "modpo_loss",
+    "reward_model_loss",
+    "rpo_loss",
+    "sequence_nll",
+]
+
+REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
+"""Valid values of every ``reduction`` argument."""
+
+DPO_LOSS_TYPES: tuple[str, ...] = ("sigmoid", "ipo", "hinge", "robust")
+"""Valid values of ``dpo_loss(loss_type=...)``, named as in TRL's ``DPOTrainer``."""
+
+Number = Union[int, float]
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+
+def _check_reduction(reduction: str) -> None:
+    """Raise ValueError unless ``reduction`` is one of REDUCTIONS."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    """Apply a validated reduction."""
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def _check_pair(a: Tensor, b: Tensor, name_a: str, name_b: str) -> torch.Size:
+    """Check two tensors broadcast to the shape of one of them; return that shape."""
+    try:
+        shape = torch.broadcast_shapes(a.shape, b.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"{name_a} shape {tuple(a.shape)} and {name_b} shape {tuple(b.shape)} do not broadcast"
+        ) from None
+    # Broadcasting that enlarges *both* inputs is almost always a bug ((N,) vs (N, 1) -> (N, N)).
+    if shape != a.shape and shape != b.shape:
+        raise ValueError(
+            f"{name_a} shape {tuple(a.shape)} and {name_b} shape {tuple(b.shape)} would broadcast "
+            f"to {tuple(shape)}, larger than both; reshape one of them explicitly"
+        )
+    return shape
+
+
+def _check_number(
+    name: str,
+    value: Number,
+    low: float,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = True,
+) -> float:
+    """Check a finite python number lies in the given interval; return it as float."""
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{name} must be a scalar, got a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a real number in {interval}, got {value!r}")
+    v = float(value)
+    ok = math.isfinite(v)
+    ok = ok and (v > low if low_open else v >= low)
+    ok = ok and (v < high if high_open else v <= high)
+    if not ok:
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+    return v
+
+
+def _as_nonneg(name: str, value: Union[Number, Tensor], like: Tensor) -> Union[float, Tensor]:
+    """Validate a nonnegative scalar or per-example tensor (e.g. a margin)."""
+    if isinstance(value, Tensor) and value.numel() != 1:
+        if not bool(torch.isfinite(value).all()) or bool((value < 0).any()):
+            raise ValueError(
+                f"{name} must be finite and in [0, inf) everywhere, got min {value.min().item()!r}"
+            )
+        return value.to(dtype=like.dtype, device=like.device)
+    return _check_number(name, value, 0.0)
+
+
+def _check_weights(pref_weight: Number, demo_weight: Number) -> tuple[float, float]:
+    """Validate AIHF weights: finite, >= 0 and not both zero."""
+    w_p = _check_number("pref_weight", pref_weight, 0.0)
+    w_d = _check_number("demo_weight", demo_weight, 0.0)
+    if w_p == 0.0 and w_d == 0.0:
+        raise ValueError(
+            f"pref_weight and demo_weight must not both be zero, got pref_weight={pref_weight!r}, "
+            f"demo_weight={demo_weight!r}"
+        )
+    return w_p, w_d
+
+
+# --------------------------------------------------------------------------- Bradley-Terry
+
+
+def _log_bt_prob(x: Tensor, noise: float) -> Tensor:
+    """log(noise/2 + (1-noise)*sigmoid(x)), computed stably."""
+    if noise == 0.0:
+        return F.logsigmoid(x)
+    # log-sum-exp of the two mixture components: never forms sigmoid(x) itself.
+    floor = torch.full((), math.log(noise / 2.0), dtype=x.dtype, device=x.device)
+    return torch.logaddexp(floor, math.log1p(-noise) + F.logsigmoid(x))
+
+
+def bradley_terry_probability(score_a: Tensor, score_b: Tensor, *, noise: float = 0.0) -> Tensor:
+    """P(segment a preferred) = ``noise/2 + (1-noise) * sigmoid(score_a - score_b)``.
+
+    Bradley-Terry model with a uniform label-noise floor (Christiano et al. 2017 use noise=0.1:
+    the teacher answers at random 10% of the time). Used by samplers and metrics.
+    """
+    noise = _check_number("noise", noise, 0.0, 1.0)
+    _check_pair(score_a, score_b, "score_a", "score_b")
+    return noise / 2.0 + (1.0 - noise) * torch.sigmoid(score_a - score_b)
+
+
+def bradley_terry_loss(
+    score_a: Tensor,
+    score_b: Tensor,
+    label: Union[float, Tensor],
+    *,
+    margin: Union[float, Tensor] = 0.0,
+    noise: float = 0.0,
+    reduction: str = "mean",
+) -> Tensor:
+    """Bradley-Terry cross-entropy between preference labels and segment scores.
+
+    With ``delta = score_a - score_b`` and ``P(x) = noise/2 + (1-noise) * sigmoid(x)``::
+
+        loss = -[label * log P(delta - margin) + (1 - label) * log(1 - P(delta + margin))]
+
+    where ``1 - P(x) = P(-x)``. ``label`` is the probability that a is preferred (1 a better,
+    0 b better, 0.5 tie, any soft value in [0, 1]). The margin demands the winner beat the loser
+    by at least ``margin``; ``noise`` in [0, 1) bounds the loss by ``-log(noise/2)`` so that
+    mislabelled pairs cannot dominate (Christiano et al. 2017, section 2.2.3).
+    """
+    _check_reduction(reduction)
+    noise = _check_number("noise", noise, 0.0, 1.0)
+    margin = _as_nonneg("margin", margin, score_a)
+    shape = _check_pair(score_a, score_b, "score_a", "score_b")
+    delta = score_a - score_b
+
+    if isinstance(label, Tensor):
+        # NaN fails both comparisons, so test for it explicitly.
+        if bool(torch.isnan(label).any()) or bool(((label < 0) | (label > 1)).any()):
+            raise ValueError(
+                f"label must lie in [0, 1] everywhere (no NaN), got min {label.min().item()!r}, "
+                f"max {label.max().item()!r}"
+            )
+        label_t = label.to(dtype=delta.dtype, device=delta.device)
+        _check_pair(delta, label_t, "score difference", "label")
+    else:
+        _check_number("label", label, 0.0, 1.0, high_open=False)
+        label_t = torch.full(shape, float(label), dtype=delta.dtype, device=delta.device)
+    if isinstance(margin, Tensor):
+        _check_pair(delta, margin, "score difference", "margin")
+
+    log_p_a = _log_bt_prob(delta - margin, noise)
+    log_p_b = _log_bt_prob(-(delta + margin), noise)
+    loss = -(label_t * log_p_a + (1.0 - label_t) * log_p_b)
+    return _reduce(loss, reduction)
+
+
+def reward_model_loss(
+    reward_chosen: Tensor,
+    reward_rejected: Tensor,
+    *,
+    margin: Union[float, Tensor] = 0.0,
+    center_coef: float = 0.0,
+    reduction: str = "mean",
+) -> Tensor:
+    """Pairwise reward-model loss in TRL ``RewardTrainer`` form.
+
+    ``-logsigmoid(r_c - r_r - margin) + center_coef * (r_c + r_r)^2``. The margin (per-example,
+    as in Llama 2's rating-gap margins) is the label-1 Bradley-Terry loss with margin; the centring
+    term (Eisenstein et al. 2023, TRL ``center_rewards_coefficient``) pins the reward's free offset
+    near zero.
+    """
+    _check_reduction(reduction)
+    margin = _as_nonneg("margin", margin, reward_chosen)
+    center_coef = _check_number("center_coef", center_coef, 0.0)
+    _check_pair(reward_chosen, reward_rejected, "reward_chosen", "reward_rejected")
+    diff = reward_chosen - reward_rejected
+    if isinstance(margin, Tensor):
+        _check_pair(diff, margin, "reward difference", "margin")
+    loss = -F.logsigmoid(diff - margin)
+    if center_coef != 0.0:
+        loss = loss + center_coef * (reward_chosen + reward_rejected) ** 2
+    return _reduce(loss, reduction)
+
+
+# --------------------------------------------------------------------------- DPO family
+
+
+def _dpo_margin(logratio_chosen: Tensor, logratio_rejected: Tensor) -> Tensor:
+    """h = logratio_chosen - logratio_rejected after a shape check."""
+    _check_pair(logratio_chosen, logratio_rejected, "logratio_chosen", "logratio_rejected")
+    return logratio_chosen - logratio_rejected
+
+
+def dpo_loss(
+    logratio_chosen: Tensor,
+    logratio_rejected: Tensor,
+    *,
+    beta: float = 0.1,
+    loss_type: str = "sigmoid",
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+) -> Tensor:
+    """Direct preference optimisation loss and its TRL variants (Rafailov et al. 2023).
+
+    Each log-ratio is ``log pi(y|x) - log pi_ref(y|x)`` summed over the response;
+    ``h = logratio_chosen - logratio_rejected``, ``ls = label_smoothing``:
+
+    * ``sigmoid``: ``-(1-ls) logsigmoid(beta h) - ls logsigmoid(-beta h)`` (ls > 0 is
+      conservative DPO; ls in [0, 0.5]).
+    * ``ipo``: ``(h - 1/(2 beta))^2`` (Azar et al. 2023). The paper (and TRL) use length-averaged
+      log-probabilities; pass those as the log-ratios if that is what you want.
+    * ``hinge``: ``relu(1 - beta h)`` (SLiC-style).
+    * ``robust``: ``[-(1-ls) logsigmoid(beta h) + ls logsigmoid(-beta h)] / (1 - 2 ls)``, the
+      unbiased loss under label-flip rate ls in [0, 0.5) (Chowdhury et al. 2024).
+
+    ``label_smoothing`` must be 0 for ``ipo`` and ``hinge``, which have no use for it.
+    """
+    _check_reduction(reduction)
+    if loss_type not in DPO_LOSS_TYPES:
+        raise ValueError(f"loss_type must be one of {DPO_LOSS_TYPES}, got {loss_type!r}")
+    beta = _check_number("beta", beta, 0.0, low_open=True)
+    if loss_type == "sigmoid":
+        ls = _check_number("label_smoothing", label_smoothing, 0.0, 0.5, high_open=False)
+    elif loss_type == "robust":
+        # ls = 0.5 makes the label pure noise and the 1/(1-2ls) correction infinite.
+        ls = _check_number("label_smoothing", label_smoothing, 0.0, 0.5)
+    else:
+        # Silently ignoring a smoothing setting would hide a misconfigured run.
+        if label_smoothing != 0.0:
+            raise ValueError(
+                f"label_smoothing applies only to loss_type 'sigmoid' and 'robust'; it must be 0 "
+                f"for loss_type={loss_type!r}, got {label_smoothing!r}"
+            )
+        ls = 0.0
+    h = _dpo_margin(logratio_chosen, logratio_rejected)
+    z = beta * h
+
+    if loss_type == "sigmoid":
+        loss = -F.logsigmoid(z)
+        if ls != 0.0:  # keep ls = 0 bit-identical to plain DPO
+            loss = (1.0 - ls) * loss - ls * F.logsigmoid(-z)
+    elif loss_type == "robust":
+        loss = (-(1.0 - ls) * F.logsigmoid(z) + ls * F.logsigmoid(-z)) / (1.0 - 2.0 * ls)
+    elif loss_type == "ipo":
+        loss = (h - 1.0 / (2.0 * beta)) ** 2
+    else:  # hinge
+        loss = F.relu(1.0 - z)
+    return _reduce(loss, reduction)
+
+
+def dpo_rewards(
+    logratio_chosen: Tensor, logratio_rejected: Tensor, beta: float
+) -> tuple[Tensor, Tensor]:
+    """Implicit DPO rewards ``beta * logratio`` for chosen and rejected, detached (for logging)."""
+    beta = _check_number("beta", beta, 0.0, low_open=True)
+    _check_pair(logratio_chosen, logratio_rejected, "logratio_chosen", "logratio_rejected")
+    return beta * logratio_chosen.detach(), beta * logratio_rejected.detach()
+
+
+def sequence_nll(
+    logp_sum: Tensor, n_tokens: Union[int, Tensor], *, reduction: str = "mean"
+) -> Tensor:
+    """Per-token negative log-likelihood ``-logp_sum / n_tokens`` of each sequence."""
+    _check_reduction(reduction)
+    if isinstance(n_tokens, Tensor):
+        if bool((n_tokens <= 0).any()) or not bool(torch.isfinite(n_tokens).all()):
+            raise ValueError(
+                f"n_tokens must be finite and in (0, inf) everywhere, got min "
+                f"{n_tokens.min().item()!r}"
+            )
+        n = n_tokens.to(dtype=logp_sum.dtype, device=logp_sum.device)
+        _check_pair(logp_sum, n, "logp_sum", "n_tokens")
+    else:
+        n = _check_number("n_tokens", n_tokens, 0.0, low_open=True)
+    return _reduce(-logp_sum / n, reduction)
+
+
+def rpo_loss(
+    logratio_chosen: Tensor,
+    logratio_rejected: Tensor,
+    chosen_nll: Optional[Tensor],
+    *,
+    beta: float = 0.1,
+    alpha: float = 1.0,
+    reduction: str = "mean",
+) -> Tensor:
+    """RPO: sigmoid DPO plus ``alpha`` times the chosen response's NLL (Liu et al. 2024).
+
+    ``-logsigmoid(beta h) + alpha * chosen_nll`` per example. The SFT term on the chosen responses
+    acts as an adversarial regulariser against reward over-optimisation (TRL ``rpo_alpha``).
+    ``chosen_nll`` is per example, e.g. ``sequence_nll(..., reduction="none")``; it may be None
+    when ``alpha == 0``, which is then exactly ``dpo_loss``.
+    """
+    _check_reduction(reduction)
+    alpha = _check_number("alpha", alpha, 0.0)
+    loss = dpo_loss(logratio_chosen, logratio_rejected, beta=beta, reduction="none")
+    if chosen_nll is not None:
+        _check_pair(loss, chosen_nll, "logratio difference", "chosen_nll")
+    if alpha != 0.0:
+        if chosen_nll is None:
+            raise ValueError(f"chosen_nll is required when alpha > 0, got alpha={alpha!r}")
+        loss = loss + alpha * chosen_nll
+    return _reduce(loss, reduction)
+
+
+# --------------------------------------------------------------------------- IRL / AIHF
+
+
+def ml_irl_loss(demo_scores: Tensor, policy_scores: Tensor, *, reduction: str = "mean") -> Tensor:
+    """Maximum-likelihood IRL demonstration term ``mean(policy_scores) - mean(demo_scores)``.
+
+    Minimising it raises the learned reward on demonstrations and lowers it on the current
+    policy's samples (the reward-side gradient of ML-IRL, as used in AIHF, Li et al. 2024).
+    The two batches may differ in size. ``reduction="sum"`` gives
+    ``sum(policy_scores) - sum(demo_scores)``; ``"none"`` is not defined for this term.
+    """
+    _check_reduction(reduction)
+    if reduction == "none":
+        raise ValueError(
+            "ml_irl_loss compares two batches of possibly different sizes; reduction must be "
+            "'mean' or 'sum', got 'none'"
+        )
+    if demo_scores.numel() == 0 or policy_scores.numel() == 0:
+        raise ValueError(
+            f"demo_scores and policy_scores must be non-empty, got shapes "
+            f"{tuple(demo_scores.shape)} and {tuple(policy_scores.shape)}"
+        )
+    return _reduce(policy_scores, reduction) - _reduce(demo_scores, reduction)
+
+
+def aihf_loss(
+    pref_loss: Optional[Tensor],
+    demo_loss: Optional[Tensor],
+    *,
+    pref_weight: float = 1.0,
+    demo_weight: float = 1.0,
+) -> Tensor:
+    """AIHF joint objective ``pref_weight * pref_loss + demo_weight * demo_loss`` (Li et al. 2024).
+
+    Both terms are already-reduced losses from this module (MuJoCo: ``bradley_terry_loss`` and
+    ``ml_irl_loss``; LLM: ``dpo_loss`` and ``sequence_nll``). A term whose weight is 0 is skipped
+    entirely, so it may be None (or NaN): ``demo_weight=0`` is exactly preference-only training and
+    ``pref_weight=0`` exactly demonstration-only IRL, in value and gradient.
+    """
+    w_p, w_d = _check_weights(pref_weight, demo_weight)
+    terms: list[Tensor] = []
+    for name, weight, term in (("pref_loss", w_p, pref_loss), ("demo_loss", w_d, demo_loss)):
+        if weight == 0.0:
+            continue  # skip, rather than multiply by 0, so a NaN or None term cannot leak in
+        if term is None:
+            raise ValueError(
+                f"{name} is None but its weight is {weight!r}; only a 0-weight term may be None"
+            )
+        terms.append(weight * term)
+    if len(terms) == 2:
+        _check_pair(terms[0], terms[1], "pref_loss", "demo_loss")
+        return terms[0] + terms[1]
+    return terms[0]
+
+
+def aihf_dpo_loss(
+    logratio_chosen: Optional[Tensor],
+    logratio_rejected: Optional[Tensor],
+    logratio_demo: Optional[Tensor],
+    logratio_ref_sample: Optional[Tensor],
+    *,
+    beta: float = 0.1,
+    pref_weight: float = 1.0,
+    demo_weight: float = 1.0,
+    reduction: str = "mean",
+) -> Tensor:
+    """AIHF-DPO: DPO on preferences plus DPO of demonstrations against reference samples.
+
+    ``-w_P logsigmoid(beta h(chosen, rejected)) - w_D logsigmoid(beta h(demo, ref_sample))``
+    with ``h(a, b) = logratio_a - logratio_b``
+    (Li et al. 2024), where a demonstration is treated as preferred over a response sampled from
+    the reference policy. With ``mean``/``sum`` each term is reduced over its own batch, so the
+    preference and demonstration batches may differ in size; ``none`` needs matching shapes.
+    A pair may be None when its weight is 0, and is then skipped entirely.
+    """
+    _check_reduction(reduction)
+    beta = _check_number("beta", beta, 0.0, low_open=True)
+    w_p, w_d = _check_weights(pref_weight, demo_weight)
+    pairs = (
+        ("pref", w_p, logratio_chosen, logratio_rejected, "logratio_chosen", "logratio_rejected"),
+        ("demo", w_d, logratio_demo, logratio_ref_sample, "logratio_demo", "logratio_ref_sample"),
+    )
+    terms: list[Tensor] = []
+    for kind, weight, win, lose, name_win, name_lose in pairs:
+        if weight == 0.0:
+            continue
+        if win is None or lose is None:
+            raise ValueError(
+                f"{name_win} and {name_lose} are required when {kind}_weight={weight!r} > 0"
+            )
+        _check_pair(win, lose, name_win, name_lose)
+        per_example = -F.logsigmoid(beta * (win - lose))
+        # Reduce each term on its own batch: the two batches need not be the same size.
+        terms.append(weight * _reduce(per_example, reduction))
+    if len(terms) == 2:
+        _check_pair(terms[0], terms[1], "preference loss", "demonstration loss")
+        return terms[0] + terms[1]
+    return terms[0]
+
+
+def modpo_loss(
+    logratio_chosen: Tensor,
+    logratio_rejected: Tensor,
+    margin_reward_chosen: Tensor,
+    margin_reward_rejected: Tensor,
+    *,
+    weights: Union[Sequence[float], Tensor],
+    beta: float = 0.1,
+    reduction: str = "mean",
+) -> Tensor:
+    """Multi-objective DPO (Zhou et al. 2023).
+
+    ``L = -logsigmoid((1/w_k) * [beta h - w_rest . (r_rest(y_w) - r_rest(y_l))])`` with
+    ``h = logratio_chosen - logratio_rejected``. ``weights = (w_k, *w_rest)`` lies on the simplex:
+    ``w_k > 0`` weights the objective whose preference data is being fitted, ``w_rest`` the other
+    objectives whose (frozen) reward models give ``margin_reward_*`` of shape
+    ``(..., len(weights) - 1)``. The reward margin steers the policy towards the weighted
+    combination of all objectives.
+    """
+    _check_reduction(reduction)
+    beta = _check_number("beta", beta, 0.0, low_open=True)
+    w = torch.as_tensor(weights, dtype=torch.float64).detach()
+    if w.dim() != 1 or w.numel() < 1:
+        raise ValueError(f"weights must be a non-empty 1-D sequence, got shape {tuple(w.shape)}")
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+        raise ValueError(f"weights must be finite and >= 0, got {w.tolist()}")
+    if abs(float(w.sum()) - 1.0) > 1e-6:
+        raise ValueError(f"weights must sum to 1 (tolerance 1e-6), got sum {float(w.sum())!r}")
+    w_k = float(w[0])
+    if w_k <= 0.0:
+        raise ValueError(f"weights[0] (w_k, the trained objective) must be in (0, 1], got {w_k!r}")
+
+    h = _dpo_margin(logratio_chosen, logratio_rejected)
+    n_rest = w.numel() - 1
+    for name, m in (("margin_reward_chosen", margin_reward_chosen),
+                    ("margin_reward_rejected", margin_reward_rejected)):
+        if m.dim() < 1 or m.shape[-1] != n_rest:
+            raise ValueError(
+                f"{name} must have shape (..., {n_rest}) to match len(weights) - 1, "
+                f"got {tuple(m.shape)}"
+            )
+    _check_pair(margin_reward_chosen, margin_reward_rejected,
+                "margin_reward_chosen", "margin_reward_rejected")
+    reward_gap = margin_reward_chosen - margin_reward_rejected
+    w_rest = w[1:].to(dtype=reward_gap.dtype, device=reward_gap.device)
+    margin = (reward_gap * w_rest).sum(dim=-1)
+    _check_pair(h, margin, "logratio difference", "margin reward difference (leading dims)")
+    loss = -F.logsigmoid((beta * h - margin) / w_k)
+    return _reduce(loss, reduction)

@@ -1,0 +1,363 @@
+"""Bradley-Terry reward ensembles: K MLPs held as one module with a leading member dimension.
+
+The reward of a segment is the sum of per-step rewards over its real steps plus, for steps
+after the episode terminated, a learned constant: the reward of the absorbing state. Learning
+that constant is what lets the policy know whether ending an episode early is good or bad; the
+reward handed to the policy is shifted so the absorbing state is worth exactly 0, which is what
+Gymnasium's termination implies (see REFERENCES: the learned reward's offset).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from gymnasium import spaces as gym_spaces
+from torch import nn
+
+from prefrl import losses
+from prefrl.data import ComparisonDataset, Segments
+from prefrl.spaces import check_space, describe, flat_dim
+
+INPUT_KINDS = ("obs", "act", "next_obs")
+MODEL_FORMAT_VERSION = 1
+
+
+class EnsembleMLP(nn.Module):
+    """K independent MLPs evaluated with batched matmuls: (K, M, in) -> (K, M)."""
+
+    def __init__(self, members: int, in_dim: int, hidden: Sequence[int] = (64, 64), negative_slope: float = 0.01):
+        super().__init__()
+        dims = [in_dim, *hidden, 1]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for d_in, d_out in zip(dims[:-1], dims[1:]):
+            bound = 1.0 / math.sqrt(d_in)  # nn.Linear's default init, per member
+            self.weights.append(nn.Parameter(torch.empty(members, d_in, d_out).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(members, 1, d_out).uniform_(-bound, bound)))
+        self.negative_slope = negative_slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-member rewards; x is (K, M, in), or (M, in) to feed every member the same inputs."""
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.weights[0].shape[0], -1, -1)
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(b, x, w)
+            if i < last:
+                x = nn.functional.leaky_relu(x, self.negative_slope)
+        return x.squeeze(-1)
+
+
+class RewardModel(nn.Module):
+    """An ensemble reward r(obs, act, next_obs) with input and output normalization built in."""
+
+    def __init__(
+        self,
+        observation_space: gym_spaces.Space,
+        action_space: gym_spaces.Space,
+        *,
+        ensemble_size: int = 3,
+        hidden: Sequence[int] = (64, 64),
+        inputs: Sequence[str] = ("obs", "act"),
+        seed: int | None = None,
+    ):
+        super().__init__()
+        check_space(observation_space, "observation")
+        check_space(action_space, "action")
+        bad = [i for i in inputs if i not in INPUT_KINDS]
+        if bad or not inputs:
+            raise ValueError(f"reward inputs {list(inputs)} invalid: choose a non-empty subset of {INPUT_KINDS}")
+        if ensemble_size < 1:
+            raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
+        self.observation_space, self.action_space = observation_space, action_space
+        self.obs_dim, self.act_dim = flat_dim(observation_space), flat_dim(action_space)
+        self.inputs = tuple(i for i in INPUT_KINDS if i in inputs)
+        self.ensemble_size, self.hidden = ensemble_size, tuple(hidden)
+        self.in_dim = sum(self.act_dim if i == "act" else self.obs_dim for i in self.inputs)
+        if seed is not None:
+            torch.manual_seed(seed)
+        self.net = EnsembleMLP(ensemble_size, self.in_dim, hidden)
+        self.absorbing = nn.Parameter(torch.zeros(ensemble_size))
+        self.register_buffer("in_mean", torch.zeros(self.in_dim))
+        self.register_buffer("in_std", torch.ones(self.in_dim))
+        self.register_buffer("out_shift", torch.zeros(ensemble_size))
+        self.register_buffer("out_scale", torch.ones(ensemble_size))
+        self._np_params: list[np.ndarray] | None = None
+
+    # ----------------------------------------------------------------- inputs
+    def features(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+        """Concatenate the chosen inputs (flat float arrays with any leading dims) into (..., in_dim)."""
+        parts = {"obs": obs, "act": acts, "next_obs": next_obs}
+        return np.concatenate([np.asarray(parts[k], dtype=np.float32) for k in self.inputs], axis=-1)
+
+    def segment_features(self, segs: Segments) -> np.ndarray:
+        """(N, H, in_dim) raw features of a batch of segments."""
+        return self.features(segs.obs, segs.acts, segs.next_obs)
+
+    def set_input_normalization(self, x: np.ndarray) -> None:
+        """Standardize inputs with the mean/std of sample features x (M, in_dim)."""
+        self.in_mean.copy_(torch.as_tensor(x.mean(0)))
+        self.in_std.copy_(torch.as_tensor(x.std(0) + 1e-6))
+        self._np_params = None
+
+    # ------------------------------------------------------------- forward
+    def member_rewards(self, x: torch.Tensor) -> torch.Tensor:
+        """Unnormalized per-member rewards for raw features x (..., in_dim) -> (K, ...)."""
+        lead = x.shape[:-1]
+        z = ((x - self.in_mean) / self.in_std).reshape(-1, self.in_dim)
+        return self.net(z).reshape(self.ensemble_size, *lead)
+
+    def segment_returns(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Per-member segment returns (K, N) for features x (N, H, in) or per-member x (K, N, H, in)."""
+        if x.dim() == 4:
+            k, n, h, d = x.shape
+            z = ((x - self.in_mean) / self.in_std).reshape(k, n * h, d)
+            r = self.net(z).reshape(k, n, h)
+        else:
+            r = self.member_rewards(x)
+        return (r * mask + (1.0 - mask) * self.absorbing.view(-1, 1, 1)).sum(-1)
+
+    @torch.no_grad()
+    def segment_member_returns(self, segs: Segments) -> np.ndarray:
+        """Per-member learned returns (K, N) of a batch of segments (for samplers and metrics)."""
+        x = torch.as_tensor(self.segment_features(segs))
+        return self.segment_returns(x, torch.as_tensor(segs.mask)).numpy()
+
+    # ------------------------------------------------- output normalization
+    @torch.no_grad()
+    def set_output_normalization(self, x: np.ndarray, anchor_absorbing: bool) -> None:
+        """Scale each member to unit std on sample features x, zero at the absorbing state if anchored.
+
+        Without terminations in the data the absorbing reward is never trained, so the zero is
+        put at the mean reward instead (a constant shift is harmless without early termination).
+        """
+        r = self.member_rewards(torch.as_tensor(x, dtype=torch.float32))
+        shift = self.absorbing.detach().clone() if anchor_absorbing else r.mean(dim=1)
+        self.out_shift.copy_(shift)
+        self.out_scale.copy_(r.std(dim=1) + 1e-6)
+        self._np_params = None
+
+    def predict(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+        """Normalized ensemble-mean reward for a batch of flat transitions, shape (B,). Numpy fast path."""
+        if self._np_params is None:
+            self._np_params = [p.detach().cpu().numpy().copy() for p in (*self.net.weights, *self.net.biases)]
+            self._np_norm = [t.detach().cpu().numpy().copy() for t in (self.in_mean, self.in_std, self.out_shift, self.out_scale)]
+        n_layers = len(self.net.weights)
+        ws, bs = self._np_params[:n_layers], self._np_params[n_layers:]
+        in_mean, in_std, shift, scale = self._np_norm
+        h = (self.features(obs, acts, next_obs) - in_mean) / in_std  # (B, in)
+        for i, (w, b) in enumerate(zip(ws, bs)):
+            h = np.matmul(h, w) + b  # (B,in)@(K,in,out) broadcasts to (K,B,out)
+            if i < n_layers - 1:
+                h = np.where(h > 0, h, h * self.net.negative_slope)
+        r = (h[..., 0] - shift[:, None]) / scale[:, None]
+        return r.mean(axis=0)
+
+    def invalidate_cache(self) -> None:
+        """Drop the numpy copy of the weights (call after changing parameters by hand)."""
+        self._np_params = None
+
+    # ------------------------------------------------------------ save/load
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments and the spaces trained on, as plain JSON-able values."""
+        return {
+            "format_version": MODEL_FORMAT_VERSION,
+            "observation_space": describe(self.observation_space),
+            "action_space": describe(self.action_space),
+            "ensemble_size": self.ensemble_size,
+            "hidden": list(self.hidden),
+            "inputs": list(self.inputs),
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Save weights + config (a plain dict; loads with torch's weights_only=True)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({"config": self.config(), "state_dict": self.state_dict()}, tmp)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike, observation_space: gym_spaces.Space, action_space: gym_spaces.Space
+    ) -> "RewardModel":
+        """Load a saved model, refusing one trained on spaces other than the given ones."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"reward model file {path} does not exist")
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            cfg, state = blob["config"], blob["state_dict"]
+        except Exception as exc:
+            raise ValueError(f"reward model file {path} is corrupt or not a prefrl reward model: {exc}") from exc
+        if cfg.get("format_version") != MODEL_FORMAT_VERSION:
+            raise ValueError(f"reward model {path} has format version {cfg.get('format_version')}, expected {MODEL_FORMAT_VERSION}")
+        for what, space in (("observation", observation_space), ("action", action_space)):
+            saved, now = cfg[f"{what}_space"], describe(space)
+            if saved["repr"] != now["repr"]:
+                raise ValueError(
+                    f"reward model {path} was trained on {what} space {saved['repr']} "
+                    f"(shape {tuple(saved['shape'])}), env gives {now['repr']} (shape {tuple(now['shape'])})"
+                )
+        model = cls(observation_space, action_space, ensemble_size=cfg["ensemble_size"], hidden=cfg["hidden"], inputs=cfg["inputs"])
+        model.load_state_dict(state)
+        return model
+
+
+@dataclass
+class FitReport:
+    """What one call of `RewardTrainer.fit` did."""
+
+    epochs: int
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+    pairs: int
+    weight_decay: float
+    seconds: float
+
+
+class RewardTrainer:
+    """Fits a RewardModel to a ComparisonDataset with the Bradley-Terry loss from prefrl.losses.
+
+    Each member trains on its own bootstrap resample; 1/e of the pairs are held out for early
+    stopping, and the L2 weight is tuned so held-out loss stays within 1.1-1.5x the training loss
+    (Christiano et al. 2017). Training warm-starts from the current weights on every call and
+    spends at most `max_updates` gradient steps, so refits stay cheap as labels accumulate.
+    """
+
+    def __init__(
+        self,
+        model: RewardModel,
+        *,
+        lr: float = 3e-4,
+        batch_size: int = 64,
+        max_updates: int = 400,
+        patience: int = 5,
+        weight_decay: float = 1e-4,
+        label_noise: float = 0.0,
+        holdout_fraction: float = 1 / math.e,
+        seed: int = 0,
+    ):
+        self.model = model
+        self.batch_size, self.max_updates, self.patience = batch_size, max_updates, patience
+        self.weight_decay, self.label_noise, self.holdout_fraction = weight_decay, label_noise, holdout_fraction
+        self.rng = np.random.default_rng(seed)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def _losses(self, pairs: "_PairTensors", ids: torch.Tensor) -> torch.Tensor:
+        """Per-member BT losses (K, B) for pair indices ids (K, B), or the same pairs for all members (B,)."""
+        ra = self.model.segment_returns(pairs.fa[ids], pairs.ma[ids])
+        rb = self.model.segment_returns(pairs.fb[ids], pairs.mb[ids])
+        return losses.bradley_terry_loss(ra, rb, pairs.y[ids], noise=self.label_noise, reduction="none")
+
+    def fit(self, dataset: ComparisonDataset) -> FitReport:
+        """Train on all labelled pairs until held-out loss stops improving; returns a report."""
+        t0 = time.perf_counter()
+        model, n = self.model, len(dataset)
+        if n == 0:
+            raise ValueError("cannot fit a reward model on an empty comparison dataset")
+        pairs = _PairTensors.from_dataset(model, dataset)
+        model.set_input_normalization(pairs.real_features)
+
+        perm = self.rng.permutation(n)
+        n_val = int(round(n * self.holdout_fraction)) if n >= 10 else 0
+        val, train = torch.as_tensor(perm[:n_val]), perm[n_val:]
+        k = model.ensemble_size
+        boot = train[self.rng.integers(0, len(train), size=(k, len(train)))]  # bootstrap per member
+        for g in self.optimizer.param_groups:
+            g["weight_decay"] = self.weight_decay
+
+        best_loss, best_state, best_epoch = math.inf, None, 0
+        epoch = updates = 0
+        while updates < self.max_updates:
+            epoch += 1
+            model.train()
+            order = np.take_along_axis(boot, np.argsort(self.rng.random(boot.shape), axis=1), axis=1)
+            for s in range(0, len(train), self.batch_size):
+                loss = self._losses(pairs, torch.as_tensor(order[:, s : s + self.batch_size])).mean(dim=1).sum()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()  # members are independent: the sum trains each on its own mean loss
+                self.optimizer.step()
+                updates += 1
+            if n_val == 0:
+                continue
+            with torch.no_grad():
+                val_loss = float(self._losses(pairs, val).mean())
+            if val_loss < best_loss - 1e-4:
+                best_loss, best_state, best_epoch = val_loss, {kk: v.clone() for kk, v in model.state_dict().items()}, epoch
+            elif epoch - best_epoch >= self.patience:
+                break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+        val_loss, val_acc = pairs.evaluate(model, val, self.label_noise) if n_val else (math.nan, math.nan)
+        train_loss, _ = pairs.evaluate(model, torch.as_tensor(train), self.label_noise)
+        if n_val and train_loss > 0:  # keep held-out loss within 1.1-1.5x training loss
+            ratio = val_loss / train_loss
+            if ratio > 1.5:
+                self.weight_decay = min(self.weight_decay * 2, 1.0)
+            elif ratio < 1.1:
+                self.weight_decay = max(self.weight_decay / 2, 1e-7)
+        model.set_output_normalization(pairs.real_features, anchor_absorbing=pairs.has_absorbing)
+        return FitReport(epoch, train_loss, val_loss, val_acc, n, self.weight_decay, time.perf_counter() - t0)
+
+    @torch.no_grad()
+    def evaluate(self, dataset: ComparisonDataset) -> tuple[float, float]:
+        """(mean BT loss, accuracy on non-tied labels) of the ensemble mean on a dataset."""
+        if len(dataset) == 0:
+            return math.nan, math.nan
+        return evaluate_preferences(self.model, dataset.segments_a, dataset.segments_b, dataset.labels, self.label_noise)
+
+
+@dataclass
+class _PairTensors:
+    """A dataset's features, masks and labels as tensors, built once per fit."""
+
+    fa: torch.Tensor
+    ma: torch.Tensor
+    fb: torch.Tensor
+    mb: torch.Tensor
+    y: torch.Tensor
+    real_features: np.ndarray
+    has_absorbing: bool
+
+    @classmethod
+    def from_dataset(cls, model: RewardModel, dataset: ComparisonDataset) -> "_PairTensors":
+        sa, sb = dataset.segments_a, dataset.segments_b
+        fa, fb = model.segment_features(sa), model.segment_features(sb)
+        return cls(
+            torch.as_tensor(fa), torch.as_tensor(sa.mask), torch.as_tensor(fb), torch.as_tensor(sb.mask),
+            torch.as_tensor(dataset.labels), np.concatenate([fa[sa.mask > 0], fb[sb.mask > 0]]),
+            bool((sa.mask == 0).any() or (sb.mask == 0).any()),
+        )
+
+    @torch.no_grad()
+    def evaluate(self, model: RewardModel, idx: torch.Tensor, noise: float) -> tuple[float, float]:
+        ra = model.segment_returns(self.fa[idx], self.ma[idx]).mean(0)
+        rb = model.segment_returns(self.fb[idx], self.mb[idx]).mean(0)
+        return _loss_and_accuracy(ra, rb, self.y[idx], noise)
+
+
+def _loss_and_accuracy(ra: torch.Tensor, rb: torch.Tensor, y: torch.Tensor, noise: float) -> tuple[float, float]:
+    loss = float(losses.bradley_terry_loss(ra, rb, y, noise=noise))
+    decided = y != 0.5
+    acc = float(((ra > rb) == (y > 0.5))[decided].float().mean()) if decided.any() else math.nan
+    return loss, acc
+
+
+@torch.no_grad()
+def evaluate_preferences(
+    model: RewardModel, seg_a: Segments, seg_b: Segments, labels: np.ndarray, noise: float = 0.0
+) -> tuple[float, float]:
+    """Bradley-Terry loss and accuracy of the ensemble's mean segment return against labels."""
+    ra = torch.as_tensor(model.segment_member_returns(seg_a)).mean(0)
+    rb = torch.as_tensor(model.segment_member_returns(seg_b)).mean(0)
+    return _loss_and_accuracy(ra, rb, torch.as_tensor(np.asarray(labels, dtype=np.float32)), noise)

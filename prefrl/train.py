@@ -1,0 +1,331 @@
+"""`prefrl train`: one run of PPO or SAC on a learned (or, as the baseline, the true) reward.
+
+A run directory holds everything needed to judge and resume it:
+config.json, metrics.json, curves.png, tb/ (TensorBoard), policy.zip, obs_norm.npz,
+reward_model.pt, comparisons.npz (every label, saved as it arrives), state.json.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+
+from prefrl.callbacks import PreferenceCallback
+from prefrl.data import ComparisonDataset, TrajectoryBuffer, write_json
+from prefrl.evaluation import evaluate_policy, reward_model_report
+from prefrl.plotting import plot_runs
+from prefrl.reward import RewardModel, RewardTrainer
+from prefrl.samplers import SAMPLERS
+from prefrl.teachers import TEACHERS, make_teacher
+from prefrl.wrappers import LearnedRewardVecEnv
+
+ALGOS = {"ppo": PPO, "sac": SAC}
+REWARDS = ("learned", "true")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (saved to config.json, so `--resume` needs only the directory)."""
+
+    env: str
+    out: str
+    algo: str = "ppo"
+    teacher: str = "oracle"
+    labels: int = 700
+    steps: int = 300_000
+    seed: int = 0
+    reward: str = "learned"
+    sampler: str = "uniform"
+    ensemble: int = 3
+    segment_len: int = 50
+    n_envs: int = 1
+    num_queries: int = 20
+    eval_episodes: int = 10
+    evals: int = 10
+    history_episodes: int = 5
+    pretrain_steps: int = 0
+    reward_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    progress: bool = True
+
+    def validate(self) -> None:
+        """Refuse bad values before anything is built, naming the value and what was expected."""
+        check_env_id(self.env)
+        _check_choice("algo", self.algo, tuple(ALGOS))
+        _check_choice("reward", self.reward, REWARDS)
+        _check_positive_int("steps", self.steps)
+        for name in ("ensemble", "segment_len", "n_envs", "eval_episodes", "evals", "history_episodes", "num_queries"):
+            _check_positive_int(name, getattr(self, name))
+        if self.reward == "learned":
+            _check_positive_int("labels", self.labels, hint=" (the label budget; use --reward true for the baseline)")
+            _check_choice("teacher", self.teacher, tuple(TEACHERS))
+            _check_choice("sampler", self.sampler, SAMPLERS)
+        if self.pretrain_steps < 0 or (self.pretrain_steps and self.algo != "sac"):
+            raise ValueError(f"pretrain_steps={self.pretrain_steps}: expected 0, or a positive number with --algo sac")
+
+    @classmethod
+    def from_json(cls, path: Path) -> "TrainConfig":
+        """Read config.json of a run directory."""
+        try:
+            raw = json.loads(path.read_text())
+            known = {f.name for f in fields(cls)}
+            return cls(**{k: v for k, v in raw.items() if k in known})
+        except (OSError, json.JSONDecodeError, TypeError) as exc:
+            raise ValueError(f"{path} is missing or corrupt: {exc}") from exc
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}: expected one of {', '.join(choices)}")
+
+
+def _check_positive_int(name: str, value: Any, hint: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}{hint}")
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise a ValueError naming close matches if `env_id` is not a registered Gymnasium id."""
+    import prefrl_envs  # noqa: F401  (registers the custom tasks)
+
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown env id {env_id!r}: not registered with Gymnasium{hint}")
+
+
+def make_vec_env(env_id: str, n_envs: int, seed: int) -> DummyVecEnv:
+    """n Monitor-wrapped copies of the env in this process (so MuJoCo states can be recorded)."""
+    venv = DummyVecEnv([lambda: Monitor(gym.make(env_id)) for _ in range(n_envs)])
+    venv.seed(seed)
+    return venv
+
+
+class _Progress(BaseCallback):
+    """A tqdm bar over env steps showing labels gathered and the latest true episode return."""
+
+    def __init__(self, total: int, initial: int, pref: PreferenceCallback | None):
+        super().__init__()
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, smoothing=0.05)
+        self.pref = pref
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_rollout_end(self) -> None:
+        post = {}
+        if self.pref is not None:
+            post["labels"] = self.pref.labels_asked
+        if self.model.ep_info_buffer:
+            post["true_return"] = f"{np.mean([e['r'] for e in self.model.ep_info_buffer]):.1f}"
+        self.bar.set_postfix(post, refresh=False)
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+class _RunMonitor(BaseCallback):
+    """Evaluates on the true reward at regular steps (the history) and checkpoints the run."""
+
+    def __init__(self, run: "Run", every: int):
+        super().__init__()
+        self.run, self.every = run, every
+        self.next_eval = (run.model.num_timesteps // every + 1) * every
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.next_eval:
+            self.next_eval += self.every
+            entry = self.run.evaluate(self.run.config.history_episodes)
+            self.run.history.append(entry)
+            self.logger.record("eval/true_return", entry["true_return"])
+            if entry["learned_return"] is not None:
+                self.logger.record("eval/learned_return", entry["learned_return"])
+            self.run.checkpoint()
+        return True
+
+
+class Run:
+    """Builds (or resumes) everything a run needs; `train()` runs it to the end."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False):
+        config.validate()
+        self.config, self.out = config, Path(config.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json(self.out / "config.json", asdict(config))
+        state = self._load_state() if resume else {}
+        self.history: list[dict[str, Any]] = state.get("history", [])
+        self.wall_before = float(state.get("wall_seconds", 0.0))
+
+        venv = make_vec_env(config.env, config.n_envs, config.seed)
+        obs_space, act_space = venv.observation_space, venv.action_space
+        if config.algo == "sac" and not isinstance(act_space, gym.spaces.Box):
+            raise ValueError(f"SAC needs a continuous (Box) action space, {config.env} has {act_space}")
+        self.reward_model: RewardModel | None = None
+        self.buffer = TrajectoryBuffer(config.n_envs)
+        self.dataset = ComparisonDataset()
+        labels_asked, weight_decay = 0, 1e-4
+        if config.reward == "learned":
+            if resume and (self.out / "comparisons.npz").exists():
+                self.dataset = ComparisonDataset.load(self.out / "comparisons.npz")
+                pref = self._read_json("pref_state.json")
+                labels_asked = max(int(pref.get("labels_asked", 0)), len(self.dataset))
+                weight_decay = float(pref.get("weight_decay", weight_decay))
+            if resume and (self.out / "reward_model.pt").exists():
+                self.reward_model = RewardModel.load(self.out / "reward_model.pt", obs_space, act_space)
+            else:
+                self.reward_model = RewardModel(
+                    obs_space, act_space, ensemble_size=config.ensemble, hidden=config.reward_hidden, seed=config.seed
+                )
+        self.venv = VecNormalize(
+            LearnedRewardVecEnv(venv, self.reward_model, self.buffer), norm_obs=config.algo == "ppo",
+            norm_reward=config.algo == "ppo",
+        )
+        self.eval_env = VecNormalize(
+            LearnedRewardVecEnv(make_vec_env(config.env, 1, config.seed + 10_000), self.reward_model),
+            training=False, norm_obs=config.algo == "ppo", norm_reward=False,
+        )
+        self.warmup_steps = int(state.get("warmup_steps", 0))
+        policy_path = self.out / "policy.zip"
+        if resume and policy_path.exists():
+            self.model = ALGOS[config.algo].load(policy_path, env=self.venv, tensorboard_log=str(self.out / "tb"))
+            self._load_obs_norm()
+        else:
+            self.model = ALGOS[config.algo]("MlpPolicy", self.venv, seed=config.seed, verbose=0,
+                                            tensorboard_log=str(self.out / "tb"))
+        self.pref: PreferenceCallback | None = None
+        if self.reward_model is not None:
+            trainer = RewardTrainer(self.reward_model, seed=config.seed, weight_decay=weight_decay)
+            if labels_asked and not (self.out / "reward_model.pt").exists() and len(self.dataset):
+                trainer.fit(self.dataset)  # labels survived a crash that the model did not
+            self.pref = PreferenceCallback(
+                self.reward_model, make_teacher(config.teacher), total_labels=config.labels,
+                total_steps=config.steps, sampler=config.sampler, segment_len=config.segment_len,
+                num_queries=config.num_queries, pretrain_steps=config.pretrain_steps, dataset=self.dataset,
+                trainer=trainer, run_dir=self.out, labels_asked=labels_asked, seed=config.seed,
+            )
+
+    # ---------------------------------------------------------------- state
+    def _read_json(self, name: str) -> dict[str, Any]:
+        path = self.out / name
+        if not path.exists():
+            return {}
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is corrupt: {exc}") from exc
+
+    def _load_state(self) -> dict[str, Any]:
+        if (self.out / "metrics.json").exists():
+            raise ValueError(f"run {self.out} already finished (metrics.json exists): nothing to resume")
+        return self._read_json("state.json")
+
+    def _load_obs_norm(self) -> None:
+        path = self.out / "obs_norm.npz"
+        if self.venv.norm_obs and path.exists():
+            with np.load(path) as z:
+                self.venv.obs_rms.mean, self.venv.obs_rms.var = z["mean"], z["var"]
+                self.venv.obs_rms.count = float(z["count"])
+
+    def env_steps(self) -> int:
+        """Env steps so far, the random warm-up included."""
+        warm = self.pref.warmup_done if self.pref is not None and self.pref.warmup_done else self.warmup_steps
+        return int(self.model.num_timesteps + warm)
+
+    def checkpoint(self) -> None:
+        """Save the policy, observation statistics and progress (labels are saved as they arrive)."""
+        self.model.save(self.out / "policy.zip")
+        if self.venv.norm_obs:
+            rms = self.venv.obs_rms
+            np.savez(self.out / "obs_norm.npz", mean=rms.mean, var=rms.var, count=rms.count)
+        write_json(self.out / "state.json", {
+            "num_timesteps": int(self.model.num_timesteps), "warmup_steps": self.env_steps() - self.model.num_timesteps,
+            "history": self.history, "wall_seconds": self.wall_before + time.perf_counter() - self.t0,
+        })
+
+    def evaluate(self, episodes: int) -> dict[str, Any]:
+        """True (and learned) return of the current policy, deterministic actions."""
+        res = evaluate_policy(self.model, self._synced_eval_env(), episodes)
+        return {"env_steps": self.env_steps(), "true_return": res["true_return"], "learned_return": res["learned_return"]}
+
+    # ---------------------------------------------------------------- train
+    def train(self) -> dict[str, Any]:
+        """Run to the configured number of steps, then evaluate, save and plot; returns metrics."""
+        cfg = self.config
+        self.t0 = time.perf_counter()
+        remaining = cfg.steps - self.model.num_timesteps
+        callbacks: list[BaseCallback] = []
+        if self.pref is not None:
+            callbacks.append(self.pref)
+        callbacks.append(_RunMonitor(self, max(cfg.steps // cfg.evals, 1)))
+        if cfg.progress:
+            callbacks.append(_Progress(cfg.steps, self.model.num_timesteps, self.pref))
+        if remaining > 0:
+            self.model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False, tb_log_name="run")
+        self.checkpoint()
+        final = evaluate_policy(self.model, self._synced_eval_env(), cfg.eval_episodes)
+        metrics: dict[str, Any] = {
+            "env": cfg.env, "algo": cfg.algo, "seed": cfg.seed, "reward": cfg.reward,
+            "teacher": cfg.teacher if cfg.reward == "learned" else None,
+            "sampler": cfg.sampler if cfg.reward == "learned" else None,
+            "env_steps": self.env_steps(), "labels": self.pref.labels_asked if self.pref else 0,
+            "labels_answered": len(self.dataset), "true_return": final["true_return"],
+            "true_return_std": final["true_return_std"], "learned_return": final["learned_return"],
+            "eval_episodes": cfg.eval_episodes, "pref_accuracy_heldout": None, "reward_correlation": None,
+        }
+        if self.reward_model is not None and self.buffer.can_sample(cfg.segment_len):
+            report = reward_model_report(self.reward_model, self.buffer, cfg.segment_len, np.random.default_rng(cfg.seed + 1))
+            metrics.update(report)
+        self.history.append({"env_steps": self.env_steps(), "true_return": final["true_return"],
+                             "learned_return": final["learned_return"]})
+        metrics["wall_seconds"] = self.wall_before + time.perf_counter() - self.t0
+        metrics["history"] = self.history
+        if self.reward_model is not None:
+            self.reward_model.save(self.out / "reward_model.pt")
+        write_json(self.out / "metrics.json", _json_safe(metrics))
+        plot_runs([self.out], self.out / "curves.png")
+        return metrics
+
+    def _synced_eval_env(self) -> VecEnv:
+        if self.eval_env.norm_obs:
+            self.eval_env.obs_rms = self.venv.obs_rms.copy()
+        return self.eval_env
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN -> None so metrics.json stays strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Train a new run; returns the metrics written to metrics.json."""
+    return Run(config).train()
+
+
+def resume(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Continue a run that was stopped, keeping every label it had gathered."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise FileNotFoundError(f"cannot resume {run_dir}: not a prefrl run directory (no config.json)")
+    config = TrainConfig.from_json(run_dir / "config.json")
+    config.out, config.progress = str(run_dir), progress
+    return Run(config, resume=True).train()

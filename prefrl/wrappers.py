@@ -1,0 +1,216 @@
+"""Environment side: swap the true reward for the learned one, keep the true one in `info`.
+
+`LearnedRewardVecEnv` (an SB3 VecEnvWrapper) computes the learned reward with one batched
+forward per vector step; `LearnedRewardWrapper` is the single-env Gymnasium version. Both record
+transitions (and MuJoCo qpos/qvel, so clips can be rendered later without rendering every step)
+into a TrajectoryBuffer, handle early termination and any episode length, and refuse NaN/inf.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces as gym_spaces
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+from prefrl.data import TrajectoryBuffer
+from prefrl.reward import RewardModel
+from prefrl.spaces import check_space, describe, flatten_batch
+
+RewardFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def _batch_of_one(space: gym_spaces.Space, x: Any) -> Any:
+    """Add a leading batch dimension to one element of `space` (dicts/tuples recursively)."""
+    if isinstance(space, gym_spaces.Dict):
+        return {k: _batch_of_one(s, x[k]) for k, s in space.spaces.items()}
+    if isinstance(space, gym_spaces.Tuple):
+        return tuple(_batch_of_one(s, x[i]) for i, s in enumerate(space.spaces))
+    return np.asarray(x)[None]
+
+
+def mujoco_state(env: gym.Env) -> np.ndarray | None:
+    """qpos+qvel of a MuJoCo env (enough to re-render it), or None for other envs."""
+    data = getattr(env.unwrapped, "data", None)
+    if data is None or not hasattr(data, "qpos"):
+        return None
+    return np.concatenate([data.qpos, data.qvel]).astype(np.float32)
+
+
+class _Relabeller:
+    """The shared step logic of both wrappers: flatten, check, compute reward, record."""
+
+    def __init__(
+        self,
+        observation_space: gym_spaces.Space,
+        action_space: gym_spaces.Space,
+        reward_model: RewardModel | None,
+        buffer: TrajectoryBuffer | None,
+    ):
+        check_space(observation_space, "observation")
+        check_space(action_space, "action")
+        if reward_model is not None:
+            for what, model_space, env_space in (
+                ("observation", reward_model.observation_space, observation_space),
+                ("action", reward_model.action_space, action_space),
+            ):
+                if describe(model_space)["repr"] != describe(env_space)["repr"]:
+                    raise ValueError(
+                        f"reward model was trained on {what} space {model_space} (shape {model_space.shape}), "
+                        f"env gives {env_space} (shape {env_space.shape})"
+                    )
+        self.observation_space, self.action_space = observation_space, action_space
+        self.reward_model, self.buffer = reward_model, buffer
+        # "learned" (default), "true" (the baseline: same path, true reward), or a callable override.
+        self.source: str | RewardFn = "learned" if reward_model is not None else "true"
+
+    def flatten_obs(self, obs: Any) -> np.ndarray:
+        """Flatten a batch of observations and refuse NaN/inf in it."""
+        flat = flatten_batch(self.observation_space, obs)
+        if not np.all(np.isfinite(flat)):
+            bad = int(np.flatnonzero(~np.isfinite(flat).all(axis=1))[0])
+            raise ValueError(f"env {bad} returned observation {flat[bad]} with NaN/inf: expected finite values")
+        return flat
+
+    def __call__(self, flat_prev, actions, flat_next, true_rewards, terminated, truncated, states=None) -> np.ndarray:
+        """Rewards for one batch of flat transitions (one forward), recorded into the buffer."""
+        true_rewards = np.asarray(true_rewards, dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(true_rewards)):
+            bad = np.flatnonzero(~np.isfinite(true_rewards))
+            raise ValueError(f"env {int(bad[0])} returned reward {true_rewards[bad[0]]}: expected a finite number")
+        flat_act = flatten_batch(self.action_space, actions)
+        if self.source == "true":
+            rewards = true_rewards
+        elif callable(self.source):
+            rewards = np.asarray(self.source(flat_prev, flat_act, flat_next), dtype=np.float64)
+        else:
+            rewards = self.reward_model.predict(flat_prev, flat_act, flat_next)
+        if self.buffer is not None:
+            self.buffer.add(flat_prev, flat_act, flat_next, true_rewards, terminated, truncated, states)
+        return rewards
+
+
+class LearnedRewardVecEnv(VecEnvWrapper):
+    """SB3 VecEnv wrapper: reward = learned ensemble's, info['true_reward'] = the env's own.
+
+    Also sets info['learned_return'] at episode end (the learned reward summed over the episode),
+    beside SB3 Monitor's info['episode'] which keeps the true return.
+    """
+
+    def __init__(
+        self,
+        venv: VecEnv,
+        reward_model: RewardModel | None = None,
+        buffer: TrajectoryBuffer | None = None,
+        record_states: bool = True,
+    ):
+        super().__init__(venv)
+        self.relabel = _Relabeller(venv.observation_space, venv.action_space, reward_model, buffer)
+        # Reading qpos/qvel needs the env objects in this process (DummyVecEnv).
+        self._envs = getattr(venv, "envs", None) if record_states else None
+        if self._envs is not None and any(mujoco_state(e) is None for e in self._envs):
+            self._envs = None
+        self._last_flat: np.ndarray | None = None
+        self._actions: np.ndarray | None = None
+        self._states: np.ndarray | None = None
+        self._learned_returns = np.zeros(self.num_envs)
+
+    @property
+    def reward_model(self) -> RewardModel | None:
+        """The reward model in use (shared with the callback that trains it)."""
+        return self.relabel.reward_model
+
+    @property
+    def buffer(self) -> TrajectoryBuffer | None:
+        """Where transitions are recorded."""
+        return self.relabel.buffer
+
+    def set_reward_source(self, source: str | RewardFn) -> None:
+        """'learned', 'true', or a callable (obs, act, next_obs) -> rewards (e.g. an intrinsic reward)."""
+        if source not in ("learned", "true") and not callable(source):
+            raise ValueError(f"reward source {source!r} invalid: expected 'learned', 'true' or a callable")
+        if source == "learned" and self.relabel.reward_model is None:
+            raise ValueError("reward source 'learned' needs a reward model")
+        self.relabel.source = source
+
+    def reset(self):
+        """Reset all envs; episodes in progress are recorded as cut off (truncated)."""
+        obs = self.venv.reset()
+        if self.relabel.buffer is not None:
+            self.relabel.buffer.cut_open_episodes()
+        self._last_flat = self.relabel.flatten_obs(obs)
+        self._learned_returns[:] = 0
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Remember the actions and the pre-step MuJoCo states, then step."""
+        self._actions = actions
+        if self._envs is not None and self.relabel.buffer is not None:
+            self._states = np.stack([mujoco_state(e) for e in self._envs])
+        self.venv.step_async(actions)
+
+    def step_wait(self):
+        """One batched reward forward for all envs."""
+        obs, true_rewards, dones, infos = self.venv.step_wait()
+        truncated = np.array([bool(info.get("TimeLimit.truncated", False)) for info in infos])
+        terminated = dones & ~truncated
+        flat_obs = self.relabel.flatten_obs(obs)
+        flat_next = flat_obs
+        if dones.any():  # SB3 auto-resets: the real last observation is in the info
+            flat_next = flat_obs.copy()
+            for i in np.flatnonzero(dones):
+                term_obs = infos[i].get("terminal_observation")
+                if term_obs is not None:
+                    flat_next[i] = self.relabel.flatten_obs(_batch_of_one(self.observation_space, term_obs))[0]
+        rewards = self.relabel(self._last_flat, self._actions, flat_next, true_rewards, terminated, truncated, self._states)
+        self._learned_returns += rewards
+        for i, info in enumerate(infos):
+            info["true_reward"] = float(true_rewards[i])
+            if dones[i] and self.relabel.source != "true":
+                info["learned_return"] = float(self._learned_returns[i])
+                self._learned_returns[i] = 0.0
+        self._last_flat = flat_obs
+        return obs, rewards.astype(np.float32), dones, infos
+
+
+class LearnedRewardWrapper(gym.Wrapper):
+    """Gymnasium wrapper for a single env: reward = learned, info['true_reward'] = the env's own."""
+
+    def __init__(self, env: gym.Env, reward_model: RewardModel | None, buffer: TrajectoryBuffer | None = None):
+        super().__init__(env)
+        if buffer is not None and buffer.n_envs != 1:
+            raise ValueError(f"a single-env wrapper needs a TrajectoryBuffer with n_envs=1, got {buffer.n_envs}")
+        self.relabel = _Relabeller(env.observation_space, env.action_space, reward_model, buffer)
+        self._last_flat: np.ndarray | None = None
+        self._learned_return = 0.0
+
+    def reset(self, **kwargs):
+        """Reset; an episode in progress is recorded as cut off."""
+        obs, info = self.env.reset(**kwargs)
+        if self.relabel.buffer is not None:
+            self.relabel.buffer.cut_open_episodes()
+        self._last_flat, self._learned_return = self.relabel.flatten_obs(_batch_of_one(self.observation_space, obs)), 0.0
+        return obs, info
+
+    def step(self, action):
+        """Step the env and replace its reward with the learned one."""
+        state = mujoco_state(self.env) if self.relabel.buffer is not None else None
+        obs, true_reward, terminated, truncated, info = self.env.step(action)
+        flat_obs = self.relabel.flatten_obs(_batch_of_one(self.observation_space, obs))
+        reward = self.relabel(
+            self._last_flat,
+            _batch_of_one(self.action_space, action),
+            flat_obs,
+            [true_reward],
+            [terminated],
+            [truncated],
+            None if state is None else state[None],
+        )[0]
+        self._last_flat = flat_obs
+        self._learned_return += reward
+        info["true_reward"] = float(true_reward)
+        if (terminated or truncated) and self.relabel.source != "true":
+            info["learned_return"] = self._learned_return
+        return obs, float(reward), terminated, truncated, info

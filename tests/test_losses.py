@@ -1,0 +1,398 @@
+"""Tests for prefrl.losses: hand-computed values, autograd gradients, reductions, validation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from prefrl import losses as L
+
+F64 = torch.float64  # every tensor is float64 so comparisons with math.* arithmetic are tight
+
+
+def sig(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def t(*values: float, grad: bool = False) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float64, requires_grad=grad)
+
+
+def approx(x: torch.Tensor, expected: float, tol: float = 1e-12) -> None:
+    assert x.item() == pytest.approx(expected, abs=tol, rel=tol)
+
+
+def grads(loss: torch.Tensor, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    return torch.autograd.grad(loss, inputs, allow_unused=False)
+
+
+# --------------------------------------------------------------------------- Bradley-Terry
+
+
+def test_bt_label_one_at_equal_scores_is_log2():
+    approx(L.bradley_terry_loss(t(0.3), t(0.3), 1.0), math.log(2.0))
+
+
+def test_bt_tie_has_zero_gradient_even_with_margin_and_noise():
+    for kwargs in ({}, {"margin": 0.7}, {"noise": 0.1}, {"margin": 0.3, "noise": 0.2}):
+        a, b = t(1.5, -2.0, grad=True), t(1.5, -2.0, grad=True)
+        ga, gb = grads(L.bradley_terry_loss(a, b, 0.5, **kwargs), a, b)
+        assert torch.allclose(ga, torch.zeros(2, dtype=F64), atol=1e-15)
+        assert torch.allclose(gb, torch.zeros(2, dtype=F64), atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "a, b, label, margin, noise, expected",
+    [
+        # label 1, margin 0.5: -log sigmoid(1 - 0.5)
+        (1.0, 0.0, 1.0, 0.5, 0.0, math.log(1.0 + math.exp(-0.5))),
+        # label 0, margin 0.5: -log(1 - sigmoid(1 + 0.5)) = log(1 + e^1.5)
+        (1.0, 0.0, 0.0, 0.5, 0.0, math.log(1.0 + math.exp(1.5))),
+        # soft label 0.7 with 10% noise
+        (
+            2.5, 0.5, 0.7, 0.0, 0.1,
+            -(0.7 * math.log(0.05 + 0.9 * sig(2.0)) + 0.3 * math.log(0.05 + 0.9 * sig(-2.0))),
+        ),
+        # margin and noise together, label 1 and label 0
+        (0.0, 1.0, 1.0, 0.25, 0.2, -math.log(0.1 + 0.8 * sig(-1.25))),
+        (0.0, 1.0, 0.0, 0.25, 0.2, -math.log(0.1 + 0.8 * sig(0.75))),
+    ],
+)
+def test_bt_hand_computed(a, b, label, margin, noise, expected):
+    loss = L.bradley_terry_loss(t(a), t(b), label, margin=margin, noise=noise)
+    approx(loss, expected)
+    # a tensor label gives the same number
+    approx(L.bradley_terry_loss(t(a), t(b), t(label), margin=margin, noise=noise), expected)
+
+
+def test_bt_label_one_gradient_closed_form():
+    a, b = t(0.4, -1.0, 3.0, grad=True), t(-0.6, 2.0, 3.5, grad=True)
+    ga, gb = grads(L.bradley_terry_loss(a, b, 1.0, reduction="sum"), a, b)
+    expected = t(*[-(1 - sig(d)) for d in (1.0, -3.0, -0.5)])
+    assert torch.allclose(ga, expected, atol=1e-14)
+    assert torch.allclose(gb, -expected, atol=1e-14)
+
+
+def test_bt_noise_bounds_loss():
+    noise = 0.1
+    a, b = t(-1e4, 1e4, -50.0), t(1e4, -1e4, 0.0)
+    labels = t(1.0, 0.0, 1.0)
+    loss = L.bradley_terry_loss(a, b, labels, noise=noise, reduction="none")
+    assert torch.all(loss <= -math.log(noise / 2) + 1e-12)
+    approx(loss[0], -math.log(noise / 2 + (1 - noise) * 0.0), tol=1e-9)
+
+
+def test_bt_per_example_tensor_label_and_margin_and_reductions():
+    a, b = t(1.0, 2.0, 0.0), t(0.0, 0.0, 0.0)
+    labels = t(1.0, 0.0, 0.5)
+    margin = t(0.0, 1.0, 0.0)
+    per = L.bradley_terry_loss(a, b, labels, margin=margin, reduction="none")
+    expected = [
+        -math.log(sig(1.0)),
+        -math.log(sig(-3.0)),
+        -(0.5 * math.log(sig(0.0)) + 0.5 * math.log(sig(0.0))),
+    ]
+    assert per.shape == (3,)
+    assert torch.allclose(per, t(*expected), atol=1e-12)
+    approx(L.bradley_terry_loss(a, b, labels, margin=margin, reduction="sum"), sum(expected))
+    approx(L.bradley_terry_loss(a, b, labels, margin=margin), sum(expected) / 3)
+
+
+def test_bt_probability():
+    approx(L.bradley_terry_probability(t(2.0), t(0.5)), sig(1.5))
+    approx(L.bradley_terry_probability(t(2.0), t(0.5), noise=0.1), 0.05 + 0.9 * sig(1.5))
+    p = L.bradley_terry_probability(t(3.0, -1.0), t(-1.0, 3.0), noise=0.2)
+    approx(p.sum(), 1.0)  # P(a > b) + P(b > a) = 1
+
+
+def test_reward_model_loss():
+    rc, rr = t(1.0, 0.0, grad=True), t(0.5, 2.0, grad=True)
+    loss = L.reward_model_loss(rc, rr, margin=0.25, center_coef=0.01)
+    expected = 0.5 * (
+        -math.log(sig(0.5 - 0.25)) + 0.01 * 1.5**2 + -math.log(sig(-2.0 - 0.25)) + 0.01 * 2.0**2
+    )
+    approx(loss, expected)
+    # Without centring it is the label-1 Bradley-Terry loss with the same margin.
+    bt = L.bradley_terry_loss(rc, rr, 1.0, margin=0.25)
+    approx(L.reward_model_loss(rc, rr, margin=0.25), bt.item())
+    per = L.reward_model_loss(rc, rr, margin=t(0.0, 1.0), reduction="none")
+    assert torch.allclose(per, t(-math.log(sig(0.5)), -math.log(sig(-3.0))))
+
+
+# --------------------------------------------------------------------------- DPO family
+
+
+H_CHOSEN, H_REJECTED, BETA = 3.0, -2.0, 0.2  # h = 5, beta h = 1
+
+
+@pytest.mark.parametrize(
+    "loss_type, ls, expected",
+    [
+        ("sigmoid", 0.0, -math.log(sig(1.0))),
+        ("sigmoid", 0.1, -0.9 * math.log(sig(1.0)) - 0.1 * math.log(sig(-1.0))),
+        ("ipo", 0.0, (5.0 - 1.0 / (2 * BETA)) ** 2),
+        ("hinge", 0.0, 0.0),
+        ("robust", 0.1, (-0.9 * math.log(sig(1.0)) + 0.1 * math.log(sig(-1.0))) / 0.8),
+    ],
+)
+def test_dpo_variants_hand_computed(loss_type, ls, expected):
+    loss = L.dpo_loss(t(H_CHOSEN), t(H_REJECTED), beta=BETA, loss_type=loss_type,
+                      label_smoothing=ls)
+    approx(loss, expected)
+
+
+def test_dpo_hinge_active_region_and_grad():
+    c, r = t(1.0, grad=True), t(0.0, grad=True)
+    loss = L.dpo_loss(c, r, beta=0.5, loss_type="hinge")
+    approx(loss, 0.5)
+    (gc,) = grads(loss, c)
+    approx(gc, -0.5)
+
+
+def test_dpo_sigmoid_gradient_closed_form():
+    c, r = t(0.3, -1.0, grad=True), t(0.1, 0.5, grad=True)
+    gc, gr = grads(L.dpo_loss(c, r, beta=0.5, reduction="sum"), c, r)
+    expected = t(*[-0.5 * (1 - sig(0.5 * h)) for h in (0.2, -1.5)])
+    assert torch.allclose(gc, expected, atol=1e-14)
+    assert torch.allclose(gr, -expected, atol=1e-14)
+
+
+def test_dpo_robust_with_zero_smoothing_equals_sigmoid():
+    c = torch.randn(7, generator=torch.Generator().manual_seed(0), dtype=F64)
+    r = torch.zeros(7, dtype=F64)
+    for red in L.REDUCTIONS:
+        a = L.dpo_loss(c, r, beta=0.3, loss_type="robust", reduction=red)
+        b = L.dpo_loss(c, r, beta=0.3, loss_type="sigmoid", reduction=red)
+        assert torch.equal(a, b)
+
+
+def test_dpo_rewards_detached():
+    c, r = t(1.0, 2.0, grad=True), t(-1.0, 0.0, grad=True)
+    rc, rr = L.dpo_rewards(c, r, 0.1)
+    assert not rc.requires_grad and not rr.requires_grad
+    assert torch.allclose(rc, t(0.1, 0.2)) and torch.allclose(rr, t(-0.1, 0.0))
+
+
+def test_sequence_nll():
+    logp = t(-6.0, -3.0)
+    assert torch.allclose(L.sequence_nll(logp, t(3.0, 2.0), reduction="none"), t(2.0, 1.5))
+    approx(L.sequence_nll(logp, torch.tensor([3, 2])), 1.75)  # integer token counts
+    approx(L.sequence_nll(logp, 3, reduction="sum"), 3.0)
+
+
+def test_rpo_loss():
+    c, r, nll = t(1.0, 0.0), t(0.0, 1.0), t(2.0, 4.0)
+    loss = L.rpo_loss(c, r, nll, beta=1.0, alpha=0.5)
+    expected = 0.5 * (-math.log(sig(1.0)) + 1.0 + -math.log(sig(-1.0)) + 2.0)
+    approx(loss, expected)
+    # alpha = 0 is exactly DPO and the NLL term may then be absent
+    assert torch.equal(L.rpo_loss(c, r, None, beta=1.0, alpha=0.0), L.dpo_loss(c, r, beta=1.0))
+
+
+def test_modpo_hand_computed_and_single_objective_is_dpo():
+    c, r = t(2.0), t(1.0)
+    mc, mr = t(1.0, 0.5), t(0.0, 1.5)  # gaps (1, -1)
+    loss = L.modpo_loss(c, r, mc, mr, weights=[0.5, 0.3, 0.2], beta=0.4)
+    # (1/0.5) * (0.4 * 1 - (0.3 * 1 + 0.2 * -1)) = 0.6
+    approx(loss, -math.log(sig(0.6)))
+    # weights = [1] has no other objectives: plain DPO
+    empty = torch.zeros(1, 0, dtype=F64)
+    a = L.modpo_loss(t(2.0), t(1.0), empty, empty, weights=torch.tensor([1.0]), beta=0.4)
+    approx(a, L.dpo_loss(t(2.0), t(1.0), beta=0.4).item())
+
+
+# --------------------------------------------------------------------------- IRL and AIHF
+
+
+def test_ml_irl_value_and_gradient():
+    demo, pol = t(1.0, 2.0, 3.0, grad=True), t(0.0, 4.0, grad=True)
+    loss = L.ml_irl_loss(demo, pol)
+    approx(loss, 2.0 - 2.0)
+    gd, gp = grads(loss, demo, pol)
+    assert torch.allclose(gd, t(-1 / 3, -1 / 3, -1 / 3)) and torch.allclose(gp, t(0.5, 0.5))
+    approx(L.ml_irl_loss(demo, pol, reduction="sum"), 4.0 - 6.0)
+
+
+def _bt_and_irl_inputs():
+    g = torch.Generator().manual_seed(1)
+    sa, sb, demo, pol = (
+        torch.randn(n, generator=g, dtype=F64, requires_grad=True) for n in (5, 5, 4, 6)
+    )
+    return sa, sb, t(1.0, 0.0, 0.5, 1.0, 0.3), demo, pol
+
+
+def test_aihf_demo_weight_zero_is_exactly_bt():
+    sa, sb, lab, demo, pol = _bt_and_irl_inputs()
+    bt = L.bradley_terry_loss(sa, sb, lab, noise=0.1)
+    bt_grads = grads(bt, sa, sb)
+    for demo_term in (None, L.ml_irl_loss(demo, pol) * float("nan")):
+        pref = L.bradley_terry_loss(sa, sb, lab, noise=0.1)
+        joint = L.aihf_loss(pref, demo_term, demo_weight=0.0)
+        assert torch.equal(joint, bt)
+        g = torch.autograd.grad(joint, (sa, sb, demo), allow_unused=True)
+        assert torch.equal(g[0], bt_grads[0]) and torch.equal(g[1], bt_grads[1])
+        assert g[2] is None  # a zero-weight (even NaN) term is skipped, not multiplied by 0
+
+
+def test_aihf_pref_weight_zero_is_exactly_irl():
+    sa, sb, lab, demo, pol = _bt_and_irl_inputs()
+    irl = L.ml_irl_loss(demo, pol)
+    joint = L.aihf_loss(None, L.ml_irl_loss(demo, pol), pref_weight=0.0)
+    assert torch.equal(joint, irl)
+    assert all(torch.equal(x, y) for x, y in zip(grads(joint, demo, pol), grads(irl, demo, pol)))
+
+
+def test_aihf_weighted_sum():
+    approx(L.aihf_loss(t(2.0)[0], t(3.0)[0], pref_weight=0.5, demo_weight=2.0), 7.0)
+
+
+def test_aihf_dpo():
+    c, r, d, s = t(1.0, 2.0), t(0.0, 0.0), t(3.0), t(1.0)
+    loss = L.aihf_dpo_loss(c, r, d, s, beta=0.5, pref_weight=1.0, demo_weight=0.5)
+    expected = 0.5 * (-math.log(sig(0.5)) - math.log(sig(1.0))) - 0.5 * math.log(sig(1.0))
+    approx(loss, expected)
+    # each weight set to 0 reduces exactly to sigmoid DPO on the other pair
+    for red in ("mean", "sum"):
+        pref_only = L.aihf_dpo_loss(c, r, None, None, beta=0.5, demo_weight=0.0, reduction=red)
+        demo_only = L.aihf_dpo_loss(None, None, d, s, beta=0.5, pref_weight=0.0, reduction=red)
+        assert torch.equal(pref_only, L.dpo_loss(c, r, beta=0.5, reduction=red))
+        assert torch.equal(demo_only, L.dpo_loss(d, s, beta=0.5, reduction=red))
+    per = L.aihf_dpo_loss(c, r, t(3.0, 0.0), t(1.0, 0.0), beta=0.5, reduction="none")
+    assert per.shape == (2,)
+
+
+# --------------------------------------------------------------------------- stability
+
+
+def test_huge_scores_finite_loss_and_grad():
+    big = 1e4
+    cases = [
+        lambda a, b: L.bradley_terry_loss(a, b, t(1.0, 0.0, 0.5)),
+        lambda a, b: L.bradley_terry_loss(a, b, t(1.0, 0.0, 0.5), noise=0.1, margin=1.0),
+        lambda a, b: L.reward_model_loss(a, b, center_coef=1e-3),
+        lambda a, b: L.aihf_dpo_loss(a, b, b, a, beta=1.0),
+        lambda a, b: L.modpo_loss(a, b, a[:, None], b[:, None], weights=[0.5, 0.5], beta=1.0),
+    ] + [lambda a, b, k=k: L.dpo_loss(a, b, beta=1.0, loss_type=k) for k in L.DPO_LOSS_TYPES]
+    for dtype in (torch.float32, torch.float64):
+        for fn in cases:
+            a = torch.tensor([big, -big, big], dtype=dtype, requires_grad=True)
+            b = torch.tensor([-big, big, -big], dtype=dtype, requires_grad=True)
+            loss = fn(a, b)
+            ga, gb = grads(loss, a, b)
+            assert torch.isfinite(loss) and torch.isfinite(ga).all() and torch.isfinite(gb).all()
+    # the losing label at a huge gap is large but exact: -logsigmoid(-2e4) = 2e4
+    approx(L.bradley_terry_loss(t(big), t(-big), 0.0), 2 * big, tol=1e-9)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _pair():
+    return t(0.0, 1.0), t(1.0, 0.0)
+
+
+BAD_CALLS = {
+    # reductions, one per reducing function
+    "bt reduction": lambda a, b: L.bradley_terry_loss(a, b, 1.0, reduction="avg"),
+    "rm reduction": lambda a, b: L.reward_model_loss(a, b, reduction="avg"),
+    "dpo reduction": lambda a, b: L.dpo_loss(a, b, reduction="avg"),
+    "nll reduction": lambda a, b: L.sequence_nll(a, 1, reduction="avg"),
+    "rpo reduction": lambda a, b: L.rpo_loss(a, b, a, reduction="avg"),
+    "irl reduction": lambda a, b: L.ml_irl_loss(a, b, reduction="avg"),
+    "irl none": lambda a, b: L.ml_irl_loss(a, b, reduction="none"),
+    "aihf_dpo reduction": lambda a, b: L.aihf_dpo_loss(a, b, a, b, reduction="avg"),
+    "modpo reduction": lambda a, b: L.modpo_loss(a, b, a[:, None], b[:, None],
+                                                 weights=[0.5, 0.5], reduction="avg"),
+    # Bradley-Terry hyperparameters and labels
+    "label > 1": lambda a, b: L.bradley_terry_loss(a, b, 1.5),
+    "label < 0": lambda a, b: L.bradley_terry_loss(a, b, t(0.5, -0.1)),
+    "label nan float": lambda a, b: L.bradley_terry_loss(a, b, float("nan")),
+    "label nan tensor": lambda a, b: L.bradley_terry_loss(a, b, t(float("nan"), 1.0)),
+    "label shape": lambda a, b: L.bradley_terry_loss(a, b, t(1.0, 0.0, 1.0)),
+    "noise = 1": lambda a, b: L.bradley_terry_loss(a, b, 1.0, noise=1.0),
+    "noise < 0": lambda a, b: L.bradley_terry_probability(a, b, noise=-0.1),
+    "margin < 0": lambda a, b: L.bradley_terry_loss(a, b, 1.0, margin=-1.0),
+    "margin tensor < 0": lambda a, b: L.reward_model_loss(a, b, margin=t(0.0, -1.0)),
+    "center_coef < 0": lambda a, b: L.reward_model_loss(a, b, center_coef=-0.1),
+    # shapes: incompatible and silent outer products
+    "bt shapes": lambda a, b: L.bradley_terry_loss(a, t(1.0, 2.0, 3.0), 1.0),
+    "bt outer product": lambda a, b: L.bradley_terry_loss(a, b[:, None], 1.0),
+    "prob shapes": lambda a, b: L.bradley_terry_probability(a, t(1.0, 2.0, 3.0)),
+    "rm shapes": lambda a, b: L.reward_model_loss(a, t(1.0, 2.0, 3.0)),
+    "dpo shapes": lambda a, b: L.dpo_loss(a, t(1.0, 2.0, 3.0)),
+    "rpo nll shape": lambda a, b: L.rpo_loss(a, b, t(1.0, 2.0, 3.0)),
+    "nll shape": lambda a, b: L.sequence_nll(a, t(1.0, 2.0, 3.0)),
+    "aihf shapes": lambda a, b: L.aihf_loss(a, t(1.0, 2.0, 3.0)),
+    "aihf_dpo shapes": lambda a, b: L.aihf_dpo_loss(a, t(1.0, 2.0, 3.0), a, b),
+    "modpo last dim": lambda a, b: L.modpo_loss(a, b, a[:, None], b[:, None],
+                                                weights=[0.4, 0.3, 0.3]),
+    "modpo batch": lambda a, b: L.modpo_loss(a, b, torch.zeros(3, 1, dtype=F64),
+                                             torch.zeros(3, 1, dtype=F64), weights=[0.5, 0.5]),
+    # DPO family hyperparameters
+    "unknown loss_type": lambda a, b: L.dpo_loss(a, b, loss_type="kto"),
+    "beta = 0": lambda a, b: L.dpo_loss(a, b, beta=0.0),
+    "beta < 0": lambda a, b: L.dpo_rewards(a, b, -0.1),
+    "beta nan": lambda a, b: L.aihf_dpo_loss(a, b, a, b, beta=float("nan")),
+    "modpo beta": lambda a, b: L.modpo_loss(a, b, a[:, None], b[:, None], weights=[0.5, 0.5],
+                                            beta=0.0),
+    "ls sigmoid > 0.5": lambda a, b: L.dpo_loss(a, b, label_smoothing=0.6),
+    "ls robust = 0.5": lambda a, b: L.dpo_loss(a, b, loss_type="robust", label_smoothing=0.5),
+    "ls with ipo": lambda a, b: L.dpo_loss(a, b, loss_type="ipo", label_smoothing=0.1),
+    "alpha < 0": lambda a, b: L.rpo_loss(a, b, a, alpha=-1.0),
+    "rpo nll missing": lambda a, b: L.rpo_loss(a, b, None, alpha=1.0),
+    "n_tokens = 0": lambda a, b: L.sequence_nll(a, 0),
+    "n_tokens tensor": lambda a, b: L.sequence_nll(a, t(3.0, 0.0)),
+    "irl empty": lambda a, b: L.ml_irl_loss(torch.zeros(0, dtype=F64), b),
+    # AIHF weights
+    "aihf negative weight": lambda a, b: L.aihf_loss(a, b, pref_weight=-1.0),
+    "aihf both zero": lambda a, b: L.aihf_loss(a, b, pref_weight=0.0, demo_weight=0.0),
+    "aihf inf weight": lambda a, b: L.aihf_loss(a, b, demo_weight=float("inf")),
+    "aihf missing term": lambda a, b: L.aihf_loss(a, None),
+    "aihf_dpo negative": lambda a, b: L.aihf_dpo_loss(a, b, a, b, demo_weight=-0.5),
+    "aihf_dpo both zero": lambda a, b: L.aihf_dpo_loss(a, b, a, b, pref_weight=0, demo_weight=0),
+    "aihf_dpo missing pair": lambda a, b: L.aihf_dpo_loss(a, b, None, None),
+    # MODPO weights
+    "modpo sum": lambda a, b: L.modpo_loss(a, b, a[:, None], b[:, None], weights=[0.5, 0.6]),
+    "modpo negative": lambda a, b: L.modpo_loss(a, b, a[:, None], b[:, None], weights=[1.5, -0.5]),
+    "modpo w_k zero": lambda a, b: L.modpo_loss(a, b, a[:, None], b[:, None], weights=[0.0, 1.0]),
+    "modpo 2-D": lambda a, b: L.modpo_loss(a, b, a[:, None], b[:, None], weights=[[0.5, 0.5]]),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_value_errors(name):
+    with pytest.raises(ValueError):
+        BAD_CALLS[name](*_pair())
+
+
+@pytest.mark.parametrize(
+    "call, fragments",
+    [
+        (lambda a, b: L.dpo_loss(a, b, reduction="avg"), ["'avg'", "mean", "sum", "none"]),
+        (lambda a, b: L.dpo_loss(a, b, loss_type="kto"), ["'kto'", *L.DPO_LOSS_TYPES]),
+        (lambda a, b: L.bradley_terry_loss(a, b, 1.0, noise=1.0), ["noise", "[0, 1)", "1.0"]),
+        (lambda a, b: L.dpo_loss(a, b, beta=0.0), ["beta", "(0, inf)", "0.0"]),
+        (lambda a, b: L.bradley_terry_loss(a, t(1.0, 2.0, 3.0), 1.0), ["(2,)", "(3,)"]),
+        (lambda a, b: L.aihf_loss(a, b, pref_weight=0.0, demo_weight=0.0),
+         ["pref_weight", "demo_weight"]),
+    ],
+)
+def test_error_messages_name_the_problem(call, fragments):
+    with pytest.raises(ValueError) as info:
+        call(*_pair())
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+def test_log_sigmoid_is_used_not_log_of_sigmoid():
+    # float32 log(sigmoid(-200)) is -inf; the module must return the exact 200.
+    x = torch.tensor([-200.0], dtype=torch.float32)
+    assert torch.isinf(torch.log(torch.sigmoid(x))).all()
+    approx(L.dpo_loss(x, torch.zeros(1, dtype=torch.float32), beta=1.0), 200.0, tol=1e-6)
+    approx(L.bradley_terry_loss(x, torch.zeros(1, dtype=torch.float32), 1.0, noise=0.0), 200.0,
+           tol=1e-6)
+    assert torch.equal(F.logsigmoid(x), -L.dpo_loss(x, torch.zeros(1, dtype=torch.float32),
+                                                     beta=1.0, reduction="none"))
