@@ -32,6 +32,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--evals", type=int, default=d.evals, help="evaluations during the run (the history)")
     p.add_argument("--pretrain-steps", type=int, default=d.pretrain_steps,
                    help="SAC only: PEBBLE unsupervised pre-training steps before the first labels")
+    p.add_argument("--threads", type=int, default=d.threads, help="torch threads")
     p.add_argument("--resume", metavar="DIR", help="continue the stopped run in DIR (other options are ignored)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -49,7 +50,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             seed=args.seed, reward=args.reward, sampler=args.sampler, ensemble=args.ensemble,
             segment_len=args.segment_len, n_envs=args.n_envs, num_queries=args.num_queries,
             eval_episodes=args.eval_episodes, evals=args.evals, pretrain_steps=args.pretrain_steps,
-            progress=not args.no_progress,
+            threads=args.threads, progress=not args.no_progress,
         ))
     summary = {k: metrics[k] for k in ("env", "algo", "labels", "true_return", "learned_return",
                                        "pref_accuracy_heldout", "reward_correlation", "wall_seconds")}

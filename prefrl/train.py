@@ -17,6 +17,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.monitor import Monitor
@@ -57,6 +58,7 @@ class TrainConfig:
     history_episodes: int = 5
     pretrain_steps: int = 0
     reward_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    threads: int = 1
     progress: bool = True
 
     def validate(self) -> None:
@@ -65,7 +67,8 @@ class TrainConfig:
         _check_choice("algo", self.algo, tuple(ALGOS))
         _check_choice("reward", self.reward, REWARDS)
         _check_positive_int("steps", self.steps)
-        for name in ("ensemble", "segment_len", "n_envs", "eval_episodes", "evals", "history_episodes", "num_queries"):
+        for name in ("ensemble", "segment_len", "n_envs", "eval_episodes", "evals", "history_episodes", "num_queries",
+                     "threads"):
             _check_positive_int(name, getattr(self, name))
         if self.reward == "learned":
             _check_positive_int("labels", self.labels, hint=" (the label budget; use --reward true for the baseline)")
@@ -163,6 +166,8 @@ class Run:
 
     def __init__(self, config: TrainConfig, resume: bool = False):
         config.validate()
+        # Small MLPs gain little from more threads, and two runs side by side oversubscribe the cores.
+        torch.set_num_threads(config.threads)
         self.config, self.out = config, Path(config.out)
         self.out.mkdir(parents=True, exist_ok=True)
         write_json(self.out / "config.json", asdict(config))

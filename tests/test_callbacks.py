@@ -1,0 +1,116 @@
+"""The SB3 callback loop: label schedule, PPO and SAC, replay relabelling, PEBBLE pre-training."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+import prefrl_envs  # noqa: F401
+from prefrl.callbacks import LabelSchedule, PreferenceCallback, StateEntropyReward
+from prefrl.data import ComparisonDataset, TrajectoryBuffer
+from prefrl.reward import RewardModel
+from prefrl.teachers import make_teacher
+from prefrl.wrappers import LearnedRewardVecEnv
+
+
+def test_schedule_spends_a_quarter_up_front_then_a_decaying_rate():
+    s = LabelSchedule(total=700, total_steps=300_000)
+    assert s.initial == 175 and s.due(0) == 175
+    due = [s.due(t) for t in range(0, 300_001, 1000)]
+    assert all(b >= a for a, b in zip(due, due[1:]))
+    assert s.due(int(0.75 * 300_000)) == 700 and due[-1] == 700
+    first_half = s.due(int(0.375 * 300_000)) - 175
+    assert first_half > 0.6 * (700 - 175)  # the rate decays: more than half of the rest in the first half
+    for bad in (0, -5, 2.5):
+        with pytest.raises(ValueError, match="label budget must be a positive integer"):
+            LabelSchedule(total=bad, total_steps=1000)
+
+
+def _setup(env_id, algo_cls, n_envs=1, **algo_kw):
+    venv = DummyVecEnv([lambda: gym.make(env_id)] * n_envs)
+    venv.seed(0)
+    model = RewardModel(venv.observation_space, venv.action_space, ensemble_size=2, seed=0)
+    wrapped = LearnedRewardVecEnv(venv, model, TrajectoryBuffer(n_envs))
+    algo = algo_cls("MlpPolicy", wrapped, seed=0, **algo_kw)
+    return model, wrapped, algo
+
+
+def test_ppo_loop_spends_the_budget_and_saves_every_label(tmp_path):
+    model, wrapped, ppo = _setup("prefrl/PointMassFall-v0", PPO, n_envs=2, n_steps=256, batch_size=64, n_epochs=2)
+    cb = PreferenceCallback(model, make_teacher("oracle"), total_labels=40, total_steps=6000, segment_len=20,
+                            num_queries=5, warmup_steps=1000, run_dir=tmp_path, sampler="disagreement")
+    ppo.learn(6000, callback=cb)
+    assert cb.labels_asked == 40 and len(cb.dataset) == 40
+    assert cb.warmup_done == 1000
+    assert len(cb.fit_reports) >= 4  # initial fit + decaying queries
+    saved = ComparisonDataset.load(tmp_path / "comparisons.npz")
+    np.testing.assert_array_equal(saved.labels, cb.dataset.labels)
+    assert (tmp_path / "reward_model.pt").exists()
+    # the warm-up covered terminations, so the reward is anchored at the absorbing state
+    assert (saved.segments_a.mask == 0).any()
+
+
+def test_sac_replay_buffer_is_relabelled_with_the_current_reward():
+    model, wrapped, sac = _setup("InvertedPendulum-v5", SAC, learning_starts=200, buffer_size=5000,
+                                 policy_kwargs={"net_arch": [32, 32]}, train_freq=4, gradient_steps=1)
+    cb = PreferenceCallback(model, make_teacher("oracle"), total_labels=30, total_steps=1500, segment_len=10,
+                            num_queries=3)
+    sac.learn(1500, callback=cb)
+    assert cb.labels_asked == 30
+    rb = sac.replay_buffer
+    n = rb.pos
+    obs, nxt = rb.observations[:n, 0], rb.next_observations[:n, 0]
+    acts = sac.policy.unscale_action(rb.actions[:n, 0])  # InvertedPendulum's actions live in [-3, 3]
+    stale = rb.rewards[:n, 0].copy()
+    np.testing.assert_allclose(stale, model.predict(obs, acts, nxt), rtol=1e-4, atol=1e-5)
+    # one more query (budget raised): every stored reward must be recomputed with the refitted model
+    cb.schedule = LabelSchedule(total=35, total_steps=1500)
+    cb._query(5)
+    fresh = model.predict(obs, acts, nxt)
+    np.testing.assert_allclose(rb.rewards[:n, 0], fresh, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(stale, fresh)
+
+
+def test_pebble_pretraining_uses_state_entropy_before_the_first_labels():
+    model, wrapped, sac = _setup("prefrl/PointMass-v0", SAC, learning_starts=100, buffer_size=3000,
+                                 policy_kwargs={"net_arch": [32, 32]}, train_freq=8, gradient_steps=1)
+    cb = PreferenceCallback(model, make_teacher("oracle"), total_labels=20, total_steps=1200, segment_len=10,
+                            num_queries=2, pretrain_steps=400)
+    sources = []
+
+    orig = wrapped.relabel.__class__.__call__
+
+    def spy(self, *args, **kw):
+        sources.append(self.source if isinstance(self.source, str) else type(self.source).__name__)
+        return orig(self, *args, **kw)
+
+    wrapped.relabel.__class__.__call__ = spy
+    try:
+        sac.learn(1200, callback=cb)
+    finally:
+        wrapped.relabel.__class__.__call__ = orig
+    first_learned = sources.index("learned")
+    assert set(sources[:first_learned]) == {"StateEntropyReward"}
+    assert first_learned >= 500  # learning_starts + pre-training
+    assert cb.fit_reports[0]["env_steps"] >= 500
+
+
+def test_state_entropy_reward_is_larger_for_novel_states():
+    buf = TrajectoryBuffer(1)
+    for t in range(50):
+        o = np.array([[0.01 * t, 0.0]], np.float32)
+        buf.add(o, np.zeros((1, 1)), o, np.zeros(1), np.array([t == 49]), np.zeros(1, bool))
+    r = StateEntropyReward(buf, k=3)
+    near, far = r(None, None, np.array([[0.2, 0.0], [5.0, 5.0]], np.float32))
+    assert far > 10 * near
+
+
+def test_callback_refuses_a_mismatched_setup():
+    model, wrapped, ppo = _setup("prefrl/PointMass-v0", PPO, n_steps=64)
+    other = RewardModel(wrapped.observation_space, wrapped.action_space, ensemble_size=1)
+    cb = PreferenceCallback(other, make_teacher("oracle"), total_labels=10, total_steps=128)
+    with pytest.raises(ValueError, match="different reward model"):
+        ppo.learn(128, callback=cb)
+    with pytest.raises(ValueError, match="unknown sampler 'best'"):
+        PreferenceCallback(model, make_teacher("oracle"), total_labels=10, total_steps=128, sampler="best")

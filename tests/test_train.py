@@ -1,0 +1,137 @@
+"""`prefrl train` / `prefrl plot` end to end, resume after a hard kill, and bad input at the front door."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prefrl.cli import main
+from prefrl.data import ComparisonDataset
+
+METRIC_KEYS = {"env", "algo", "seed", "env_steps", "labels", "true_return", "learned_return",
+               "pref_accuracy_heldout", "reward_correlation", "wall_seconds", "history"}
+
+
+def _train(tmp_path, name, *extra):
+    out = tmp_path / name
+    code = main(["train", "--out", str(out), "--no-progress", *extra])
+    assert code == 0
+    return out, json.loads((out / "metrics.json").read_text())
+
+
+def test_preference_ppo_learns_the_early_termination_task(tmp_path):
+    """A random policy scores ~40 and falls after ~45 steps; the full-length optimum is ~555."""
+    out, m = _train(tmp_path, "pref", "--env", "prefrl/PointMassFall-v0", "--labels", "100", "--steps", "24000",
+                    "--segment-len", "25", "--evals", "3", "--eval-episodes", "10", "--sampler", "disagreement")
+    assert METRIC_KEYS <= set(m)
+    assert m["labels"] == 100 and m["env_steps"] >= 24000
+    assert m["true_return"] > 250
+    assert m["reward_correlation"] > 0.8 and m["pref_accuracy_heldout"] > 0.85
+    assert len(m["history"]) == 4 and all({"env_steps", "true_return", "learned_return"} <= set(h) for h in m["history"])
+    for name in ("curves.png", "policy.zip", "reward_model.pt", "comparisons.npz", "config.json"):
+        assert (out / name).is_file(), name
+    assert any((out / "tb").rglob("events.out.tfevents.*"))
+    assert len(ComparisonDataset.load(out / "comparisons.npz")) == 100
+
+
+def test_true_reward_baseline_and_overlay_plot(tmp_path, capsys):
+    base, m = _train(tmp_path, "true", "--env", "prefrl/PointMass-v0", "--reward", "true", "--steps", "2048",
+                     "--evals", "1", "--eval-episodes", "2")
+    assert m["reward"] == "true" and m["labels"] == 0 and m["learned_return"] is None
+    assert m["reward_correlation"] is None and not (base / "comparisons.npz").exists()
+    pref, _ = _train(tmp_path, "pref", "--env", "prefrl/PointMass-v0", "--labels", "20", "--steps", "800",
+                     "--evals", "1", "--eval-episodes", "2", "--segment-len", "20", "--algo", "sac")
+    png = tmp_path / "both.png"
+    assert main(["plot", str(base), str(pref), "--out", str(png)]) == 0
+    assert png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--env", "Hoper-v5"], "unknown env id 'Hoper-v5'.*did you mean Hopper-v5"),
+        (["--env", "prefrl/PointMass-v0", "--labels", "0"], "labels must be a positive integer, got 0"),
+        (["--env", "prefrl/PointMass-v0", "--labels", "-3"], "labels must be a positive integer, got -3"),
+        (["--env", "prefrl/PointMass-v0", "--teacher", "genius"], "unknown teacher 'genius'.*oracle"),
+        (["--env", "prefrl/PointMass-v0", "--algo", "dqn"], "unknown algo 'dqn'"),
+        (["--env", "prefrl/PointMass-v0", "--steps", "0"], "steps must be a positive integer"),
+    ],
+)
+def test_bad_train_options_get_one_clear_line(tmp_path, capsys, args, message):
+    assert main(["train", "--out", str(tmp_path / "x"), "--no-progress", *args]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    import re
+
+    assert re.search(message, err), err
+
+
+def test_bad_run_directories_are_named(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path / "missing")]) == 2
+    assert "not a prefrl run directory" in capsys.readouterr().err
+    assert main(["plot", str(tmp_path), "--out", str(tmp_path / "p.png")]) == 2
+    assert "is not a finished prefrl run" in capsys.readouterr().err
+
+
+def _wait_for(path: Path, predicate, timeout: float = 240.0):
+    start = time.time()
+    while time.time() - start < timeout:
+        if path.exists():
+            try:
+                if predicate():
+                    return
+            except (ValueError, OSError):
+                pass  # caught mid-rename; look again
+        time.sleep(0.2)
+    raise TimeoutError(f"{path} not ready after {timeout}s")
+
+
+def test_killed_run_resumes_without_losing_labels(tmp_path, capsys):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "prefrl.cli", "train", "--env", "prefrl/PointMass-v0", "--labels", "60",
+           "--steps", "12000", "--segment-len", "20", "--evals", "6", "--eval-episodes", "2", "--num-queries", "6",
+           "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "MUJOCO_GL": "egl"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        # kill hard once a policy checkpoint exists and labels beyond the initial batch are stored
+        _wait_for(out / "state.json", lambda: len(ComparisonDataset.load(out / "comparisons.npz")) > 15)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    before = ComparisonDataset.load(out / "comparisons.npz")
+    assert not (out / "metrics.json").exists()
+
+    # a corrupt label file is reported, never silently replaced
+    good = (out / "comparisons.npz").read_bytes()
+    (out / "comparisons.npz").write_bytes(good[: len(good) // 2])
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    (out / "comparisons.npz").write_bytes(good)
+
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0
+    after = ComparisonDataset.load(out / "comparisons.npz")
+    m = json.loads((out / "metrics.json").read_text())
+    assert len(after) == 60 and m["labels"] == 60
+    np.testing.assert_array_equal(after.labels[: len(before)], before.labels)  # every earlier label kept
+    np.testing.assert_array_equal(after.segments_a.obs[: len(before)], before.segments_a.obs)
+    assert m["env_steps"] >= 12000
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 2
+    assert "already finished" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_reward_model_trained_on_other_spaces(tmp_path, capsys):
+    out, _ = _train(tmp_path, "pm", "--env", "prefrl/PointMass-v0", "--labels", "10", "--steps", "1024",
+                    "--evals", "1", "--eval-episodes", "1", "--segment-len", "20")
+    (out / "metrics.json").unlink()
+    cfg = json.loads((out / "config.json").read_text())
+    cfg["env"] = "prefrl/PointMassFall-v0"  # obs shape (3,) instead of (6,)
+    (out / "config.json").write_text(json.dumps(cfg))
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "trained on observation space" in err and "(6,)" in err and "(3,)" in err

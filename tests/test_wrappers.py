@@ -1,0 +1,178 @@
+"""The reward-swapping wrappers: learned reward out, true reward in info, everything recorded, bad input refused."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from prefrl.data import TrajectoryBuffer
+from prefrl.reward import RewardModel
+from prefrl.wrappers import LearnedRewardVecEnv, LearnedRewardWrapper
+
+
+class ToyEnv(gym.Env):
+    """obs = [t, noise]; reward = t; ends after `length` steps, terminated or truncated."""
+
+    def __init__(self, length=5, terminate=True, bad_step=None, bad_obs_step=None, obs_space=None):
+        self.length, self.terminate = length, terminate
+        self.bad_step, self.bad_obs_step = bad_step, bad_obs_step
+        self.observation_space = obs_space or spaces.Box(-np.inf, np.inf, (2,), np.float32)
+        self.action_space = spaces.Box(-1, 1, (1,), np.float32)
+
+    def _obs(self):
+        return np.array([self.t, self.np_random.normal()], np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        reward = float(self.t)
+        if self.bad_step == self.t:
+            reward = float("nan")
+        obs = self._obs()
+        if self.bad_obs_step == self.t:
+            obs[0] = np.inf
+        done = self.t >= self.length
+        return obs, reward, done and self.terminate, done and not self.terminate, {}
+
+
+def _model(env, seed=0):
+    return RewardModel(env.observation_space, env.action_space, ensemble_size=2, seed=seed)
+
+
+class CountingModel(RewardModel):
+    calls = 0
+
+    def predict(self, obs, acts, next_obs):
+        CountingModel.calls += 1
+        return super().predict(obs, acts, next_obs)
+
+
+def test_vec_wrapper_swaps_reward_keeps_truth_and_records_episode_ends():
+    envs = [ToyEnv(length=3 + i, terminate=i % 2 == 0) for i in range(4)]
+    venv = DummyVecEnv([lambda e=e: e for e in envs])
+    model = CountingModel(venv.observation_space, venv.action_space, ensemble_size=2, seed=0)
+    buf = TrajectoryBuffer(4)
+    wrapped = LearnedRewardVecEnv(venv, model, buf)
+    obs = wrapped.reset()
+    learned_sum, true_sum = np.zeros(4), np.zeros(4)
+    for step in range(6):
+        actions = np.full((4, 1), 0.5, np.float32)
+        prev = obs
+        obs, rewards, dones, infos = wrapped.step(actions)
+        next_obs = np.stack([info.get("terminal_observation", o) for info, o in zip(infos, obs)])
+        np.testing.assert_allclose(rewards, model.predict(prev, actions, next_obs), rtol=1e-6)
+        learned_sum += rewards
+        true_sum += [info["true_reward"] for info in infos]
+        for i in np.flatnonzero(dones):
+            assert info_close(infos[i]["learned_return"], learned_sum[i])
+            learned_sum[i] = 0
+    # env 0 (3 steps, terminated) finished twice; terminal observations were recorded, not the reset ones
+    eps0 = [e for e in buf.episodes if len(e) == 3]
+    assert len(eps0) == 2 and all(e.terminated for e in eps0)
+    np.testing.assert_array_equal(eps0[0].next_obs[:, 0], [1, 2, 3])
+    np.testing.assert_array_equal(eps0[0].true_rewards, [1, 2, 3])
+    assert any(len(e) == 4 and not e.terminated for e in buf.episodes)  # truncated env 1
+
+
+def info_close(a, b):
+    return abs(a - b) < 1e-4 * max(1.0, abs(b))
+
+
+def test_vec_wrapper_records_mujoco_states_before_each_step():
+    venv = DummyVecEnv([lambda: gym.make("InvertedPendulum-v5")])
+    buf = TrajectoryBuffer(1)
+    wrapped = LearnedRewardVecEnv(venv, _model(venv), buf)
+    wrapped.reset()
+    data = venv.envs[0].unwrapped.data
+    first = np.concatenate([data.qpos, data.qvel]).copy()
+    for _ in range(40):
+        _, _, dones, _ = wrapped.step(np.array([[0.0]], np.float32))
+        if dones[0]:
+            break
+    wrapped.reset()
+    ep = buf.episodes[0]
+    assert ep.states.shape == (len(ep), 4)
+    np.testing.assert_allclose(ep.states[0], first, rtol=1e-5)
+
+
+def test_true_reward_source_is_the_baseline_path():
+    venv = DummyVecEnv([lambda: ToyEnv()])
+    wrapped = LearnedRewardVecEnv(venv, None, TrajectoryBuffer(1))
+    wrapped.reset()
+    _, rewards, _, infos = wrapped.step(np.zeros((1, 1), np.float32))
+    assert rewards[0] == infos[0]["true_reward"] == 1.0
+    with pytest.raises(ValueError, match="needs a reward model"):
+        wrapped.set_reward_source("learned")
+    with pytest.raises(ValueError, match="reward source"):
+        wrapped.set_reward_source("bogus")
+
+
+@pytest.mark.parametrize("kind", ["reward", "obs"])
+def test_non_finite_reward_or_observation_is_refused(kind):
+    env = ToyEnv(length=10, **({"bad_step": 2} if kind == "reward" else {"bad_obs_step": 2}))
+    wrapped = LearnedRewardVecEnv(DummyVecEnv([lambda: env]), _model(env), TrajectoryBuffer(1))
+    wrapped.reset()
+    wrapped.step(np.zeros((1, 1), np.float32))
+    with pytest.raises(ValueError, match="nan|NaN/inf"):
+        wrapped.step(np.zeros((1, 1), np.float32))
+
+
+def test_unsupported_observation_space_is_refused():
+    env = ToyEnv(obs_space=spaces.Text(8))
+    with pytest.raises(TypeError, match="observation space Text"):
+        LearnedRewardWrapper(env, None)
+    env = ToyEnv(obs_space=spaces.Dict({"ok": spaces.Box(0, 1, (2,)), "caption": spaces.Text(4)}))
+    with pytest.raises(TypeError, match=r"observation\['caption'\] space Text"):
+        LearnedRewardWrapper(env, None)
+
+
+def test_model_trained_on_other_spaces_is_refused():
+    other = RewardModel(spaces.Box(-1, 1, (5,)), spaces.Box(-1, 1, (1,)), ensemble_size=1)
+    with pytest.raises(ValueError, match=r"trained on observation space .*env gives"):
+        LearnedRewardVecEnv(DummyVecEnv([lambda: ToyEnv()]), other)
+
+
+class DictEnv(ToyEnv):
+    def __init__(self):
+        super().__init__(length=4)
+        self.observation_space = spaces.Dict({"pos": spaces.Box(-np.inf, np.inf, (2,)), "mode": spaces.Discrete(3)})
+
+    def _obs(self):
+        return {"pos": np.array([self.t, 0.0], np.float32), "mode": self.t % 3}
+
+
+def test_dict_observations_are_flattened():
+    env = DictEnv()
+    model = _model(env)
+    assert model.obs_dim == 5
+    buf = TrajectoryBuffer(1)
+    wrapped = LearnedRewardVecEnv(DummyVecEnv([lambda: env]), model, buf)
+    wrapped.reset()
+    for _ in range(4):
+        wrapped.step(np.zeros((1, 1), np.float32))
+    ep = buf.episodes[0]
+    # keys in Dict order (sorted): one-hot mode (4 % 3 = 1), then pos; the terminal obs, not the reset one
+    np.testing.assert_array_equal(ep.next_obs[-1], [0, 1, 0, 4, 0])
+
+
+def test_single_env_wrapper_matches_and_records():
+    env = ToyEnv(length=3)
+    buf = TrajectoryBuffer(1)
+    wrapped = LearnedRewardWrapper(env, _model(env), buf)
+    obs, _ = wrapped.reset(seed=0)
+    total = 0.0
+    for _ in range(3):
+        act = np.array([0.2], np.float32)
+        nxt, r, term, trunc, info = wrapped.step(act)
+        assert r == pytest.approx(float(wrapped.relabel.reward_model.predict(obs[None], act[None], nxt[None])[0]), rel=1e-6)
+        total += r
+        obs = nxt
+    assert term and info["true_reward"] == 3.0 and info["learned_return"] == pytest.approx(total)
+    assert len(buf.episodes) == 1 and buf.episodes[0].terminated
+    with pytest.raises(ValueError, match="n_envs=1"):
+        LearnedRewardWrapper(ToyEnv(), None, TrajectoryBuffer(2))
