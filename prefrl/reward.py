@@ -47,12 +47,10 @@ class EnsembleMLP(nn.Module):
         """Per-member rewards; x is (K, M, in), or (M, in) to feed every member the same inputs."""
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(self.weights[0].shape[0], -1, -1)
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(b, x, w)
-            if i < last:
-                x = nn.functional.leaky_relu(x, self.negative_slope)
-        return x.squeeze(-1)
+        for w, b in zip(self.weights[:-1], self.biases[:-1]):
+            x = nn.functional.leaky_relu(torch.baddbmm(b, x, w), self.negative_slope)
+        # A batched matmul with one output column is slow on CPU; multiply-and-sum is the same math.
+        return (x * self.weights[-1].transpose(1, 2)).sum(-1) + self.biases[-1][:, :, 0]
 
 
 class RewardModel(nn.Module):
@@ -76,6 +74,8 @@ class RewardModel(nn.Module):
             raise ValueError(f"reward inputs {list(inputs)} invalid: choose a non-empty subset of {INPUT_KINDS}")
         if ensemble_size < 1:
             raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
+        if not hidden or any(int(h) < 1 for h in hidden):
+            raise ValueError(f"hidden layer sizes must be a non-empty list of positive integers, got {list(hidden)}")
         self.observation_space, self.action_space = observation_space, action_space
         self.obs_dim, self.act_dim = flat_dim(observation_space), flat_dim(action_space)
         self.inputs = tuple(i for i in INPUT_KINDS if i in inputs)
@@ -144,21 +144,39 @@ class RewardModel(nn.Module):
         self.out_scale.copy_(r.std(dim=1) + 1e-6)
         self._np_params = None
 
+    def _compile_numpy(self) -> list[np.ndarray]:
+        """Fold input and output normalization and the member average into plain numpy weights.
+
+        The first layers of all members share the input, so they become one (in, K*h) matmul;
+        the last layers and the mean over normalized members become one dot product.
+        """
+        k = self.ensemble_size
+        ws = [w.detach().cpu().double().numpy() for w in self.net.weights]
+        bs = [b.detach().cpu().double().numpy() for b in self.net.biases]
+        mean, std = self.in_mean.double().numpy(), self.in_std.double().numpy()
+        shift, scale = self.out_shift.double().numpy(), self.out_scale.double().numpy()
+        w1 = ws[0] / std[None, :, None]
+        b1 = bs[0][:, 0, :] - np.einsum("i,kih->kh", mean / std, ws[0])
+        first = (w1.transpose(1, 0, 2).reshape(w1.shape[1], -1), b1.reshape(-1))
+        w_last = ws[-1][..., 0] / (k * scale[:, None])  # (K, h_L)
+        c = float(np.sum((bs[-1][:, 0, 0] - shift) / (k * scale)))
+        f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+        middle = [(f32(w), f32(b)) for w, b in zip(ws[1:-1], bs[1:-1])]
+        return [(f32(first[0]), f32(first[1])), middle, f32(w_last), np.float32(c)]
+
     def predict(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
         """Normalized ensemble-mean reward for a batch of flat transitions, shape (B,). Numpy fast path."""
         if self._np_params is None:
-            self._np_params = [p.detach().cpu().numpy().copy() for p in (*self.net.weights, *self.net.biases)]
-            self._np_norm = [t.detach().cpu().numpy().copy() for t in (self.in_mean, self.in_std, self.out_shift, self.out_scale)]
-        n_layers = len(self.net.weights)
-        ws, bs = self._np_params[:n_layers], self._np_params[n_layers:]
-        in_mean, in_std, shift, scale = self._np_norm
-        h = (self.features(obs, acts, next_obs) - in_mean) / in_std  # (B, in)
-        for i, (w, b) in enumerate(zip(ws, bs)):
-            h = np.matmul(h, w) + b  # (B,in)@(K,in,out) broadcasts to (K,B,out)
-            if i < n_layers - 1:
-                h = np.where(h > 0, h, h * self.net.negative_slope)
-        r = (h[..., 0] - shift[:, None]) / scale[:, None]
-        return r.mean(axis=0)
+            self._np_params = self._compile_numpy()
+        (w1, b1), middle, w_last, c = self._np_params
+        slope, k = self.net.negative_slope, self.ensemble_size
+        h = self.features(obs, acts, next_obs) @ w1 + b1  # all members' first layers at once: (B, K*h1)
+        h = np.maximum(h, slope * h)
+        h = h.reshape(len(h), k, -1).transpose(1, 0, 2)  # (K, B, h1)
+        for w, b in middle:
+            h = np.matmul(h, w) + b
+            h = np.maximum(h, slope * h)
+        return np.einsum("kbh,kh->b", h, w_last) + c
 
     def invalidate_cache(self) -> None:
         """Drop the numpy copy of the weights (call after changing parameters by hand)."""
@@ -222,6 +240,7 @@ class FitReport:
     pairs: int
     weight_decay: float
     seconds: float
+    pair_updates: int = 0  # (labelled pair, member) gradient evaluations, for speed reports
 
 
 class RewardTrainer:
@@ -276,17 +295,19 @@ class RewardTrainer:
             g["weight_decay"] = self.weight_decay
 
         best_loss, best_state, best_epoch = math.inf, None, 0
-        epoch = updates = 0
+        epoch = updates = pair_updates = 0
         while updates < self.max_updates:
             epoch += 1
             model.train()
             order = np.take_along_axis(boot, np.argsort(self.rng.random(boot.shape), axis=1), axis=1)
             for s in range(0, len(train), self.batch_size):
-                loss = self._losses(pairs, torch.as_tensor(order[:, s : s + self.batch_size])).mean(dim=1).sum()
+                ids = torch.as_tensor(order[:, s : s + self.batch_size])
+                loss = self._losses(pairs, ids).mean(dim=1).sum()
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()  # members are independent: the sum trains each on its own mean loss
                 self.optimizer.step()
                 updates += 1
+                pair_updates += ids.numel()
             if n_val == 0:
                 continue
             with torch.no_grad():
@@ -307,7 +328,7 @@ class RewardTrainer:
             elif ratio < 1.1:
                 self.weight_decay = max(self.weight_decay / 2, 1e-7)
         model.set_output_normalization(pairs.real_features, anchor_absorbing=pairs.has_absorbing)
-        return FitReport(epoch, train_loss, val_loss, val_acc, n, self.weight_decay, time.perf_counter() - t0)
+        return FitReport(epoch, train_loss, val_loss, val_acc, n, self.weight_decay, time.perf_counter() - t0, pair_updates)
 
     @torch.no_grad()
     def evaluate(self, dataset: ComparisonDataset) -> tuple[float, float]:
