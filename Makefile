@@ -18,10 +18,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Preference-based PPO on Hopper-v5 with the oracle teacher, then the learned-vs-true plot.
+# Each `make demo` starts afresh (--overwrite): its labels come from a script, not a person.
 DEMO_DIR ?= runs/demo
 demo: install
 	$(VENV)/bin/prefrl train --env Hopper-v5 --algo ppo --teacher oracle --labels 700 \
-		--steps 300000 --seed 0 --out $(DEMO_DIR)
+		--steps 300000 --seed 0 --out $(DEMO_DIR) --overwrite
 	@echo "Learned vs true reward curves: $(DEMO_DIR)/curves.png"
 
 test: install

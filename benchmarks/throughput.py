@@ -1,7 +1,7 @@
 """Throughput of preference-based PPO against PPO on the true reward, measured in one process.
 
-    python benchmarks/throughput.py                       # Hopper-v5, 3 x 30k steps per mode
-    python benchmarks/throughput.py --env prefrl/PointMass-v0 --steps 20000 --repeats 2
+    python benchmarks/throughput.py                       # Hopper-v5, 2 x 100k steps per mode, ~8 min
+    python benchmarks/throughput.py --env prefrl/PointMass-v0 --steps 20000 --labels 50 --repeats 1
 
 Prints one JSON line and writes benchmarks/results/throughput.json:
 - learned_vs_true_fps_ratio: PPO env-steps/s with the whole preference loop (learned-reward
@@ -109,9 +109,9 @@ def reward_training_speed(env_id: str, pairs: int = 700, horizon: int = 50, upda
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="Hopper-v5")
-    parser.add_argument("--steps", type=int, default=30_000, help="PPO env steps per measurement")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--labels", type=int, default=100, help="label budget of the learned-reward runs")
+    parser.add_argument("--steps", type=int, default=100_000, help="PPO env steps per measurement")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--labels", type=int, default=250, help="label budget of the full-loop runs (700 per 300k, scaled)")
     parser.add_argument("--out", default=str(RESULTS / "throughput.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)  # as `prefrl train` does

@@ -178,7 +178,8 @@ class PreferenceCallback(BaseCallback):
                 self.wrapper.set_reward_source(StateEntropyReward(self.buffer))
         else:
             self._warmup()
-            self._query(self.schedule.initial)
+            if self.buffer.can_sample(self.segment_len):  # else at the first rollout end that can
+                self._query(self.schedule.initial)
 
     def _on_step(self) -> bool:
         return True

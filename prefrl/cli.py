@@ -34,6 +34,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
                    help="SAC only: PEBBLE unsupervised pre-training steps before the first labels")
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads")
     p.add_argument("--resume", metavar="DIR", help="continue the stopped run in DIR (other options are ignored)")
+    p.add_argument("--overwrite", action="store_true", help="delete an earlier run in --out instead of refusing")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -51,7 +52,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             segment_len=args.segment_len, n_envs=args.n_envs, num_queries=args.num_queries,
             eval_episodes=args.eval_episodes, evals=args.evals, pretrain_steps=args.pretrain_steps,
             threads=args.threads, progress=not args.no_progress,
-        ))
+        ), overwrite=args.overwrite)
     summary = {k: metrics[k] for k in ("env", "algo", "labels", "true_return", "learned_return",
                                        "pref_accuracy_heldout", "reward_correlation", "wall_seconds")}
     print(json.dumps(summary))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -164,8 +165,14 @@ class _RunMonitor(BaseCallback):
 class Run:
     """Builds (or resumes) everything a run needs; `train()` runs it to the end."""
 
-    def __init__(self, config: TrainConfig, resume: bool = False):
+    def __init__(self, config: TrainConfig, resume: bool = False, overwrite: bool = False):
         config.validate()
+        existing = Path(config.out) / "config.json"
+        if not resume and existing.exists():
+            if not overwrite:
+                raise ValueError(f"{config.out} already holds a prefrl run: continue it with --resume {config.out}, "
+                                 f"or pass --overwrite to delete it and start again")
+            shutil.rmtree(config.out)
         # Small MLPs gain little from more threads, and two runs side by side oversubscribe the cores.
         torch.set_num_threads(config.threads)
         self.config, self.out = config, Path(config.out)
@@ -321,9 +328,9 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-def train(config: TrainConfig) -> dict[str, Any]:
+def train(config: TrainConfig, overwrite: bool = False) -> dict[str, Any]:
     """Train a new run; returns the metrics written to metrics.json."""
-    return Run(config).train()
+    return Run(config, overwrite=overwrite).train()
 
 
 def resume(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:

@@ -72,6 +72,18 @@ def test_bad_train_options_get_one_clear_line(tmp_path, capsys, args, message):
     assert re.search(message, err), err
 
 
+def test_an_earlier_run_is_never_overwritten_by_accident(tmp_path, capsys):
+    out, _ = _train(tmp_path, "r", "--env", "prefrl/PointMass-v0", "--labels", "10", "--steps", "1024",
+                    "--evals", "1", "--eval-episodes", "1", "--segment-len", "20")
+    labels = (out / "comparisons.npz").read_bytes()
+    assert main(["train", "--env", "prefrl/PointMass-v0", "--out", str(out), "--no-progress"]) == 2
+    assert "already holds a prefrl run" in capsys.readouterr().err
+    assert (out / "comparisons.npz").read_bytes() == labels
+    _train(tmp_path, "r", "--env", "prefrl/PointMass-v0", "--reward", "true", "--steps", "1024", "--evals", "1",
+           "--eval-episodes", "1", "--overwrite")
+    assert not (out / "comparisons.npz").exists()
+
+
 def test_bad_run_directories_are_named(tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path / "missing")]) == 2
     assert "not a prefrl run directory" in capsys.readouterr().err

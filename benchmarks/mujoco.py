@@ -1,0 +1,445 @@
+"""Sweeps of preference-based RL on MuJoCo tasks against the true-reward baseline.
+
+    python benchmarks/mujoco.py --envs Hopper-v5,HalfCheetah-v5,Walker2d-v5,Swimmer-v5 --labels 0,700 \\
+        --teachers oracle --samplers uniform --seeds 0,1,2 --steps 300000 --workers 2
+
+`--labels 0` is the true-reward baseline (same learner, same wrappers, true reward). Every run goes
+through `prefrl.train` exactly as `prefrl train` does. Per-run records land in
+`benchmarks/results/runs/*.json` (the policy, reward model and labels of each run stay in
+`--runs-dir`); a sweep that is stopped resumes where it was: finished runs are skipped, a run
+killed half-way resumes from its checkpoint, a failed run is recorded with its error (and retried
+on the next invocation) without stopping the others, and a corrupt run file is reported and re-run.
+
+The aggregate is `benchmarks/results/mujoco_summary.json` (one row per env / method / teacher /
+sampler / label budget, with `ratio_to_true_reward` against the baseline of the same env, steps
+and seeds), `benchmarks/results/mujoco.md` and one plot per env, `mujoco_<env>.png`.
+
+`--backend ray [--ray-address ADDR]` runs each training run as a Ray task (pip install
+'prefrl[ray]'); the default backend is local processes. `--quick` is a tiny smoke sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from collections import defaultdict
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+RESULTS = Path(__file__).resolve().parent / "results"
+RUN_FORMAT_VERSION = 1
+BASELINE = "true_reward"
+PREFERENCE = "preference"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of the sweep."""
+
+    env: str
+    algo: str
+    labels: int
+    teacher: str
+    sampler: str
+    seed: int
+    steps: int
+    segment_len: int = 50
+
+    @property
+    def method(self) -> str:
+        """'true_reward' for the baseline (labels 0), else 'preference'."""
+        return BASELINE if self.labels == 0 else PREFERENCE
+
+    @property
+    def run_id(self) -> str:
+        """A file-name-safe unique name."""
+        env = self.env.replace("/", "_")
+        if self.labels == 0:
+            return f"{env}__{self.algo}__true__s{self.steps}__seed{self.seed}"
+        return f"{env}__{self.algo}__{self.teacher}__{self.sampler}__L{self.labels}__H{self.segment_len}__s{self.steps}__seed{self.seed}"
+
+
+# --------------------------------------------------------------------------- input
+def _int_list(name: str, text: str, allow_zero: bool) -> list[int]:
+    values = []
+    for part in text.split(","):
+        try:
+            value = int(part)
+        except ValueError:
+            value = None
+        if value is None or value < 0 or (value == 0 and not allow_zero) or str(value) != part.strip():
+            what = "non-negative integers (0 = the true-reward baseline)" if allow_zero else "positive integers"
+            raise ValueError(f"--{name} value {part!r} is invalid: expected {what}")
+        values.append(value)
+    return values
+
+
+def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
+    """Validate every option before any run starts, and expand the grid into runs."""
+    from prefrl.samplers import SAMPLERS
+    from prefrl.teachers import TEACHERS
+    from prefrl.train import ALGOS, check_env_id
+
+    envs = [e for e in args.envs.split(",") if e]
+    for env in envs:
+        check_env_id(env)
+    if args.algo not in ALGOS:
+        raise ValueError(f"unknown method/algo {args.algo!r}: expected one of {', '.join(ALGOS)}")
+    teachers, samplers = args.teachers.split(","), args.samplers.split(",")
+    for t in teachers:
+        if t not in TEACHERS:
+            raise ValueError(f"unknown teacher {t!r}: expected one of {', '.join(TEACHERS)}")
+    for s in samplers:
+        if s not in SAMPLERS:
+            raise ValueError(f"unknown sampler {s!r}: expected one of {', '.join(SAMPLERS)}")
+    labels = _int_list("labels", args.labels, allow_zero=True)
+    seeds = _int_list("seeds", args.seeds, allow_zero=True)
+    (steps,) = _int_list("steps", str(args.steps), allow_zero=False)
+    (segment_len,) = _int_list("segment-len", str(args.segment_len), allow_zero=False)
+    specs: list[RunSpec] = []
+    for env in envs:
+        for n in labels:
+            combos = [("-", "-")] if n == 0 else [(t, s) for t in teachers for s in samplers]
+            for teacher, sampler in combos:
+                for seed in seeds:
+                    specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len))
+    return specs
+
+
+# ------------------------------------------------------------------ run records
+def record_path(results: Path, spec: RunSpec) -> Path:
+    """Where the record of one run lives."""
+    return results / "runs" / f"{spec.run_id}.json"
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A run record, or None if it is missing; raises ValueError if it is corrupt."""
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        version = record["format_version"]
+        status = record["status"]
+        if status == "ok":
+            record["metrics"]["true_return"], record["metrics"]["history"]  # noqa: B018
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"run file {path} is corrupt ({exc.__class__.__name__}: {exc})") from exc
+    if version != RUN_FORMAT_VERSION:
+        raise IncompatibleResults(
+            f"run file {path} has format version {version}, this script writes {RUN_FORMAT_VERSION}: "
+            f"move {path.parent} aside or pick another --results-dir"
+        )
+    return record
+
+
+class IncompatibleResults(ValueError):
+    """A results directory written by another version of this script."""
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def run_one(spec_dict: dict[str, Any], runs_dir: str, results_dir: str) -> dict[str, Any]:
+    """Train (or resume) one run and write its record; never raises for a failed run."""
+    import torch
+
+    from prefrl.train import TrainConfig, resume, train
+
+    torch.set_num_threads(1)
+    spec = RunSpec(**spec_dict)
+    out = Path(runs_dir) / spec.run_id
+    t0 = time.time()
+    record: dict[str, Any] = {"format_version": RUN_FORMAT_VERSION, "spec": asdict(spec), "method": spec.method,
+                              "run_id": spec.run_id}
+    try:
+        if (out / "config.json").exists() and not (out / "metrics.json").exists():
+            metrics = resume(out, progress=False)
+        else:
+            config = TrainConfig(
+                env=spec.env, out=str(out), algo=spec.algo, teacher=spec.teacher if spec.labels else "oracle",
+                labels=spec.labels or 1, steps=spec.steps, seed=spec.seed, reward="learned" if spec.labels else "true",
+                sampler=spec.sampler if spec.labels else "uniform", segment_len=spec.segment_len, progress=False,
+            )
+            metrics = train(config, overwrite=True)
+        record.update(status="ok", metrics=metrics)
+    except Exception as exc:  # recorded, so one bad run never stops a sweep
+        record.update(status="failed", error=f"{exc.__class__.__name__}: {exc}", traceback=traceback.format_exc())
+    record["seconds"] = time.time() - t0
+    _write_json(record_path(Path(results_dir), spec), record)
+    return record
+
+
+# --------------------------------------------------------------------- backends
+Submit = Callable[[RunSpec], Any]
+
+
+def run_local(todo: list[RunSpec], workers: int, runs_dir: str, results_dir: str, progress: "Progress") -> None:
+    """Runs in worker processes (or in this process with --workers 1)."""
+    if workers == 1:
+        for spec in todo:
+            progress.started(spec)
+            progress.finished(run_one(asdict(spec), runs_dir, results_dir))
+        return
+    # spawn: MuJoCo/EGL and torch state must not be forked mid-use
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        pending = {}
+        queue = list(todo)
+        while queue or pending:
+            while queue and len(pending) < workers:
+                spec = queue.pop(0)
+                pending[pool.submit(run_one, asdict(spec), runs_dir, results_dir)] = spec
+                progress.started(spec)
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                spec = pending.pop(fut)
+                try:
+                    progress.finished(fut.result())
+                except Exception as exc:  # the worker process itself died
+                    progress.finished({"run_id": spec.run_id, "status": "failed", "error": repr(exc), "seconds": 0.0})
+
+
+def run_ray(todo: list[RunSpec], address: str | None, runs_dir: str, results_dir: str, progress: "Progress") -> None:
+    """Each run as a Ray task with one CPU; connects to `address`, or starts/uses a local Ray."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ValueError("--backend ray needs Ray: pip install 'prefrl[ray]'") from exc
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    task = ray.remote(num_cpus=1)(run_one)
+    pending = {}
+    for spec in todo:
+        pending[task.remote(asdict(spec), os.path.abspath(runs_dir), os.path.abspath(results_dir))] = spec
+    for spec in todo:
+        progress.started(spec)
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            spec = pending.pop(ref)
+            try:
+                progress.finished(ray.get(ref))
+            except Exception as exc:
+                progress.finished({"run_id": spec.run_id, "status": "failed", "error": repr(exc), "seconds": 0.0})
+
+
+class Progress:
+    """Runs done / running / left and time per run, one line per event (readable in logs too)."""
+
+    def __init__(self, total: int, skipped: int):
+        self.total, self.done, self.running, self.failed = total, skipped, 0, 0
+        self.seconds: list[float] = []
+        self.t0 = time.time()
+
+    def _line(self, text: str) -> None:
+        left = self.total - self.done - self.running
+        per = f"{np.mean(self.seconds):.0f} s/run" if self.seconds else "-- s/run"
+        print(f"[{self.done}/{self.total} done, {self.running} running, {left} left, {self.failed} failed, {per}, "
+              f"{time.time() - self.t0:.0f} s] {text}", file=sys.stderr, flush=True)
+
+    def started(self, spec: RunSpec) -> None:
+        self.running += 1
+        self._line(f"start {spec.run_id}")
+
+    def finished(self, record: dict[str, Any]) -> None:
+        self.running -= 1
+        self.done += 1
+        self.seconds.append(float(record.get("seconds", 0.0)))
+        if record["status"] == "ok":
+            self._line(f"done  {record['run_id']}: true return {record['metrics']['true_return']:.1f}")
+        else:
+            self.failed += 1
+            self._line(f"FAILED {record['run_id']}: {record.get('error')}")
+
+
+# -------------------------------------------------------------------- aggregate
+def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Summary rows over seeds; ratio_to_true_reward uses the baseline with the same env, steps and seeds."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        s = r["spec"]
+        key = (s["env"], s["algo"], r["method"], s["teacher"], s["sampler"], s["labels"], s["steps"], s["segment_len"])
+        groups[key].append(r)
+    baselines = {(k[0], k[1], k[6]): {r["spec"]["seed"]: r["metrics"]["true_return"] for r in v}
+                 for k, v in groups.items() if k[2] == BASELINE}
+    rows = []
+    for key, runs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][5], kv[0][3], kv[0][4])):
+        env, algo, method, teacher, sampler, labels, steps, seg = key
+        seeds = sorted(r["spec"]["seed"] for r in runs)
+        returns = np.array([r["metrics"]["true_return"] for r in runs])
+        corr = [r["metrics"].get("reward_correlation") for r in runs]
+        corr = [c for c in corr if c is not None]
+        base = baselines.get((env, algo, steps), {})
+        common = [s for s in seeds if s in base]
+        ratio = None
+        if common and method != BASELINE:
+            mine = np.mean([r["metrics"]["true_return"] for r in runs if r["spec"]["seed"] in common])
+            ref = np.mean([base[s] for s in common])
+            ratio = float(mine / ref) if ref != 0 else None
+        rows.append({
+            "env": env, "algo": algo, "method": method, "teacher": teacher, "sampler": sampler, "labels": labels,
+            "steps": steps, "segment_len": seg, "seeds": seeds,
+            "true_return_mean": float(returns.mean()), "true_return_std": float(returns.std()),
+            "ratio_to_true_reward": 1.0 if method == BASELINE else ratio,
+            "ratio_seeds": common if method != BASELINE else seeds,
+            "reward_correlation_mean": float(np.mean(corr)) if corr else None,
+            "pref_accuracy_heldout_mean": _mean_or_none(r["metrics"].get("pref_accuracy_heldout") for r in runs),
+            "wall_seconds_mean": float(np.mean([r["metrics"]["wall_seconds"] for r in runs])),
+        })
+    return rows
+
+
+def _mean_or_none(values: Iterable[Any]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def write_markdown(rows: list[dict[str, Any]], path: Path, command: str) -> None:
+    """The summary as a markdown table."""
+    fmt = lambda v, f="{:.2f}": "–" if v is None else f.format(v)  # noqa: E731
+    lines = [f"Command: `{command}`", "",
+             "| env | method | teacher | sampler | labels | steps | seeds | true return (mean ± std) | ratio to true reward | reward corr. |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['env']} | {r['algo']} {r['method']} | {r['teacher']} | {r['sampler']} | {r['labels']} | "
+                     f"{r['steps']} | {len(r['seeds'])} | {r['true_return_mean']:.1f} ± {r['true_return_std']:.1f} | "
+                     f"{fmt(r['ratio_to_true_reward'])} | {fmt(r['reward_correlation_mean'], '{:.3f}')} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def plot_env(env: str, records: list[dict[str, Any]], path: Path) -> None:
+    """True return vs env steps per method (mean and a band of one std over seeds), learned return beside it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        s = r["spec"]
+        name = f"{s['algo']} true reward" if r["method"] == BASELINE else \
+            f"{s['algo']} {s['labels']} {s['teacher']} labels, {s['sampler']}"
+        groups[name].append(r)
+    fig, (ax_t, ax_l) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, runs in sorted(groups.items()):
+        n = min(len(r["metrics"]["history"]) for r in runs)
+        steps = np.mean([[h["env_steps"] for h in r["metrics"]["history"][:n]] for r in runs], axis=0)
+        true = np.array([[h["true_return"] for h in r["metrics"]["history"][:n]] for r in runs])
+        line = ax_t.plot(steps, true.mean(0), label=f"{name} ({len(runs)} seeds)")[0]
+        ax_t.fill_between(steps, true.mean(0) - true.std(0), true.mean(0) + true.std(0), color=line.get_color(), alpha=0.2)
+        learned = [[h.get("learned_return") for h in r["metrics"]["history"][:n]] for r in runs]
+        if all(v is not None for row in learned for v in row):
+            lr = np.array(learned, dtype=float)
+            ax_l.plot(steps, lr.mean(0), color=line.get_color(), label=name)
+            ax_l.fill_between(steps, lr.mean(0) - lr.std(0), lr.mean(0) + lr.std(0), color=line.get_color(), alpha=0.2)
+    ax_t.set(title=f"{env}: true return", xlabel="env steps", ylabel="episode return")
+    ax_l.set(title="learned return (what the agent optimizes)", xlabel="env steps", ylabel="episode return")
+    for ax in (ax_t, ax_l):
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summarize(specs: list[RunSpec], results: Path, command: str) -> list[dict[str, Any]]:
+    """Aggregate every finished run of this sweep into the summary JSON, markdown and plots."""
+    records = []
+    for spec in specs:
+        try:
+            rec = read_record(record_path(results, spec))
+        except ValueError:
+            rec = None
+        if rec is not None and rec["status"] == "ok":
+            records.append(rec)
+    rows = aggregate(records)
+    _write_json(results / "mujoco_summary.json", {"command": command, "rows": rows})
+    write_markdown(rows, results / "mujoco.md", command)
+    for env in sorted({r["spec"]["env"] for r in records}):
+        plot_env(env, [r for r in records if r["spec"]["env"] == env], results / f"mujoco_{env.replace('/', '_')}.png")
+    return rows
+
+
+# -------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options of the sweep."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--envs", default="Hopper-v5,HalfCheetah-v5,Walker2d-v5,Swimmer-v5")
+    p.add_argument("--algo", default="ppo", help="the SB3 learner of every run (ppo or sac)")
+    p.add_argument("--labels", default="0,700", help="label budgets; 0 = the true-reward baseline")
+    p.add_argument("--teachers", default="oracle")
+    p.add_argument("--samplers", default="uniform")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--steps", default="300000")
+    p.add_argument("--segment-len", default="50")
+    p.add_argument("--workers", type=int, default=2, help="runs at a time (local backend)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start or join a local Ray)")
+    p.add_argument("--results-dir", default=str(RESULTS))
+    p.add_argument("--runs-dir", default="runs/mujoco", help="where each run's policy, reward model and labels go")
+    p.add_argument("--summarize-only", action="store_true", help="only rebuild the summary from finished runs")
+    p.add_argument("--quick", action="store_true", help="smoke test: one env, one seed, tiny steps")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the sweep; returns 0, or 2 with one clear line for bad input."""
+    args = build_parser().parse_args(argv)
+    if args.quick:  # the first env and seed, the baseline and 20 labels, 3000 steps
+        args.envs, args.seeds = args.envs.split(",")[0], args.seeds.split(",")[0]
+        args.labels, args.steps, args.segment_len = "0,20", "3000", "20"
+    command = "python benchmarks/mujoco.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    results = Path(args.results_dir)
+    try:
+        specs = parse_specs(args)
+        if args.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {args.workers}")
+        todo, corrupt = [], []
+        for spec in specs:  # all records are checked before any run starts
+            try:
+                rec = read_record(record_path(results, spec))
+            except IncompatibleResults:
+                raise
+            except ValueError as exc:
+                corrupt.append(str(exc))
+                rec = None
+            if rec is None or rec["status"] != "ok":
+                todo.append(spec)
+    except ValueError as exc:
+        print(f"mujoco.py: error: {exc}", file=sys.stderr)
+        return 2
+    for msg in corrupt:
+        print(f"mujoco.py: {msg}: running it again", file=sys.stderr)
+    if not args.summarize_only:
+        progress = Progress(len(specs), len(specs) - len(todo))
+        if len(specs) > len(todo):
+            print(f"mujoco.py: {len(specs) - len(todo)} of {len(specs)} runs already finished, skipping them",
+                  file=sys.stderr)
+        if args.backend == "ray":
+            run_ray(todo, args.ray_address, args.runs_dir, str(results), progress)
+        else:
+            run_local(todo, args.workers, args.runs_dir, str(results), progress)
+    rows = summarize(specs, results, command)
+    print(json.dumps({"runs": len(specs), "summary_rows": len(rows),
+                      "summary": str(results / "mujoco_summary.json")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
