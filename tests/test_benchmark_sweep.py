@@ -1,16 +1,14 @@
-"""benchmarks/mujoco.py: a quick sweep end to end, resuming, failures, corrupt files, bad input, Ray."""
+"""benchmarks/mujoco_sweep.py: a quick sweep end to end, resuming, failures, corrupt files, bad input, Ray."""
 
-import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import gymnasium as gym
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("bench_mujoco", ROOT / "benchmarks" / "mujoco.py")
-sweep = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(sweep)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import mujoco_sweep as sweep  # noqa: E402
 
 ENV = "prefrl/PointMassFall-v0"
 

@@ -1,6 +1,6 @@
 """Sweeps of preference-based RL on MuJoCo tasks against the true-reward baseline.
 
-    python benchmarks/mujoco.py --envs Hopper-v5,HalfCheetah-v5,Walker2d-v5,Swimmer-v5 --labels 0,700 \\
+    python benchmarks/mujoco_sweep.py --envs Hopper-v5,HalfCheetah-v5,Walker2d-v5,Swimmer-v5 --labels 0,700 \\
         --teachers oracle --samplers uniform --seeds 0,1,2 --steps 300000 --workers 2
 
 `--labels 0` is the true-reward baseline (same learner, same wrappers, true reward). Every run goes
@@ -22,24 +22,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import sys
-import time
-import traceback
 from collections import defaultdict
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from prefrl.data import write_json
+from prefrl.samplers import SAMPLERS
+from prefrl.sweep import IncompatibleResults, Progress, Task, read_record, run_local, run_ray
+from prefrl.teachers import TEACHERS
+from prefrl.train import ALGOS, TrainConfig, check_env_id
 
 RESULTS = Path(__file__).resolve().parent / "results"
-RUN_FORMAT_VERSION = 1
 BASELINE = "true_reward"
 PREFERENCE = "preference"
 
@@ -88,10 +85,6 @@ def _int_list(name: str, text: str, allow_zero: bool) -> list[int]:
 
 def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     """Validate every option before any run starts, and expand the grid into runs."""
-    from prefrl.samplers import SAMPLERS
-    from prefrl.teachers import TEACHERS
-    from prefrl.train import ALGOS, check_env_id
-
     envs = [e for e in args.envs.split(",") if e]
     for env in envs:
         check_env_id(env)
@@ -118,153 +111,19 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     return specs
 
 
-# ------------------------------------------------------------------ run records
+def make_task(spec: RunSpec, results: Path, runs_dir: Path) -> Task:
+    """The `prefrl train` config of one run (labels 0: the same learner on the true reward)."""
+    config = asdict(TrainConfig(
+        env=spec.env, out=str(runs_dir / spec.run_id), algo=spec.algo, seed=spec.seed, steps=spec.steps,
+        segment_len=spec.segment_len, reward="learned" if spec.labels else "true", labels=spec.labels or 1,
+        teacher=spec.teacher if spec.labels else "oracle", sampler=spec.sampler if spec.labels else "uniform",
+    ))
+    return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
+
+
 def record_path(results: Path, spec: RunSpec) -> Path:
     """Where the record of one run lives."""
     return results / "runs" / f"{spec.run_id}.json"
-
-
-def read_record(path: Path) -> dict[str, Any] | None:
-    """A run record, or None if it is missing; raises ValueError if it is corrupt."""
-    if not path.exists():
-        return None
-    try:
-        record = json.loads(path.read_text())
-        version = record["format_version"]
-        status = record["status"]
-        if status == "ok":
-            record["metrics"]["true_return"], record["metrics"]["history"]  # noqa: B018
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ValueError(f"run file {path} is corrupt ({exc.__class__.__name__}: {exc})") from exc
-    if version != RUN_FORMAT_VERSION:
-        raise IncompatibleResults(
-            f"run file {path} has format version {version}, this script writes {RUN_FORMAT_VERSION}: "
-            f"move {path.parent} aside or pick another --results-dir"
-        )
-    return record
-
-
-class IncompatibleResults(ValueError):
-    """A results directory written by another version of this script."""
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
-def run_one(spec_dict: dict[str, Any], runs_dir: str, results_dir: str) -> dict[str, Any]:
-    """Train (or resume) one run and write its record; never raises for a failed run."""
-    import torch
-
-    from prefrl.train import TrainConfig, resume, train
-
-    torch.set_num_threads(1)
-    spec = RunSpec(**spec_dict)
-    out = Path(runs_dir) / spec.run_id
-    t0 = time.time()
-    record: dict[str, Any] = {"format_version": RUN_FORMAT_VERSION, "spec": asdict(spec), "method": spec.method,
-                              "run_id": spec.run_id}
-    try:
-        if (out / "config.json").exists() and not (out / "metrics.json").exists():
-            metrics = resume(out, progress=False)
-        else:
-            config = TrainConfig(
-                env=spec.env, out=str(out), algo=spec.algo, teacher=spec.teacher if spec.labels else "oracle",
-                labels=spec.labels or 1, steps=spec.steps, seed=spec.seed, reward="learned" if spec.labels else "true",
-                sampler=spec.sampler if spec.labels else "uniform", segment_len=spec.segment_len, progress=False,
-            )
-            metrics = train(config, overwrite=True)
-        record.update(status="ok", metrics=metrics)
-    except Exception as exc:  # recorded, so one bad run never stops a sweep
-        record.update(status="failed", error=f"{exc.__class__.__name__}: {exc}", traceback=traceback.format_exc())
-    record["seconds"] = time.time() - t0
-    _write_json(record_path(Path(results_dir), spec), record)
-    return record
-
-
-# --------------------------------------------------------------------- backends
-Submit = Callable[[RunSpec], Any]
-
-
-def run_local(todo: list[RunSpec], workers: int, runs_dir: str, results_dir: str, progress: "Progress") -> None:
-    """Runs in worker processes (or in this process with --workers 1)."""
-    if workers == 1:
-        for spec in todo:
-            progress.started(spec)
-            progress.finished(run_one(asdict(spec), runs_dir, results_dir))
-        return
-    # spawn: MuJoCo/EGL and torch state must not be forked mid-use
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        pending = {}
-        queue = list(todo)
-        while queue or pending:
-            while queue and len(pending) < workers:
-                spec = queue.pop(0)
-                pending[pool.submit(run_one, asdict(spec), runs_dir, results_dir)] = spec
-                progress.started(spec)
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                spec = pending.pop(fut)
-                try:
-                    progress.finished(fut.result())
-                except Exception as exc:  # the worker process itself died
-                    progress.finished({"run_id": spec.run_id, "status": "failed", "error": repr(exc), "seconds": 0.0})
-
-
-def run_ray(todo: list[RunSpec], address: str | None, runs_dir: str, results_dir: str, progress: "Progress") -> None:
-    """Each run as a Ray task with one CPU; connects to `address`, or starts/uses a local Ray."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise ValueError("--backend ray needs Ray: pip install 'prefrl[ray]'") from exc
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    task = ray.remote(num_cpus=1)(run_one)
-    pending = {}
-    for spec in todo:
-        pending[task.remote(asdict(spec), os.path.abspath(runs_dir), os.path.abspath(results_dir))] = spec
-    for spec in todo:
-        progress.started(spec)
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        for ref in done:
-            spec = pending.pop(ref)
-            try:
-                progress.finished(ray.get(ref))
-            except Exception as exc:
-                progress.finished({"run_id": spec.run_id, "status": "failed", "error": repr(exc), "seconds": 0.0})
-
-
-class Progress:
-    """Runs done / running / left and time per run, one line per event (readable in logs too)."""
-
-    def __init__(self, total: int, skipped: int):
-        self.total, self.done, self.running, self.failed = total, skipped, 0, 0
-        self.seconds: list[float] = []
-        self.t0 = time.time()
-
-    def _line(self, text: str) -> None:
-        left = self.total - self.done - self.running
-        per = f"{np.mean(self.seconds):.0f} s/run" if self.seconds else "-- s/run"
-        print(f"[{self.done}/{self.total} done, {self.running} running, {left} left, {self.failed} failed, {per}, "
-              f"{time.time() - self.t0:.0f} s] {text}", file=sys.stderr, flush=True)
-
-    def started(self, spec: RunSpec) -> None:
-        self.running += 1
-        self._line(f"start {spec.run_id}")
-
-    def finished(self, record: dict[str, Any]) -> None:
-        self.running -= 1
-        self.done += 1
-        self.seconds.append(float(record.get("seconds", 0.0)))
-        if record["status"] == "ok":
-            self._line(f"done  {record['run_id']}: true return {record['metrics']['true_return']:.1f}")
-        else:
-            self.failed += 1
-            self._line(f"FAILED {record['run_id']}: {record.get('error')}")
 
 
 # -------------------------------------------------------------------- aggregate
@@ -369,7 +228,7 @@ def summarize(specs: list[RunSpec], results: Path, command: str) -> list[dict[st
         if rec is not None and rec["status"] == "ok":
             records.append(rec)
     rows = aggregate(records)
-    _write_json(results / "mujoco_summary.json", {"command": command, "rows": rows})
+    write_json(results / "mujoco_summary.json", {"command": command, "rows": rows})
     write_markdown(rows, results / "mujoco.md", command)
     for env in sorted({r["spec"]["env"] for r in records}):
         plot_env(env, [r for r in records if r["spec"]["env"] == env], results / f"mujoco_{env.replace('/', '_')}.png")
@@ -404,14 +263,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:  # the first env and seed, the baseline and 20 labels, 3000 steps
         args.envs, args.seeds = args.envs.split(",")[0], args.seeds.split(",")[0]
         args.labels, args.steps, args.segment_len = "0,20", "3000", "20"
-    command = "python benchmarks/mujoco.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    results = Path(args.results_dir)
+    command = "python benchmarks/mujoco_sweep.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    results, runs_dir = Path(args.results_dir), Path(args.runs_dir)
     try:
         specs = parse_specs(args)
         if args.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {args.workers}")
         todo, corrupt = [], []
-        for spec in specs:  # all records are checked before any run starts
+        for spec in specs:  # every record is checked before any run starts
             try:
                 rec = read_record(record_path(results, spec))
             except IncompatibleResults:
@@ -420,21 +279,21 @@ def main(argv: list[str] | None = None) -> int:
                 corrupt.append(str(exc))
                 rec = None
             if rec is None or rec["status"] != "ok":
-                todo.append(spec)
+                todo.append(make_task(spec, results, runs_dir))
     except ValueError as exc:
-        print(f"mujoco.py: error: {exc}", file=sys.stderr)
+        print(f"mujoco_sweep.py: error: {exc}", file=sys.stderr)
         return 2
     for msg in corrupt:
-        print(f"mujoco.py: {msg}: running it again", file=sys.stderr)
+        print(f"mujoco_sweep.py: {msg}: running it again", file=sys.stderr)
     if not args.summarize_only:
-        progress = Progress(len(specs), len(specs) - len(todo))
-        if len(specs) > len(todo):
-            print(f"mujoco.py: {len(specs) - len(todo)} of {len(specs)} runs already finished, skipping them",
-                  file=sys.stderr)
+        done = len(specs) - len(todo)
+        if done:
+            print(f"mujoco_sweep.py: {done} of {len(specs)} runs already finished, skipping them", file=sys.stderr)
+        progress = Progress(len(specs), done)
         if args.backend == "ray":
-            run_ray(todo, args.ray_address, args.runs_dir, str(results), progress)
+            run_ray(todo, args.ray_address, progress)
         else:
-            run_local(todo, args.workers, args.runs_dir, str(results), progress)
+            run_local(todo, args.workers, progress)
     rows = summarize(specs, results, command)
     print(json.dumps({"runs": len(specs), "summary_rows": len(rows),
                       "summary": str(results / "mujoco_summary.json")}))
