@@ -88,12 +88,20 @@ class StateEntropyReward:
     def __init__(self, buffer: TrajectoryBuffer, k: int = 5, reference_size: int = 10_000):
         self.buffer, self.k, self.reference_size = buffer, k, reference_size
         self._count, self._mean, self._m2 = 0, 0.0, 0.0
+        self._ref_episodes, self._ref = -1, None
+
+    def _reference(self) -> torch.Tensor | None:
+        """Recent recorded states, rebuilt only when an episode has closed since the last call."""
+        if self._ref_episodes != len(self.buffer.episodes):
+            self._ref_episodes = len(self.buffer.episodes)
+            eps = list(self.buffer.iter_recent(self.reference_size))
+            self._ref = torch.as_tensor(np.concatenate([e.next_obs for e in eps])[-self.reference_size :]) if eps else None
+        return self._ref
 
     def __call__(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
-        eps = list(self.buffer.iter_recent(self.reference_size))
-        if not eps:
+        ref = self._reference()
+        if ref is None:
             return np.zeros(len(next_obs))
-        ref = torch.as_tensor(np.concatenate([e.next_obs for e in eps])[-self.reference_size :])
         k = min(self.k, len(ref))
         dist = torch.cdist(torch.as_tensor(next_obs, dtype=torch.float32), ref).kthvalue(k, dim=1).values.numpy()
         for d in dist:  # Welford running variance, so the scale stays stable as states spread out
@@ -137,12 +145,13 @@ class PreferenceCallback(BaseCallback):
         super().__init__(verbose)
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
-        if segment_len < 1:
-            raise ValueError(f"segment length must be >= 1, got {segment_len}")
+        for name, value in (("segment_len", segment_len), ("num_queries", num_queries), ("candidate_factor", candidate_factor)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.reward_model, self.teacher = reward_model, teacher
         self.schedule = LabelSchedule(total_labels, total_steps, initial_fraction)
         self.sampler, self.segment_len, self.candidate_factor = sampler, segment_len, candidate_factor
-        self.query_every = max(1, int(self.schedule.horizon_fraction * total_steps / max(num_queries, 1)))
+        self.query_every = max(1, int(self.schedule.horizon_fraction * total_steps / num_queries))
         self.warmup_steps = warmup_steps
         self.pretrain_steps = pretrain_steps
         self.dataset = dataset if dataset is not None else ComparisonDataset()
@@ -188,17 +197,16 @@ class PreferenceCallback(BaseCallback):
         t = self.num_timesteps
         if t < self.first_query_step or self.labels_asked >= self.schedule.total:
             return
-        if not self.buffer.can_sample(self.segment_len):
-            return  # no finished episode long enough yet (e.g. just after a resume)
         if self.labels_asked == 0:
-            self._query(self.schedule.initial)
-            self.wrapper.set_reward_source("learned")
+            n = self.schedule.initial
+        elif t - self.last_query_step < self.query_every:
             return
-        if t - self.last_query_step < self.query_every:
-            return
-        n = self.schedule.due(t) - self.labels_asked
-        if n > 0:
-            self._query(n)
+        else:
+            n = self.schedule.due(t) - self.labels_asked
+        if n <= 0 or not self.buffer.can_sample(self.segment_len):
+            return  # nothing due, or no finished episode long enough yet (e.g. just after a resume)
+        self._query(n)
+        self.wrapper.set_reward_source("learned")  # ends PEBBLE pre-training, if any
 
     # -------------------------------------------------------------- the loop
     def _warmup(self) -> None:
@@ -245,6 +253,7 @@ class PreferenceCallback(BaseCallback):
         self.last_query_step = self.num_timesteps
         if self.run_dir is not None:  # durable before anything else can fail
             self.dataset.save(self.run_dir / "comparisons.npz")
+            self._write_state(self.run_dir)
         if len(self.dataset) == 0:
             return
         report = self.trainer.fit(self.dataset)
@@ -267,6 +276,9 @@ class PreferenceCallback(BaseCallback):
     def save_state(self, run_dir: Path) -> None:
         """Reward model + loop state (the labels are saved as they arrive)."""
         self.reward_model.save(run_dir / "reward_model.pt")
+        self._write_state(run_dir)
+
+    def _write_state(self, run_dir: Path) -> None:
         write_json(
             run_dir / "pref_state.json",
             {
@@ -295,9 +307,10 @@ class PreferenceCallback(BaseCallback):
             return flatten_batch(space, store[:size].reshape(size * n_envs, *store.shape[2:]))
 
         obs, next_obs = flat(rb.observations, obs_space), flat(rb.next_observations, obs_space)
-        acts = rb.actions[:size].reshape(size * n_envs, -1)
+        acts = rb.actions[:size].reshape(size * n_envs, *rb.actions.shape[2:])
         if isinstance(act_space, gym_spaces.Box):  # SAC stores actions squashed to [-1, 1]
             acts = self.model.policy.unscale_action(acts)
+        acts = flatten_batch(act_space, acts)  # e.g. DQN stores Discrete actions as indices
         rewards = np.concatenate(
             [
                 self.reward_model.predict(obs[s : s + 65536], acts[s : s + 65536], next_obs[s : s + 65536])

@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {"train": _cmd_train, "plot": _cmd_plot}[args.command]
     try:
         return handler(args)
-    except (ValueError, FileNotFoundError, TypeError) as exc:
+    except (ValueError, OSError, TypeError) as exc:
         print(f"prefrl {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

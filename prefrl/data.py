@@ -11,7 +11,7 @@ import os
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import BinaryIO, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -66,13 +66,18 @@ class Segments:
         return Segments(**out)
 
 
-def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write an npz next to `path` and rename it into place (atomic on POSIX), then fsync."""
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
+    """Call write(fh) on a temporary file beside `path`, fsync it, then rename it into place.
+
+    A crash mid-write leaves the previous file intact: this is how every file that holds labels,
+    models or checkpoints is written.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -138,7 +143,7 @@ class ComparisonDataset:
             for f in fields(Segments):
                 if (arr := getattr(segs, f.name)) is not None:
                     arrays[f"{side}_{f.name}"] = arr
-        _atomic_savez(Path(path), arrays)
+        atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ComparisonDataset":
@@ -322,9 +327,5 @@ class TrajectoryBuffer:
 
 
 def write_json(path: str | os.PathLike, obj: object) -> None:
-    """Write JSON atomically (tmp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False))
-    os.replace(tmp, path)
+    """Write JSON atomically."""
+    atomic_write(path, lambda fh: fh.write(json.dumps(obj, indent=2).encode()))

@@ -22,7 +22,7 @@ from gymnasium import spaces as gym_spaces
 from torch import nn
 
 from prefrl import losses
-from prefrl.data import ComparisonDataset, Segments
+from prefrl.data import ComparisonDataset, Segments, atomic_write
 from prefrl.spaces import check_space, describe, flat_dim
 
 INPUT_KINDS = ("obs", "act", "next_obs")
@@ -115,13 +115,8 @@ class RewardModel(nn.Module):
         return self.net(z).reshape(self.ensemble_size, *lead)
 
     def segment_returns(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Per-member segment returns (K, N) for features x (N, H, in) or per-member x (K, N, H, in)."""
-        if x.dim() == 4:
-            k, n, h, d = x.shape
-            z = ((x - self.in_mean) / self.in_std).reshape(k, n * h, d)
-            r = self.net(z).reshape(k, n, h)
-        else:
-            r = self.member_rewards(x)
+        """Per-member segment returns (K, N) for features x (N, H, in): real steps plus absorbing ones."""
+        r = self.member_rewards(x)  # (K, N, H)
         return (r * mask + (1.0 - mask) * self.absorbing.view(-1, 1, 1)).sum(-1)
 
     @torch.no_grad()
@@ -194,13 +189,13 @@ class RewardModel(nn.Module):
             "inputs": list(self.inputs),
         }
 
+    def check_spaces(self, observation_space: gym_spaces.Space, action_space: gym_spaces.Space) -> None:
+        """Raise a ValueError naming both if this model was built for other spaces than the given ones."""
+        _check_spaces(self.config(), observation_space, action_space, "reward model")
+
     def save(self, path: str | os.PathLike) -> None:
         """Save weights + config (a plain dict; loads with torch's weights_only=True)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"config": self.config(), "state_dict": self.state_dict()}, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda fh: torch.save({"config": self.config(), "state_dict": self.state_dict()}, fh))
 
     @classmethod
     def load(
@@ -217,16 +212,20 @@ class RewardModel(nn.Module):
             raise ValueError(f"reward model file {path} is corrupt or not a prefrl reward model: {exc}") from exc
         if cfg.get("format_version") != MODEL_FORMAT_VERSION:
             raise ValueError(f"reward model {path} has format version {cfg.get('format_version')}, expected {MODEL_FORMAT_VERSION}")
-        for what, space in (("observation", observation_space), ("action", action_space)):
-            saved, now = cfg[f"{what}_space"], describe(space)
-            if saved["repr"] != now["repr"]:
-                raise ValueError(
-                    f"reward model {path} was trained on {what} space {saved['repr']} "
-                    f"(shape {tuple(saved['shape'])}), env gives {now['repr']} (shape {tuple(now['shape'])})"
-                )
+        _check_spaces(cfg, observation_space, action_space, f"reward model {path}")
         model = cls(observation_space, action_space, ensemble_size=cfg["ensemble_size"], hidden=cfg["hidden"], inputs=cfg["inputs"])
         model.load_state_dict(state)
         return model
+
+
+def _check_spaces(cfg: dict[str, Any], observation_space: gym_spaces.Space, action_space: gym_spaces.Space, name: str) -> None:
+    for what, space in (("observation", observation_space), ("action", action_space)):
+        saved, now = cfg[f"{what}_space"], describe(space)
+        if saved["repr"] != now["repr"]:
+            raise ValueError(
+                f"{name} was trained on {what} space {saved['repr']} (shape {tuple(saved['shape'])}), "
+                f"env gives {now['repr']} (shape {tuple(now['shape'])})"
+            )
 
 
 @dataclass
@@ -246,7 +245,7 @@ class FitReport:
 class RewardTrainer:
     """Fits a RewardModel to a ComparisonDataset with the Bradley-Terry loss from prefrl.losses.
 
-    Each member trains on its own bootstrap resample; 1/e of the pairs are held out for early
+    Each member trains on its own bootstrap weights of the pairs; 1/e of the pairs are held out for early
     stopping, and the L2 weight is tuned so held-out loss stays within 1.1-1.5x the training loss
     (Christiano et al. 2017). Training warm-starts from the current weights on every call and
     spends at most `max_updates` gradient steps, so refits stay cheap as labels accumulate.
@@ -268,11 +267,25 @@ class RewardTrainer:
         self.model = model
         self.batch_size, self.max_updates, self.patience = batch_size, max_updates, patience
         self.weight_decay, self.label_noise, self.holdout_fraction = weight_decay, label_noise, holdout_fraction
-        self.rng = np.random.default_rng(seed)
+        self.seed, self.rng = seed, np.random.default_rng(seed)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 
+    def split(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(held-out, training) pair indices. A pair keeps its side for good: draws come from a
+        seeded stream whose prefix does not change as labels are appended, so a pair that was
+        held out is never trained on in a later refit (which would bias early stopping)."""
+        if n < 10:
+            return np.zeros(0, np.int64), np.arange(n)
+        held = np.random.default_rng([self.seed, 0]).random(n) < self.holdout_fraction
+        return np.flatnonzero(held), np.flatnonzero(~held)
+
+    def bootstrap_counts(self, n: int) -> np.ndarray:
+        """(K, n) Poisson(1) weights: member k counts pair i that many times (an online bootstrap,
+        fixed per pair like the split, so members stay diverse across refits)."""
+        return np.stack([np.random.default_rng([self.seed, 1, k]).poisson(1.0, n) for k in range(self.model.ensemble_size)])
+
     def _losses(self, pairs: "_PairTensors", ids: torch.Tensor) -> torch.Tensor:
-        """Per-member BT losses (K, B) for pair indices ids (K, B), or the same pairs for all members (B,)."""
+        """Per-member BT losses (K, B) of the pairs at ids (B,)."""
         ra = self.model.segment_returns(pairs.fa[ids], pairs.ma[ids])
         rb = self.model.segment_returns(pairs.fb[ids], pairs.mb[ids])
         return losses.bradley_terry_loss(ra, rb, pairs.y[ids], noise=self.label_noise, reduction="none")
@@ -286,11 +299,10 @@ class RewardTrainer:
         pairs = _PairTensors.from_dataset(model, dataset)
         model.set_input_normalization(pairs.real_features)
 
-        perm = self.rng.permutation(n)
-        n_val = int(round(n * self.holdout_fraction)) if n >= 10 else 0
-        val, train = torch.as_tensor(perm[:n_val]), perm[n_val:]
-        k = model.ensemble_size
-        boot = train[self.rng.integers(0, len(train), size=(k, len(train)))]  # bootstrap per member
+        val, train = self.split(n)
+        n_val = len(val)
+        weights = torch.as_tensor(self.bootstrap_counts(n), dtype=torch.float32)  # (K, n)
+        val = torch.as_tensor(val)
         for g in self.optimizer.param_groups:
             g["weight_decay"] = self.weight_decay
 
@@ -299,15 +311,16 @@ class RewardTrainer:
         while updates < self.max_updates:
             epoch += 1
             model.train()
-            order = np.take_along_axis(boot, np.argsort(self.rng.random(boot.shape), axis=1), axis=1)
+            order = self.rng.permutation(train)
             for s in range(0, len(train), self.batch_size):
-                ids = torch.as_tensor(order[:, s : s + self.batch_size])
-                loss = self._losses(pairs, ids).mean(dim=1).sum()
+                ids = torch.as_tensor(order[s : s + self.batch_size])
+                w = weights[:, ids]  # each member's bootstrap weights of these pairs
+                loss = ((self._losses(pairs, ids) * w).sum(1) / w.sum(1).clamp(min=1.0)).sum()
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()  # members are independent: the sum trains each on its own mean loss
+                loss.backward()  # members are independent: the sum trains each on its own weighted mean
                 self.optimizer.step()
                 updates += 1
-                pair_updates += ids.numel()
+                pair_updates += ids.numel() * model.ensemble_size
             if n_val == 0:
                 continue
             with torch.no_grad():

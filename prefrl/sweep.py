@@ -70,7 +70,9 @@ def run_task(task: Task) -> dict[str, Any]:
     record: dict[str, Any] = {"format_version": RECORD_FORMAT_VERSION, "run_id": task.run_id, **task.meta}
     t0 = time.time()
     try:
-        if (out / "config.json").exists() and not (out / "metrics.json").exists():
+        if (out / "metrics.json").exists():  # finished, but its record was lost: never train it again
+            metrics = json.loads((out / "metrics.json").read_text())
+        elif (out / "config.json").exists():
             metrics = resume(out, progress=False)
         else:
             metrics = train(TrainConfig(**{**task.config, "progress": False}), overwrite=True)

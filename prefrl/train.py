@@ -1,7 +1,7 @@
 """`prefrl train`: one run of PPO or SAC on a learned (or, as the baseline, the true) reward.
 
 A run directory holds everything needed to judge and resume it:
-config.json, metrics.json, curves.png, tb/ (TensorBoard), policy.zip, obs_norm.npz,
+config.json, metrics.json, curves.png, tb/ (TensorBoard), policy.zip, vecnormalize.npz,
 reward_model.pt, comparisons.npz (every label, saved as it arrives), state.json.
 """
 
@@ -12,6 +12,7 @@ import json
 import math
 import shutil
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from prefrl.callbacks import PreferenceCallback
-from prefrl.data import ComparisonDataset, TrajectoryBuffer, write_json
+from prefrl.data import ComparisonDataset, TrajectoryBuffer, atomic_write, write_json
 from prefrl.evaluation import evaluate_policy, reward_model_report
 from prefrl.plotting import plot_runs
 from prefrl.reward import RewardModel, RewardTrainer
@@ -75,6 +76,10 @@ class TrainConfig:
             _check_positive_int("labels", self.labels, hint=" (the label budget; use --reward true for the baseline)")
             _check_choice("teacher", self.teacher, tuple(TEACHERS))
             _check_choice("sampler", self.sampler, SAMPLERS)
+            limit = gym.spec(self.env).max_episode_steps
+            if limit is not None and self.segment_len > limit:
+                raise ValueError(f"segment_len {self.segment_len} is longer than {self.env}'s episodes "
+                                 f"(time limit {limit} steps): expected at most {limit}")
         if self.pretrain_steps < 0 or (self.pretrain_steps and self.algo != "sac"):
             raise ValueError(f"pretrain_steps={self.pretrain_steps}: expected 0, or a positive number with --algo sac")
 
@@ -172,6 +177,7 @@ class Run:
             if not overwrite:
                 raise ValueError(f"{config.out} already holds a prefrl run: continue it with --resume {config.out}, "
                                  f"or pass --overwrite to delete it and start again")
+            TrainConfig.from_json(existing)  # only ever delete what is recognizably a prefrl run
             shutil.rmtree(config.out)
         # Small MLPs gain little from more threads, and two runs side by side oversubscribe the cores.
         torch.set_num_threads(config.threads)
@@ -213,8 +219,11 @@ class Run:
         self.warmup_steps = int(state.get("warmup_steps", 0))
         policy_path = self.out / "policy.zip"
         if resume and policy_path.exists():
-            self.model = ALGOS[config.algo].load(policy_path, env=self.venv, tensorboard_log=str(self.out / "tb"))
-            self._load_obs_norm()
+            try:
+                self.model = ALGOS[config.algo].load(policy_path, env=self.venv, tensorboard_log=str(self.out / "tb"))
+            except (zipfile.BadZipFile, KeyError, EOFError) as exc:
+                raise ValueError(f"policy checkpoint {policy_path} is corrupt: {exc}") from exc
+            self._load_normalization()
         else:
             self.model = ALGOS[config.algo]("MlpPolicy", self.venv, seed=config.seed, verbose=0,
                                             tensorboard_log=str(self.out / "tb"))
@@ -245,12 +254,21 @@ class Run:
             raise ValueError(f"run {self.out} already finished (metrics.json exists): nothing to resume")
         return self._read_json("state.json")
 
-    def _load_obs_norm(self) -> None:
-        path = self.out / "obs_norm.npz"
-        if self.venv.norm_obs and path.exists():
+    def _running_stats(self) -> dict[str, Any]:
+        """VecNormalize's running mean/std objects in use (none for SAC, which normalizes nothing)."""
+        return {name: getattr(self.venv, f"{name}_rms") for name, on in
+                (("obs", self.venv.norm_obs), ("ret", self.venv.norm_reward)) if on}
+
+    def _load_normalization(self) -> None:
+        path = self.out / "vecnormalize.npz"
+        if not path.exists():
+            return
+        try:
             with np.load(path) as z:
-                self.venv.obs_rms.mean, self.venv.obs_rms.var = z["mean"], z["var"]
-                self.venv.obs_rms.count = float(z["count"])
+                for name, rms in self._running_stats().items():
+                    rms.mean, rms.var, rms.count = z[f"{name}_mean"], z[f"{name}_var"], float(z[f"{name}_count"])
+        except Exception as exc:  # noqa: BLE001 - zip/npz errors come in many types
+            raise ValueError(f"{path} is corrupt: {exc}") from exc
 
     def env_steps(self) -> int:
         """Env steps so far, the random warm-up included."""
@@ -258,11 +276,11 @@ class Run:
         return int(self.model.num_timesteps + warm)
 
     def checkpoint(self) -> None:
-        """Save the policy, observation statistics and progress (labels are saved as they arrive)."""
-        self.model.save(self.out / "policy.zip")
-        if self.venv.norm_obs:
-            rms = self.venv.obs_rms
-            np.savez(self.out / "obs_norm.npz", mean=rms.mean, var=rms.var, count=rms.count)
+        """Save the policy, normalization statistics and progress (labels are saved as they arrive)."""
+        atomic_write(self.out / "policy.zip", self.model.save)
+        stats = {f"{name}_{field}": getattr(rms, field) for name, rms in self._running_stats().items()
+                 for field in ("mean", "var", "count")}
+        atomic_write(self.out / "vecnormalize.npz", lambda fh: np.savez(fh, **stats))
         write_json(self.out / "state.json", {
             "num_timesteps": int(self.model.num_timesteps), "warmup_steps": self.env_steps() - self.model.num_timesteps,
             "history": self.history, "wall_seconds": self.wall_before + time.perf_counter() - self.t0,

@@ -17,7 +17,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from prefrl.data import TrajectoryBuffer
 from prefrl.reward import RewardModel
-from prefrl.spaces import check_space, describe, flatten_batch
+from prefrl.spaces import check_space, flatten_batch
 
 RewardFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -52,15 +52,7 @@ class _Relabeller:
         check_space(observation_space, "observation")
         check_space(action_space, "action")
         if reward_model is not None:
-            for what, model_space, env_space in (
-                ("observation", reward_model.observation_space, observation_space),
-                ("action", reward_model.action_space, action_space),
-            ):
-                if describe(model_space)["repr"] != describe(env_space)["repr"]:
-                    raise ValueError(
-                        f"reward model was trained on {what} space {model_space} (shape {model_space.shape}), "
-                        f"env gives {env_space} (shape {env_space.shape})"
-                    )
+            reward_model.check_spaces(observation_space, action_space)
         self.observation_space, self.action_space = observation_space, action_space
         self.reward_model, self.buffer = reward_model, buffer
         # "learned" (default), "true" (the baseline: same path, true reward), or a callable override.
@@ -69,6 +61,8 @@ class _Relabeller:
     def flatten_obs(self, obs: Any) -> np.ndarray:
         """Flatten a batch of observations and refuse NaN/inf in it."""
         flat = flatten_batch(self.observation_space, obs)
+        if isinstance(obs, np.ndarray) and np.shares_memory(flat, obs):
+            flat = flat.copy()  # an env may reuse its observation array; the buffer keeps what it saw
         if not np.all(np.isfinite(flat)):
             bad = int(np.flatnonzero(~np.isfinite(flat).all(axis=1))[0])
             raise ValueError(f"env {bad} returned observation {flat[bad]} with NaN/inf: expected finite values")
