@@ -44,7 +44,7 @@ def main() -> None:
         for seed in map(int, args.seeds.split(",")):
             out = Path(args.runs_dir) / task.replace("/", "_") / f"seed{seed}"
             m = train(TrainConfig(env=task, out=str(out), algo="ppo", teacher="oracle", labels=labels, steps=steps,
-                                  seed=seed, segment_len=seg, progress=False))
+                                  seed=seed, segment_len=seg, progress=False), overwrite=True)
             print(json.dumps({k: m[k] for k in ("env", "seed", "true_return", "reward_correlation",
                                                 "pref_accuracy_heldout", "wall_seconds")}), file=sys.stderr)
             runs.append(m)

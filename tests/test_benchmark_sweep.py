@@ -44,6 +44,16 @@ def test_quick_sweep_writes_summary_table_plots_and_resumes(tmp_path, capsys):
     assert "1 of 2 runs already finished" in err
     assert json.loads(record.read_text())["status"] == "ok"
 
+    # a finished run whose record went missing is read back, never trained (or deleted) again
+    record = next((results / "runs").glob("*oracle*.json"))
+    before = json.loads(record.read_text())["metrics"]
+    labels = next((tmp_path / "runs").glob("*oracle*")) / "comparisons.npz"
+    stamp = labels.stat().st_mtime_ns
+    record.unlink()
+    assert sweep.main(_args(tmp_path)) == 0
+    assert json.loads(record.read_text())["metrics"] == before
+    assert labels.stat().st_mtime_ns == stamp
+
 
 class _Exploding(gym.Env):
     observation_space = gym.spaces.Box(-1, 1, (2,))

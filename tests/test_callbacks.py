@@ -114,3 +114,23 @@ def test_callback_refuses_a_mismatched_setup():
         ppo.learn(128, callback=cb)
     with pytest.raises(ValueError, match="unknown sampler 'best'"):
         PreferenceCallback(model, make_teacher("oracle"), total_labels=10, total_steps=128, sampler="best")
+    for bad in ({"candidate_factor": 0}, {"num_queries": -1}, {"segment_len": 2.5}):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))} must be a positive integer"):
+            PreferenceCallback(model, make_teacher("oracle"), total_labels=10, total_steps=128, **bad)
+
+
+def test_discrete_action_replay_buffers_are_relabelled_with_one_hot_actions():
+    from stable_baselines3 import DQN
+
+    venv = DummyVecEnv([lambda: gym.make("CartPole-v1")] * 2)
+    model = RewardModel(venv.observation_space, venv.action_space, ensemble_size=2, seed=0)
+    wrapped = LearnedRewardVecEnv(venv, model, TrajectoryBuffer(2))
+    dqn = DQN("MlpPolicy", wrapped, learning_starts=100, buffer_size=2000, seed=0)
+    cb = PreferenceCallback(model, make_teacher("oracle"), total_labels=20, total_steps=600, segment_len=10,
+                            num_queries=2)
+    dqn.learn(600, callback=cb)
+    rb = dqn.replay_buffer
+    n = rb.pos
+    acts = np.eye(2, dtype=np.float32)[rb.actions[:n].reshape(-1).astype(int)]
+    fresh = model.predict(rb.observations[:n].reshape(-1, 4), acts, rb.next_observations[:n].reshape(-1, 4))
+    np.testing.assert_allclose(rb.rewards[:n].reshape(-1), fresh, rtol=1e-4, atol=1e-5)

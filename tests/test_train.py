@@ -61,6 +61,8 @@ def test_true_reward_baseline_and_overlay_plot(tmp_path, capsys):
         (["--env", "prefrl/PointMass-v0", "--teacher", "genius"], "unknown teacher 'genius'.*oracle"),
         (["--env", "prefrl/PointMass-v0", "--algo", "dqn"], "unknown algo 'dqn'"),
         (["--env", "prefrl/PointMass-v0", "--steps", "0"], "steps must be a positive integer"),
+        (["--env", "prefrl/PointMass-v0", "--segment-len", "150"],
+         "segment_len 150 is longer than prefrl/PointMass-v0's episodes \\(time limit 100 steps\\)"),
     ],
 )
 def test_bad_train_options_get_one_clear_line(tmp_path, capsys, args, message):
