@@ -149,7 +149,7 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         if common and method != BASELINE:
             mine = np.mean([r["metrics"]["true_return"] for r in runs if r["spec"]["seed"] in common])
             ref = np.mean([base[s] for s in common])
-            ratio = float(mine / ref) if ref != 0 else None
+            ratio = float(mine / ref) if ref > 0 else None  # a ratio of returns means nothing below 0
         rows.append({
             "env": env, "algo": algo, "method": method, "teacher": teacher, "sampler": sampler, "labels": labels,
             "steps": steps, "segment_len": seg, "seeds": seeds,
@@ -157,6 +157,7 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             "ratio_to_true_reward": 1.0 if method == BASELINE else ratio,
             "ratio_seeds": common if method != BASELINE else seeds,
             "reward_correlation_mean": float(np.mean(corr)) if corr else None,
+            "labels_answered_mean": _mean_or_none(r["metrics"].get("labels_answered") for r in runs),
             "pref_accuracy_heldout_mean": _mean_or_none(r["metrics"].get("pref_accuracy_heldout") for r in runs),
             "wall_seconds_mean": float(np.mean([r["metrics"]["wall_seconds"] for r in runs])),
         })
@@ -172,12 +173,16 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, command: str) -> None
     """The summary as a markdown table."""
     fmt = lambda v, f="{:.2f}": "–" if v is None else f.format(v)  # noqa: E731
     lines = [f"Command: `{command}`", "",
-             "| env | method | teacher | sampler | labels | steps | seeds | true return (mean ± std) | ratio to true reward | reward corr. |",
+             "| env | method | teacher | sampler | labels (answered) | steps | seeds | true return (mean ± std) "
+             "| ratio to true reward | reward corr. |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        lines.append(f"| {r['env']} | {r['algo']} {r['method']} | {r['teacher']} | {r['sampler']} | {r['labels']} | "
+        answered = "" if r["labels_answered_mean"] is None or r["method"] == BASELINE else f" ({r['labels_answered_mean']:.0f})"
+        lines.append(f"| {r['env']} | {r['algo']} {r['method']} | {r['teacher']} | {r['sampler']} | {r['labels']}{answered} | "
                      f"{r['steps']} | {len(r['seeds'])} | {r['true_return_mean']:.1f} ± {r['true_return_std']:.1f} | "
                      f"{fmt(r['ratio_to_true_reward'])} | {fmt(r['reward_correlation_mean'], '{:.3f}')} |")
+    lines += ["", "ratio to true reward: mean true return over the baseline's (same env, steps, seeds); "
+              "undefined (–) where the baseline's mean return is not positive."]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -263,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:  # the first env and seed, the baseline and 20 labels, 3000 steps
         args.envs, args.seeds = args.envs.split(",")[0], args.seeds.split(",")[0]
         args.labels, args.steps, args.segment_len = "0,20", "3000", "20"
-    command = "python benchmarks/mujoco_sweep.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--summarize-only"]
+    command = "python benchmarks/mujoco_sweep.py " + " ".join(given)  # the command that produces the runs
     results, runs_dir = Path(args.results_dir), Path(args.runs_dir)
     try:
         specs = parse_specs(args)

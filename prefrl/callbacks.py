@@ -9,6 +9,7 @@ replay buffer. For off-policy learners it can first run PEBBLE's unsupervised pr
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -254,6 +255,10 @@ class PreferenceCallback(BaseCallback):
         if self.run_dir is not None:  # durable before anything else can fail
             self.dataset.save(self.run_dir / "comparisons.npz")
             self._write_state(self.run_dir)
+        if kept == 0:
+            # e.g. B-Pref's skip teacher on a task whose returns are all negative skips every query
+            warnings.warn(f"teacher {self.teacher.name!r} answered none of {n} queries at step {self.num_timesteps} "
+                          f"({len(self.dataset)} labels so far); the reward model is not updated", stacklevel=2)
         if len(self.dataset) == 0:
             return
         report = self.trainer.fit(self.dataset)

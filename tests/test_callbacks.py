@@ -134,3 +134,13 @@ def test_discrete_action_replay_buffers_are_relabelled_with_one_hot_actions():
     acts = np.eye(2, dtype=np.float32)[rb.actions[:n].reshape(-1).astype(int)]
     fresh = model.predict(rb.observations[:n].reshape(-1, 4), acts, rb.next_observations[:n].reshape(-1, 4))
     np.testing.assert_allclose(rb.rewards[:n].reshape(-1), fresh, rtol=1e-4, atol=1e-5)
+
+
+def test_a_teacher_that_answers_nothing_is_reported_not_silent():
+    """B-Pref's skip teacher skips every pair whose returns are all below its (positive) threshold."""
+    model, wrapped, ppo = _setup("prefrl/PointMass-v0", PPO, n_steps=256, batch_size=64, n_epochs=1)
+    cb = PreferenceCallback(model, make_teacher("skip"), total_labels=10, total_steps=512, segment_len=20,
+                            num_queries=1, warmup_steps=400)
+    with pytest.warns(UserWarning, match="teacher 'skip' answered none of"):
+        ppo.learn(512, callback=cb)
+    assert cb.labels_asked == 10 and len(cb.dataset) == 0
