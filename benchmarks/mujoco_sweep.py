@@ -183,6 +183,10 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, command: str) -> None
                      f"{fmt(r['ratio_to_true_reward'])} | {fmt(r['reward_correlation_mean'], '{:.3f}')} |")
     lines += ["", "ratio to true reward: mean true return over the baseline's (same env, steps, seeds); "
               "undefined (–) where the baseline's mean return is not positive."]
+    short = [f"{r['env']} ({r['labels']} {r['teacher']} labels, {r['sampler']}: {r['ratio_to_true_reward']:.2f})"
+             for r in rows if r["ratio_to_true_reward"] is not None and r["ratio_to_true_reward"] < 0.9]
+    if short:
+        lines += ["", "Below 0.9 of the true-reward baseline: " + "; ".join(short) + "."]
     path.write_text("\n".join(lines) + "\n")
 
 
