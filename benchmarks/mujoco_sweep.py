@@ -35,6 +35,7 @@ from prefrl.samplers import SAMPLERS
 from prefrl.sweep import IncompatibleResults, Progress, Task, read_record, run_local, run_ray
 from prefrl.teachers import TEACHERS
 from prefrl.train import ALGOS, TrainConfig, check_env_id
+from prefrl.validation import check_choice
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASELINE = "true_reward"
@@ -88,15 +89,12 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     envs = [e for e in args.envs.split(",") if e]
     for env in envs:
         check_env_id(env)
-    if args.algo not in ALGOS:
-        raise ValueError(f"unknown method/algo {args.algo!r}: expected one of {', '.join(ALGOS)}")
+    check_choice("method/algo", args.algo, ALGOS)
     teachers, samplers = args.teachers.split(","), args.samplers.split(",")
     for t in teachers:
-        if t not in TEACHERS:
-            raise ValueError(f"unknown teacher {t!r}: expected one of {', '.join(TEACHERS)}")
+        check_choice("teacher", t, TEACHERS)
     for s in samplers:
-        if s not in SAMPLERS:
-            raise ValueError(f"unknown sampler {s!r}: expected one of {', '.join(SAMPLERS)}")
+        check_choice("sampler", s, SAMPLERS)
     labels = _int_list("labels", args.labels, allow_zero=True)
     seeds = _int_list("seeds", args.seeds, allow_zero=True)
     (steps,) = _int_list("steps", str(args.steps), allow_zero=False)

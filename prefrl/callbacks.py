@@ -25,6 +25,7 @@ from prefrl.data import ComparisonDataset, Segments, TrajectoryBuffer, write_jso
 from prefrl.reward import RewardModel, RewardTrainer
 from prefrl.samplers import SAMPLERS, select_queries
 from prefrl.spaces import flatten_batch
+from prefrl.validation import check_choice, check_positive_int
 from prefrl.wrappers import LearnedRewardVecEnv
 
 
@@ -52,10 +53,8 @@ class LabelSchedule:
     horizon_fraction: float = 0.75
 
     def __post_init__(self) -> None:
-        if not isinstance(self.total, (int, np.integer)) or self.total <= 0:
-            raise ValueError(f"label budget must be a positive integer, got {self.total!r}")
-        if self.total_steps <= 0:
-            raise ValueError(f"total_steps must be positive, got {self.total_steps}")
+        check_positive_int("label budget", self.total)
+        check_positive_int("total_steps", self.total_steps)
         if not 0.0 <= self.initial_fraction <= 1.0:
             raise ValueError(f"initial_fraction must be in [0, 1], got {self.initial_fraction}")
 
@@ -144,11 +143,9 @@ class PreferenceCallback(BaseCallback):
         verbose: int = 0,
     ):
         super().__init__(verbose)
-        if sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
+        check_choice("sampler", sampler, SAMPLERS)
         for name, value in (("segment_len", segment_len), ("num_queries", num_queries), ("candidate_factor", candidate_factor)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(name, value)
         self.reward_model, self.teacher = reward_model, teacher
         self.schedule = LabelSchedule(total_labels, total_steps, initial_fraction)
         self.sampler, self.segment_len, self.candidate_factor = sampler, segment_len, candidate_factor

@@ -32,6 +32,7 @@ from prefrl.plotting import plot_runs
 from prefrl.reward import RewardModel, RewardTrainer
 from prefrl.samplers import SAMPLERS
 from prefrl.teachers import TEACHERS, make_teacher
+from prefrl.validation import check_choice, check_positive_int
 from prefrl.wrappers import LearnedRewardVecEnv
 
 ALGOS = {"ppo": PPO, "sac": SAC}
@@ -66,16 +67,16 @@ class TrainConfig:
     def validate(self) -> None:
         """Refuse bad values before anything is built, naming the value and what was expected."""
         check_env_id(self.env)
-        _check_choice("algo", self.algo, tuple(ALGOS))
-        _check_choice("reward", self.reward, REWARDS)
-        _check_positive_int("steps", self.steps)
+        check_choice("algo", self.algo, tuple(ALGOS))
+        check_choice("reward", self.reward, REWARDS)
+        check_positive_int("steps", self.steps)
         for name in ("ensemble", "segment_len", "n_envs", "eval_episodes", "evals", "history_episodes", "num_queries",
                      "threads"):
-            _check_positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         if self.reward == "learned":
-            _check_positive_int("labels", self.labels, hint=" (the label budget; use --reward true for the baseline)")
-            _check_choice("teacher", self.teacher, tuple(TEACHERS))
-            _check_choice("sampler", self.sampler, SAMPLERS)
+            check_positive_int("labels", self.labels, hint=" (the label budget; use --reward true for the baseline)")
+            check_choice("teacher", self.teacher, tuple(TEACHERS))
+            check_choice("sampler", self.sampler, SAMPLERS)
             limit = gym.spec(self.env).max_episode_steps
             if limit is not None and self.segment_len > limit:
                 raise ValueError(f"segment_len {self.segment_len} is longer than {self.env}'s episodes "
@@ -92,16 +93,6 @@ class TrainConfig:
             return cls(**{k: v for k, v in raw.items() if k in known})
         except (OSError, json.JSONDecodeError, TypeError) as exc:
             raise ValueError(f"{path} is missing or corrupt: {exc}") from exc
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}: expected one of {', '.join(choices)}")
-
-
-def _check_positive_int(name: str, value: Any, hint: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}{hint}")
 
 
 def check_env_id(env_id: str) -> None:
