@@ -167,10 +167,10 @@ def _mean_or_none(values: Iterable[Any]) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def write_markdown(rows: list[dict[str, Any]], path: Path, command: str) -> None:
-    """The summary as a markdown table."""
+def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) -> None:
+    """The summary as a markdown table, under the commands that produced its runs."""
     fmt = lambda v, f="{:.2f}": "–" if v is None else f.format(v)  # noqa: E731
-    lines = [f"Command: `{command}`", "",
+    lines = ["Produced by:", *[f"- `{c}`" for c in commands], "",
              "| env | method | teacher | sampler | labels (answered) | steps | seeds | true return (mean ± std) "
              "| ratio to true reward | reward corr. |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -224,19 +224,25 @@ def plot_env(env: str, records: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def summarize(specs: list[RunSpec], results: Path, command: str) -> list[dict[str, Any]]:
-    """Aggregate every finished run of this sweep into the summary JSON, markdown and plots."""
+def summarize(results: Path, command: str) -> list[dict[str, Any]]:
+    """Aggregate every finished run in `results` (this sweep's and earlier ones') into the summary
+    JSON, markdown and plots; the commands that produced them are kept alongside."""
     records = []
-    for spec in specs:
+    for path in sorted((results / "runs").glob("*.json")):
         try:
-            rec = read_record(record_path(results, spec))
+            rec = read_record(path)
         except ValueError:
-            rec = None
-        if rec is not None and rec["status"] == "ok":
+            continue  # reported (and re-run) when a sweep that covers it starts
+        if rec is not None and rec["status"] == "ok" and "spec" in rec:
             records.append(rec)
+    try:
+        commands = json.loads((results / "mujoco_summary.json").read_text()).get("commands", [])
+    except (OSError, json.JSONDecodeError):
+        commands = []
+    commands = [c for c in commands if c != command] + [command]
     rows = aggregate(records)
-    write_json(results / "mujoco_summary.json", {"command": command, "rows": rows})
-    write_markdown(rows, results / "mujoco.md", command)
+    write_json(results / "mujoco_summary.json", {"commands": commands, "rows": rows})
+    write_markdown(rows, results / "mujoco.md", commands)
     for env in sorted({r["spec"]["env"] for r in records}):
         plot_env(env, [r for r in records if r["spec"]["env"] == env], results / f"mujoco_{env.replace('/', '_')}.png")
     return rows
@@ -302,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             run_ray(todo, args.ray_address, progress)
         else:
             run_local(todo, args.workers, progress)
-    rows = summarize(specs, results, command)
+    rows = summarize(results, command)
     print(json.dumps({"runs": len(specs), "summary_rows": len(rows),
                       "summary": str(results / "mujoco_summary.json")}))
     return 0

@@ -54,6 +54,12 @@ def test_quick_sweep_writes_summary_table_plots_and_resumes(tmp_path, capsys):
     assert json.loads(record.read_text())["metrics"] == before
     assert labels.stat().st_mtime_ns == stamp
 
+    # a later sweep into the same results adds its rows to the summary, beside the earlier ones
+    assert sweep.main(_args(tmp_path, "--samplers", "disagreement")) == 0
+    summary = json.loads((results / "mujoco_summary.json").read_text())
+    assert sorted(r["sampler"] for r in summary["rows"]) == ["-", "disagreement", "uniform"]
+    assert len(summary["commands"]) == 2 and "--samplers disagreement" in summary["commands"][1]
+
 
 class _Exploding(gym.Env):
     observation_space = gym.spaces.Box(-1, 1, (2,))
