@@ -174,8 +174,14 @@ class RewardModel(nn.Module):
         return np.einsum("kbh,kh->b", h, w_last) + c
 
     def invalidate_cache(self) -> None:
-        """Drop the numpy copy of the weights (call after changing parameters by hand)."""
+        """Drop the numpy copy of the weights (call after changing parameters in place by hand)."""
         self._np_params = None
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False):
+        """As nn.Module's, and the policy-facing numpy path follows the new weights."""
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self._np_params = None
+        return result
 
     # ------------------------------------------------------------ save/load
     def config(self) -> dict[str, Any]:
@@ -342,13 +348,6 @@ class RewardTrainer:
                 self.weight_decay = max(self.weight_decay / 2, 1e-7)
         model.set_output_normalization(pairs.real_features, anchor_absorbing=pairs.has_absorbing)
         return FitReport(epoch, train_loss, val_loss, val_acc, n, self.weight_decay, time.perf_counter() - t0, pair_updates)
-
-    @torch.no_grad()
-    def evaluate(self, dataset: ComparisonDataset) -> tuple[float, float]:
-        """(mean BT loss, accuracy on non-tied labels) of the ensemble mean on a dataset."""
-        if len(dataset) == 0:
-            return math.nan, math.nan
-        return evaluate_preferences(self.model, dataset.segments_a, dataset.segments_b, dataset.labels, self.label_noise)
 
 
 @dataclass

@@ -147,3 +147,14 @@ def test_bad_inputs_are_refused():
         RewardModel(spaces.Text(5), ACT)
     with pytest.raises(ValueError, match="empty"):
         RewardTrainer(RewardModel(OBS, ACT)).fit(ComparisonDataset())
+
+
+def test_predict_follows_weights_loaded_into_an_existing_model():
+    rng = np.random.default_rng(8)
+    a = RewardModel(OBS, ACT, ensemble_size=2, seed=0)
+    b = RewardModel(OBS, ACT, ensemble_size=2, seed=1)
+    x, u = rng.normal(size=(5, 3)).astype(np.float32), np.zeros((5, 2), np.float32)
+    before = b.predict(x, u, x)  # builds b's numpy cache
+    b.load_state_dict(a.state_dict())
+    np.testing.assert_array_equal(b.predict(x, u, x), a.predict(x, u, x))
+    assert not np.array_equal(before, a.predict(x, u, x))
