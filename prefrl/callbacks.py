@@ -119,6 +119,10 @@ class PreferenceCallback(BaseCallback):
     The training env must contain a LearnedRewardVecEnv sharing `reward_model` and recording
     into a TrajectoryBuffer. Every answer is saved to `run_dir/comparisons.npz` the moment it
     arrives, before the reward model is refitted.
+
+    With a trainer that uses demonstrations (AIHF, or IRL with `total_labels=0`) the reward is
+    also refitted every `refit_every` env steps against segments of the newest `policy_recent`
+    transitions, since the demonstration term compares the demos with the current policy.
     """
 
     def __init__(
@@ -135,10 +139,13 @@ class PreferenceCallback(BaseCallback):
         candidate_factor: int = 10,
         warmup_steps: int | None = None,
         pretrain_steps: int = 0,
+        refit_every: int | None = None,
+        policy_recent: int = 10_000,
         dataset: ComparisonDataset | None = None,
         trainer: RewardTrainer | None = None,
         run_dir: str | Path | None = None,
         labels_asked: int = 0,
+        fitted: bool = False,
         seed: int = 0,
         verbose: int = 0,
     ):
@@ -147,18 +154,26 @@ class PreferenceCallback(BaseCallback):
         for name, value in (("segment_len", segment_len), ("num_queries", num_queries), ("candidate_factor", candidate_factor)):
             check_positive_int(name, value)
         self.reward_model, self.teacher = reward_model, teacher
-        self.schedule = LabelSchedule(total_labels, total_steps, initial_fraction)
+        self.trainer = trainer or RewardTrainer(reward_model, seed=seed)
+        if total_labels == 0 and not self.trainer.uses_demos:
+            raise ValueError("total_labels is 0 and the trainer has no demonstrations: nothing to learn the reward from")
+        self.schedule = LabelSchedule(total_labels, total_steps, initial_fraction) if total_labels else None
         self.sampler, self.segment_len, self.candidate_factor = sampler, segment_len, candidate_factor
-        self.query_every = max(1, int(self.schedule.horizon_fraction * total_steps / num_queries))
+        self.total_steps = total_steps
+        self.query_every = max(1, int(LabelSchedule.horizon_fraction * total_steps / num_queries))
+        self.refit_every = refit_every or max(1000, total_steps // 50)
+        check_positive_int("refit_every", self.refit_every)
+        check_positive_int("policy_recent", policy_recent)
+        self.policy_recent = policy_recent
         self.warmup_steps = warmup_steps
         self.pretrain_steps = pretrain_steps
         self.dataset = dataset if dataset is not None else ComparisonDataset()
-        self.trainer = trainer or RewardTrainer(reward_model, seed=seed)
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.labels_asked = labels_asked
+        self.labels_asked, self.fitted = labels_asked, fitted
         self.rng = np.random.default_rng(seed)
+        self.policy_rng = np.random.default_rng([seed, 2])  # the IRL term's policy segments: a stream of their own
         self.seed = seed
-        self.last_query_step = -math.inf
+        self.last_query_step = self.last_fit_step = -math.inf
         self.first_query_step = 0
         self.warmup_done = 0
         self.fit_reports: list[dict[str, Any]] = []
@@ -176,7 +191,7 @@ class PreferenceCallback(BaseCallback):
             raise ValueError("replay buffers with optimize_memory_usage=True cannot be relabelled; set it to False")
 
     def _on_training_start(self) -> None:
-        if self.labels_asked > 0:  # resumed run: the reward model is already trained
+        if self.labels_asked > 0 or self.fitted:  # resumed run: the reward model is already trained
             return
         if isinstance(self.model, OffPolicyAlgorithm):
             # SAC: random steps for learning_starts, then optional PEBBLE pre-training, then the first labels.
@@ -185,25 +200,37 @@ class PreferenceCallback(BaseCallback):
                 self.wrapper.set_reward_source(StateEntropyReward(self.buffer))
         else:
             self._warmup()
-            if self.buffer.can_sample(self.segment_len):  # else at the first rollout end that can
+            if not self.buffer.can_sample(self.segment_len):
+                return  # the first labels / fit come at the first rollout end that can
+            if self.schedule is not None:
                 self._query(self.schedule.initial)
+            else:
+                self._fit()
 
     def _on_step(self) -> bool:
         return True
 
+    def _labels_due(self, t: int) -> int:
+        """How many labels to ask for now (0 if none)."""
+        if self.schedule is None or self.labels_asked >= self.schedule.total:
+            return 0
+        if self.labels_asked == 0:
+            return self.schedule.initial
+        if t - self.last_query_step < self.query_every:
+            return 0
+        return self.schedule.due(t) - self.labels_asked
+
     def _on_rollout_end(self) -> None:
         t = self.num_timesteps
-        if t < self.first_query_step or self.labels_asked >= self.schedule.total:
-            return
-        if self.labels_asked == 0:
-            n = self.schedule.initial
-        elif t - self.last_query_step < self.query_every:
-            return
+        if t < self.first_query_step or not self.buffer.can_sample(self.segment_len):
+            return  # still warming up, or no finished episode long enough yet (e.g. just after a resume)
+        n = self._labels_due(t)
+        if n > 0:
+            self._query(n)
+        elif self.trainer.uses_demos and t - self.last_fit_step >= self.refit_every:
+            self._fit()
         else:
-            n = self.schedule.due(t) - self.labels_asked
-        if n <= 0 or not self.buffer.can_sample(self.segment_len):
-            return  # nothing due, or no finished episode long enough yet (e.g. just after a resume)
-        self._query(n)
+            return
         self.wrapper.set_reward_source("learned")  # ends PEBBLE pre-training, if any
 
     # -------------------------------------------------------------- the loop
@@ -212,7 +239,7 @@ class PreferenceCallback(BaseCallback):
         env = self.training_env
         steps = self.warmup_steps
         if steps is None:
-            steps = int(np.clip(0.02 * self.schedule.total_steps, 20 * self.segment_len, 10_000))
+            steps = int(np.clip(0.02 * self.total_steps, 20 * self.segment_len, 10_000))
         space = env.action_space
         space.seed(self.seed)
         for _ in range(math.ceil(steps / env.num_envs)):
@@ -255,21 +282,31 @@ class PreferenceCallback(BaseCallback):
         if kept == 0:
             # e.g. B-Pref's skip teacher on a task whose returns are all negative skips every query
             warnings.warn(f"teacher {self.teacher.name!r} answered none of {n} queries at step {self.num_timesteps} "
-                          f"({len(self.dataset)} labels so far); the reward model is not updated", stacklevel=2)
-        if len(self.dataset) == 0:
+                          f"({len(self.dataset)} labels so far)", stacklevel=2)
+        self._fit(new_labels=kept)
+
+    def _fit(self, new_labels: int = 0) -> None:
+        """Refit the reward on every label (and the demonstrations), relabel replay data, save."""
+        if len(self.dataset) == 0 and not self.trainer.uses_demos:
             return
-        report = self.trainer.fit(self.dataset)
+        policy_segments = None
+        if self.trainer.uses_demos:
+            policy_segments = self.buffer.sample_segments(self.trainer.demo_pool, self.segment_len, self.policy_rng,
+                                                          recent=self.policy_recent)
+        report = self.trainer.fit(self.dataset, policy_segments)
+        self.fitted, self.last_fit_step = True, self.num_timesteps
         self.relabel_replay_buffer()
         self.fit_reports.append({"env_steps": int(self.num_timesteps), **report.__dict__})
         for key, value in (
             ("labels_asked", self.labels_asked),
             ("labels_kept", len(self.dataset)),
-            ("labels_new", kept),
+            ("labels_new", new_labels),
             ("reward_train_loss", report.train_loss),
             ("reward_val_loss", report.val_loss),
             ("reward_val_accuracy", report.val_accuracy),
             ("reward_epochs", report.epochs),
             ("reward_weight_decay", report.weight_decay),
+            ("reward_demo_gap", report.demo_gap),
         ):
             self.logger.record(f"pref/{key}", value)
         if self.run_dir is not None:

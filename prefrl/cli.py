@@ -1,4 +1,4 @@
-"""The `prefrl` command line: `prefrl train ...`, `prefrl plot ...`."""
+"""The `prefrl` command line: `prefrl train|bc|plot ...`, `prefrl demos record|info ...`."""
 
 from __future__ import annotations
 
@@ -32,6 +32,11 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--evals", type=int, default=d.evals, help="evaluations during the run (the history)")
     p.add_argument("--pretrain-steps", type=int, default=d.pretrain_steps,
                    help="SAC only: PEBBLE unsupervised pre-training steps before the first labels")
+    p.add_argument("--demos", default=None, metavar="FILE",
+                   help="demonstrations (npz, HDF5 or minari:ID): trains the AIHF joint reward (IRL with --labels 0)")
+    p.add_argument("--demo-episodes", type=int, default=None, help="use only the first N episodes of --demos")
+    p.add_argument("--demo-weight", type=float, default=d.demo_weight, help="AIHF weight W_D of the demonstration term")
+    p.add_argument("--pref-weight", type=float, default=d.pref_weight, help="AIHF weight W_P of the preference term")
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads")
     p.add_argument("--resume", metavar="DIR", help="continue the stopped run in DIR (other options are ignored)")
     p.add_argument("--overwrite", action="store_true", help="delete an earlier run in --out instead of refusing")
@@ -51,11 +56,78 @@ def _cmd_train(args: argparse.Namespace) -> int:
             seed=args.seed, reward=args.reward, sampler=args.sampler, ensemble=args.ensemble,
             segment_len=args.segment_len, n_envs=args.n_envs, num_queries=args.num_queries,
             eval_episodes=args.eval_episodes, evals=args.evals, pretrain_steps=args.pretrain_steps,
-            threads=args.threads, progress=not args.no_progress,
+            demos=args.demos, demo_episodes=args.demo_episodes, demo_weight=args.demo_weight,
+            pref_weight=args.pref_weight, threads=args.threads, progress=not args.no_progress,
         ), overwrite=args.overwrite)
-    summary = {k: metrics[k] for k in ("env", "algo", "labels", "true_return", "learned_return",
+    summary = {k: metrics.get(k) for k in ("env", "algo", "method", "labels", "demos", "true_return", "learned_return",
                                        "pref_accuracy_heldout", "reward_correlation", "wall_seconds")}
     print(json.dumps(summary))
+    return 0
+
+
+def _bc_parser(sub: argparse._SubParsersAction) -> None:
+    from prefrl.bc import BCConfig
+
+    d = BCConfig(env="", demos="", out="")
+    p = sub.add_parser("bc", help="behaviour cloning from demonstrations into an SB3 PPO policy",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--demos", required=True, metavar="FILE", help="demonstrations (npz, HDF5 or minari:ID)")
+    p.add_argument("--env", required=True, help="Gymnasium env id the demonstrations come from")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--demo-episodes", type=int, default=None, help="use only the first N episodes")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--epochs", type=int, default=d.epochs, help="most passes over the demonstrations")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--eval-episodes", type=int, default=d.eval_episodes, help="episodes of the true-reward evaluation")
+    p.add_argument("--overwrite", action="store_true", help="delete an earlier run in --out instead of refusing")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _cmd_bc(args: argparse.Namespace) -> int:
+    from prefrl.bc import BCConfig, behaviour_clone
+
+    metrics = behaviour_clone(BCConfig(
+        env=args.env, demos=args.demos, out=args.out, demo_episodes=args.demo_episodes, seed=args.seed,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, eval_episodes=args.eval_episodes,
+        progress=not args.no_progress,
+    ), overwrite=args.overwrite)
+    print(json.dumps({k: metrics[k] for k in ("env", "method", "demos", "demo_return", "true_return", "true_return_std")}))
+    return 0
+
+
+def _demos_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demos", help="record or inspect demonstrations")
+    dsub = p.add_subparsers(dest="demos_command", required=True)
+    r = dsub.add_parser("record", help="record episodes of a trained policy", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    r.add_argument("--policy", required=True, help="a prefrl run directory (or its policy.zip)")
+    r.add_argument("--env", required=True, help="Gymnasium env id")
+    r.add_argument("--episodes", type=int, required=True, help="episodes to record")
+    r.add_argument("--out", required=True, help="output file (.npz, or .h5 with h5py installed)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the first episode's reset")
+    r.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the policy's mode")
+    r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    i = dsub.add_parser("info", help="episodes, transitions and true return of a demonstration file")
+    i.add_argument("file", help="npz, HDF5 or minari:ID")
+    i.add_argument("--env", default=None, help="also check the demonstrations fit this env's spaces")
+
+
+def _cmd_demos(args: argparse.Namespace) -> int:
+    from prefrl.demos import Demonstrations, load_demos_for_env
+    from prefrl.policies import record_demos
+
+    if args.demos_command == "record":
+        demos = record_demos(args.env, args.policy, args.episodes, seed=args.seed, deterministic=not args.stochastic,
+                             progress=not args.no_progress)
+        demos.save(args.out)
+        print(json.dumps({"out": args.out, **demos.summary()}))
+    elif args.env:
+        from prefrl.train import check_env_id
+
+        check_env_id(args.env)
+        print(json.dumps(load_demos_for_env(args.file, args.env).summary()))
+    else:
+        print(json.dumps(Demonstrations.load(args.file).summary()))
     return 0
 
 
@@ -71,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prefrl", description="Preference-based RL on Gymnasium + Stable-Baselines3")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
+    _bc_parser(sub)
+    _demos_parser(sub)
     p = sub.add_parser("plot", help="overlay learned- and true-reward curves of finished runs")
     p.add_argument("runs", nargs="+", metavar="DIR", help="run directories")
     p.add_argument("--out", required=True, help="output PNG file")
@@ -81,10 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: bad input ends with one clear line on stderr and exit status 2, not a traceback."""
     args = build_parser().parse_args(argv)
-    handler = {"train": _cmd_train, "plot": _cmd_plot}[args.command]
+    handler = {"train": _cmd_train, "bc": _cmd_bc, "demos": _cmd_demos, "plot": _cmd_plot}[args.command]
     try:
         return handler(args)
-    except (ValueError, OSError, TypeError) as exc:
+    except (ValueError, OSError, TypeError, ImportError) as exc:
         print(f"prefrl {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -277,20 +277,32 @@ class TrajectoryBuffer:
             return 0.0
         return float(np.sum([e.true_rewards.sum() for e in eps]) / np.sum([len(e) for e in eps]))
 
-    def _starts(self, horizon: int) -> np.ndarray:
+    @staticmethod
+    def _starts(episodes: Sequence[Episode], horizon: int) -> np.ndarray:
         # A terminated episode may start a segment at any step (the rest is absorbing state);
         # a truncated one only where a whole segment fits.
         return np.array(
-            [len(e) if e.terminated else max(len(e) - horizon + 1, 0) for e in self.episodes], dtype=np.int64
+            [len(e) if e.terminated else max(len(e) - horizon + 1, 0) for e in episodes], dtype=np.int64
         )
 
     def can_sample(self, horizon: int) -> bool:
         """Whether at least one segment of this length can be cut from the finished episodes."""
-        return bool(self.episodes) and int(self._starts(horizon).sum()) > 0
+        return bool(self.episodes) and int(self._starts(self.episodes, horizon).sum()) > 0
 
-    def sample_segments(self, n: int, horizon: int, rng: np.random.Generator) -> Segments:
-        """Draw n segments uniformly over all valid (episode, start) positions."""
-        counts = self._starts(horizon)
+    def sample_segments(
+        self, n: int, horizon: int, rng: np.random.Generator, recent: int | None = None
+    ) -> Segments:
+        """Draw n segments uniformly over all valid (episode, start) positions.
+
+        With `recent`, only from the newest episodes holding about that many transitions (the
+        current policy's behaviour), falling back to older ones if those fit no segment.
+        """
+        episodes = self.episodes
+        if recent is not None:
+            newest = list(self.iter_recent(recent))[::-1]
+            if newest and self._starts(newest, horizon).sum() > 0:
+                episodes = newest
+        counts = self._starts(episodes, horizon)
         total = int(counts.sum())
         if total == 0:
             raise ValueError(
@@ -301,9 +313,9 @@ class TrajectoryBuffer:
         bounds = np.cumsum(counts)
         ep_idx = np.searchsorted(bounds, flat, side="right")
         starts = flat - (bounds[ep_idx] - counts[ep_idx])
-        first = self.episodes[0]
+        first = episodes[0]
         obs_dim, act_dim = first.obs.shape[1], first.acts.shape[1]
-        has_states = all(e.states is not None for e in self.episodes)
+        has_states = all(e.states is not None for e in episodes)
         state_dim = first.states.shape[1] if has_states else 0
         obs = np.zeros((n, horizon, obs_dim), np.float32)
         next_obs = np.zeros_like(obs)
@@ -312,7 +324,7 @@ class TrajectoryBuffer:
         rew = np.zeros((n, horizon), np.float32)
         states = np.zeros((n, horizon, state_dim), np.float32) if has_states else None
         for j, (e, s) in enumerate(zip(ep_idx, starts)):
-            ep = self.episodes[e]
+            ep = episodes[e]
             stop = min(s + horizon, len(ep))
             k = stop - s
             obs[j, :k], acts[j, :k], next_obs[j, :k] = ep.obs[s:stop], ep.acts[s:stop], ep.next_obs[s:stop]

@@ -360,15 +360,20 @@ def rpo_loss(
 # --------------------------------------------------------------------------- IRL / AIHF
 
 
-def ml_irl_loss(demo_scores: Tensor, policy_scores: Tensor, *, reduction: str = "mean") -> Tensor:
+def ml_irl_loss(
+    demo_scores: Tensor, policy_scores: Tensor, *, l2: float = 0.0, reduction: str = "mean"
+) -> Tensor:
     """Maximum-likelihood IRL demonstration term ``mean(policy_scores) - mean(demo_scores)``.
 
     Minimising it raises the learned reward on demonstrations and lowers it on the current
     policy's samples (the reward-side gradient of ML-IRL, as used in AIHF, Li et al. 2024).
-    The two batches may differ in size. ``reduction="sum"`` gives
-    ``sum(policy_scores) - sum(demo_scores)``; ``"none"`` is not defined for this term.
+    The two batches may differ in size. The term is linear in the scores, so on its own it is
+    unbounded below; ``l2 > 0`` adds ``l2 * (mean(demo_scores**2) + mean(policy_scores**2))``,
+    which keeps the optimum finite (scores of +-1/(2 l2)). ``reduction="sum"`` sums instead of
+    averaging; ``"none"`` is not defined for this term.
     """
     _check_reduction(reduction)
+    l2 = _check_number("l2", l2, 0.0)
     if reduction == "none":
         raise ValueError(
             "ml_irl_loss compares two batches of possibly different sizes; reduction must be "
@@ -379,7 +384,10 @@ def ml_irl_loss(demo_scores: Tensor, policy_scores: Tensor, *, reduction: str = 
             f"demo_scores and policy_scores must be non-empty, got shapes "
             f"{tuple(demo_scores.shape)} and {tuple(policy_scores.shape)}"
         )
-    return _reduce(policy_scores, reduction) - _reduce(demo_scores, reduction)
+    loss = _reduce(policy_scores, reduction) - _reduce(demo_scores, reduction)
+    if l2 > 0:
+        loss = loss + l2 * (_reduce(demo_scores.square(), reduction) + _reduce(policy_scores.square(), reduction))
+    return loss
 
 
 def aihf_loss(

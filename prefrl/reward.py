@@ -23,6 +23,7 @@ from torch import nn
 
 from prefrl import losses
 from prefrl.data import ComparisonDataset, Segments, atomic_write
+from prefrl.demos import Demonstrations
 from prefrl.spaces import check_space, describe, flat_dim
 
 INPUT_KINDS = ("obs", "act", "next_obs")
@@ -246,6 +247,7 @@ class FitReport:
     weight_decay: float
     seconds: float
     pair_updates: int = 0  # (labelled pair, member) gradient evaluations, for speed reports
+    demo_gap: float = math.nan  # mean learned return of demo segments minus the policy's (joint training)
 
 
 class RewardTrainer:
@@ -255,6 +257,13 @@ class RewardTrainer:
     stopping, and the L2 weight is tuned so held-out loss stays within 1.1-1.5x the training loss
     (Christiano et al. 2017). Training warm-starts from the current weights on every call and
     spends at most `max_updates` gradient steps, so refits stay cheap as labels accumulate.
+
+    Given demonstrations and `demo_weight > 0`, `fit` trains the AIHF objective instead
+    (`losses.aihf_loss` of the Bradley-Terry term and `losses.ml_irl_loss` of demonstration
+    segments against segments of the current policy), `demo_updates` steps per call, warm-started,
+    since the IRL term follows a moving policy and has no held-out optimum to stop at. The same
+    pairs are held out as in preference-only training. `demo_weight = 0` (or no demonstrations) is
+    preference-only training, `pref_weight = 0` demonstration-only IRL: the other term is skipped.
     """
 
     def __init__(
@@ -269,12 +278,37 @@ class RewardTrainer:
         label_noise: float = 0.0,
         holdout_fraction: float = 1 / math.e,
         seed: int = 0,
+        demos: Demonstrations | None = None,
+        demo_weight: float = 1.0,
+        pref_weight: float = 1.0,
+        demo_l2: float = 0.1,
+        demo_updates: int = 100,
+        demo_pool: int = 512,
+        absorbing_lr: float = 1e-2,
     ):
         self.model = model
         self.batch_size, self.max_updates, self.patience = batch_size, max_updates, patience
         self.weight_decay, self.label_noise, self.holdout_fraction = weight_decay, label_noise, holdout_fraction
         self.seed, self.rng = seed, np.random.default_rng(seed)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        if demos is not None and demo_weight > 0:
+            # The absorbing reward is one scalar per member: at the network's learning rate it would
+            # barely move within a refit, while the IRL term pushes the policy's real steps down
+            # fast, leaving falling (absorbing) ranked above staying up. It gets a faster rate.
+            rest = [p for n, p in model.named_parameters() if n != "absorbing"]
+            self.optimizer = torch.optim.Adam([{"params": rest}, {"params": [model.absorbing], "lr": absorbing_lr}], lr=lr)
+        losses.aihf_loss(None if pref_weight == 0 else torch.zeros(()), None if demo_weight == 0 else torch.zeros(()),
+                         pref_weight=pref_weight, demo_weight=demo_weight)  # same checks as the loss: >= 0, not both 0
+        self.demo_weight, self.pref_weight = float(demo_weight), float(pref_weight)
+        self.demo_l2, self.demo_updates, self.demo_pool = demo_l2, demo_updates, demo_pool
+        self.demos = demos.buffer() if demos is not None and self.demo_weight > 0 else None
+        if demos is not None:
+            demos.check_env(model.observation_space, model.action_space)
+
+    @property
+    def uses_demos(self) -> bool:
+        """Whether `fit` trains the joint objective (it needs the current policy's segments)."""
+        return self.demos is not None
 
     def split(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(held-out, training) pair indices. A pair keeps its side for good: draws come from a
@@ -296,8 +330,17 @@ class RewardTrainer:
         rb = self.model.segment_returns(pairs.fb[ids], pairs.mb[ids])
         return losses.bradley_terry_loss(ra, rb, pairs.y[ids], noise=self.label_noise, reduction="none")
 
-    def fit(self, dataset: ComparisonDataset) -> FitReport:
-        """Train on all labelled pairs until held-out loss stops improving; returns a report."""
+    def fit(self, dataset: ComparisonDataset, policy_segments: Segments | None = None) -> FitReport:
+        """Train on all labelled pairs (and, with demonstrations, the demonstration term); returns a report.
+
+        Preference-only: until held-out loss stops improving. Joint: `demo_updates` steps, with
+        `policy_segments` (the current policy's behaviour) as the IRL term's negatives.
+        """
+        if self.demos is None:
+            return self._fit_preferences(dataset)
+        return self._fit_joint(dataset, policy_segments)
+
+    def _fit_preferences(self, dataset: ComparisonDataset) -> FitReport:
         t0 = time.perf_counter()
         model, n = self.model, len(dataset)
         if n == 0:
@@ -348,6 +391,59 @@ class RewardTrainer:
                 self.weight_decay = max(self.weight_decay / 2, 1e-7)
         model.set_output_normalization(pairs.real_features, anchor_absorbing=pairs.has_absorbing)
         return FitReport(epoch, train_loss, val_loss, val_acc, n, self.weight_decay, time.perf_counter() - t0, pair_updates)
+
+
+    def _fit_joint(self, dataset: ComparisonDataset, policy_segments: Segments | None) -> FitReport:
+        t0 = time.perf_counter()
+        model, k = self.model, self.model.ensemble_size
+        if policy_segments is None or len(policy_segments) == 0:
+            raise ValueError("the demonstration term needs segments of the current policy's behaviour (policy_segments)")
+        demo = self.demos.sample_segments(self.demo_pool, policy_segments.horizon, self.rng)
+        fd, fp = model.segment_features(demo), model.segment_features(policy_segments)
+        md, mp = torch.as_tensor(demo.mask), torch.as_tensor(policy_segments.mask)
+        real = [fd[demo.mask > 0], fp[policy_segments.mask > 0]]
+        use_pairs = self.pref_weight > 0 and len(dataset) > 0
+        n = len(dataset) if use_pairs else 0
+        val, train = self.split(n)
+        if use_pairs:
+            pairs = _PairTensors.from_dataset(model, dataset)
+            real.append(pairs.real_features)
+            weights = torch.as_tensor(self.bootstrap_counts(n), dtype=torch.float32)
+        model.set_input_normalization(np.concatenate(real))
+        fd, fp = torch.as_tensor(fd), torch.as_tensor(fp)
+        for g in self.optimizer.param_groups:
+            g["weight_decay"] = self.weight_decay
+        model.train()
+        pair_updates = 0
+        for _ in range(self.demo_updates):
+            pref_loss = None
+            if use_pairs and len(train):
+                ids = torch.as_tensor(self.rng.choice(train, size=min(self.batch_size, len(train)), replace=False))
+                w = weights[:, ids]
+                pref_loss = ((self._losses(pairs, ids) * w).sum(1) / w.sum(1).clamp(min=1.0)).sum()
+                pair_updates += ids.numel() * k
+            di = torch.as_tensor(self.rng.integers(0, len(fd), self.batch_size))
+            pi = torch.as_tensor(self.rng.integers(0, len(fp), self.batch_size))
+            rd, rp = model.segment_returns(fd[di], md[di]), model.segment_returns(fp[pi], mp[pi])  # (K, B)
+            demo_loss = k * losses.ml_irl_loss(rd, rp, l2=self.demo_l2)  # each member its own mean, as above
+            loss = losses.aihf_loss(pref_loss, demo_loss, pref_weight=self.pref_weight if pref_loss is not None else 0.0,
+                                    demo_weight=self.demo_weight)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            gap = float((model.segment_returns(fd, md).mean() - model.segment_returns(fp, mp).mean()))
+        val_loss = val_acc = train_loss = math.nan
+        if use_pairs:
+            if len(val):
+                val_loss, val_acc = pairs.evaluate(model, torch.as_tensor(val), self.label_noise)
+            train_loss, _ = pairs.evaluate(model, torch.as_tensor(train), self.label_noise)
+        policy_side = real[1:]  # what the policy visits: its own data and the labelled segments
+        absorbing = bool((policy_segments.mask == 0).any()) or (use_pairs and pairs.has_absorbing)
+        model.set_output_normalization(np.concatenate(policy_side), anchor_absorbing=absorbing)
+        return FitReport(self.demo_updates, train_loss, val_loss, val_acc, n, self.weight_decay,
+                         time.perf_counter() - t0, pair_updates, gap)
 
 
 @dataclass

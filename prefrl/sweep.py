@@ -27,7 +27,8 @@ RECORD_FORMAT_VERSION = 1
 
 @dataclass
 class Task:
-    """One run of a sweep: the train config (as a dict), where its record goes, and labels for the summary."""
+    """One run of a sweep: the train config (as a dict; `kind: "bc"` for a BCConfig), where its record goes,
+    and labels for the summary."""
 
     run_id: str
     config: dict[str, Any]
@@ -72,6 +73,10 @@ def run_task(task: Task) -> dict[str, Any]:
     try:
         if (out / "metrics.json").exists():  # finished, but its record was lost: never train it again
             metrics = json.loads((out / "metrics.json").read_text())
+        elif task.config.get("kind") == "bc":  # behaviour cloning: minutes at most, so started afresh
+            from prefrl.bc import BCConfig, behaviour_clone
+
+            metrics = behaviour_clone(BCConfig(**{**task.config, "progress": False}), overwrite=True)
         elif (out / "config.json").exists():
             metrics = resume(out, progress=False)
         else:

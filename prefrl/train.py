@@ -7,7 +7,6 @@ reward_model.pt, comparisons.npz (every label, saved as it arrives), state.json.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import shutil
@@ -20,22 +19,21 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from prefrl.callbacks import PreferenceCallback
 from prefrl.data import ComparisonDataset, TrajectoryBuffer, atomic_write, write_json
+from prefrl.demos import Demonstrations, load_demos_for_env
 from prefrl.evaluation import evaluate_policy, reward_model_report
 from prefrl.plotting import plot_runs
+from prefrl.policies import ALGOS, read_normalization
 from prefrl.reward import RewardModel, RewardTrainer
 from prefrl.samplers import SAMPLERS
 from prefrl.teachers import TEACHERS, make_teacher
 from prefrl.validation import check_choice, check_positive_int
-from prefrl.wrappers import LearnedRewardVecEnv
+from prefrl.wrappers import LearnedRewardVecEnv, check_env_id, make_vec_env  # noqa: F401  (re-exported)
 
-ALGOS = {"ppo": PPO, "sac": SAC}
 REWARDS = ("learned", "true")
 
 
@@ -61,6 +59,10 @@ class TrainConfig:
     history_episodes: int = 5
     pretrain_steps: int = 0
     reward_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    demos: str | None = None
+    demo_episodes: int | None = None
+    demo_weight: float = 1.0
+    pref_weight: float = 1.0
     threads: int = 1
     progress: bool = True
 
@@ -74,15 +76,59 @@ class TrainConfig:
                      "threads"):
             check_positive_int(name, getattr(self, name))
         if self.reward == "learned":
-            check_positive_int("labels", self.labels, hint=" (the label budget; use --reward true for the baseline)")
             check_choice("teacher", self.teacher, tuple(TEACHERS))
             check_choice("sampler", self.sampler, SAMPLERS)
             limit = gym.spec(self.env).max_episode_steps
             if limit is not None and self.segment_len > limit:
                 raise ValueError(f"segment_len {self.segment_len} is longer than {self.env}'s episodes "
                                  f"(time limit {limit} steps): expected at most {limit}")
+            self._validate_reward_sources()
+        elif self.demos:
+            raise ValueError("--demos has no effect with --reward true (the true-reward baseline); drop one of them")
         if self.pretrain_steps < 0 or (self.pretrain_steps and self.algo != "sac"):
             raise ValueError(f"pretrain_steps={self.pretrain_steps}: expected 0, or a positive number with --algo sac")
+
+    def _validate_reward_sources(self) -> None:
+        """Labels and/or demonstrations, with weights that make sense together."""
+        for name in ("demo_weight", "pref_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
+        if self.demo_weight == 0 and self.pref_weight == 0:
+            raise ValueError("demo-weight and pref-weight are both 0: at least one term must train the reward")
+        uses_demos = bool(self.demos) and self.demo_weight > 0
+        if self.labels == 0 and uses_demos:
+            pass  # demonstration-only IRL
+        else:
+            hint = " (the label budget; use --reward true for the baseline, or --demos FILE --labels 0 for IRL)"
+            check_positive_int("labels", self.labels, hint=hint)
+        if self.labels > 0 and self.pref_weight == 0:
+            raise ValueError(f"pref-weight is 0, so the {self.labels} labels asked would never be used: "
+                             f"set --labels 0 for demonstration-only IRL")
+        if self.demo_episodes is not None:
+            if not self.demos:
+                raise ValueError("--demo-episodes needs --demos FILE")
+            check_positive_int("demo_episodes", self.demo_episodes)
+        if self.demos:
+            self.load_demos()
+
+    def load_demos(self) -> Demonstrations:
+        """The demonstrations of this run (the first demo_episodes of the file), checked against the env."""
+        demos = load_demos_for_env(self.demos, self.env, self.demo_episodes)
+        if not demos.buffer().can_sample(self.segment_len):
+            raise ValueError(f"the demonstrations' episodes ({[len(e) for e in demos.episodes][:10]} steps) are too short "
+                             f"for segments of {self.segment_len} steps: expected an episode of at least that length "
+                             f"or one that terminated")
+        return demos
+
+    @property
+    def method(self) -> str:
+        """true_reward, preference, aihf (labels + demos) or irl (demos only)."""
+        if self.reward == "true":
+            return "true_reward"
+        if not self.demos or self.demo_weight == 0:
+            return "preference"
+        return "irl" if self.labels == 0 else "aihf"
 
     @classmethod
     def from_json(cls, path: Path) -> "TrainConfig":
@@ -95,21 +141,20 @@ class TrainConfig:
             raise ValueError(f"{path} is missing or corrupt: {exc}") from exc
 
 
-def check_env_id(env_id: str) -> None:
-    """Raise a ValueError naming close matches if `env_id` is not a registered Gymnasium id."""
-    import prefrl_envs  # noqa: F401  (registers the custom tasks)
-
-    if env_id not in gym.registry:
-        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown env id {env_id!r}: not registered with Gymnasium{hint}")
-
-
-def make_vec_env(env_id: str, n_envs: int, seed: int) -> DummyVecEnv:
-    """n Monitor-wrapped copies of the env in this process (so MuJoCo states can be recorded)."""
-    venv = DummyVecEnv([lambda: Monitor(gym.make(env_id)) for _ in range(n_envs)])
-    venv.seed(seed)
-    return venv
+def prepare_run_dir(out: Path, overwrite: bool, resumable: bool = False) -> Path:
+    """Create `out`, refusing to start over an earlier run there unless `overwrite` (then it is deleted)."""
+    existing = out / "config.json"
+    if existing.exists():
+        if not overwrite:
+            hint = f"continue it with --resume {out}, or " if resumable else ""
+            raise ValueError(f"{out} already holds a prefrl run: {hint}pass --overwrite to delete it and start again")
+        try:
+            json.loads(existing.read_text())  # only ever delete what is recognizably a prefrl run
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{existing} is corrupt, so {out} is not deleted: {exc}") from exc
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 class _Progress(BaseCallback):
@@ -163,13 +208,8 @@ class Run:
 
     def __init__(self, config: TrainConfig, resume: bool = False, overwrite: bool = False):
         config.validate()
-        existing = Path(config.out) / "config.json"
-        if not resume and existing.exists():
-            if not overwrite:
-                raise ValueError(f"{config.out} already holds a prefrl run: continue it with --resume {config.out}, "
-                                 f"or pass --overwrite to delete it and start again")
-            TrainConfig.from_json(existing)  # only ever delete what is recognizably a prefrl run
-            shutil.rmtree(config.out)
+        if not resume:
+            prepare_run_dir(Path(config.out), overwrite, resumable=True)
         # Small MLPs gain little from more threads, and two runs side by side oversubscribe the cores.
         torch.set_num_threads(config.threads)
         self.config, self.out = config, Path(config.out)
@@ -219,15 +259,19 @@ class Run:
             self.model = ALGOS[config.algo]("MlpPolicy", self.venv, seed=config.seed, verbose=0,
                                             tensorboard_log=str(self.out / "tb"))
         self.pref: PreferenceCallback | None = None
+        self.demos = config.load_demos() if config.demos else None
         if self.reward_model is not None:
-            trainer = RewardTrainer(self.reward_model, seed=config.seed, weight_decay=weight_decay)
-            if labels_asked and not (self.out / "reward_model.pt").exists() and len(self.dataset):
+            trainer = RewardTrainer(self.reward_model, seed=config.seed, weight_decay=weight_decay,
+                                    demos=self.demos if config.method in ("aihf", "irl") else None,
+                                    demo_weight=config.demo_weight, pref_weight=config.pref_weight)
+            fitted = (self.out / "reward_model.pt").exists() and resume
+            if labels_asked and not fitted and len(self.dataset) and not trainer.uses_demos:
                 trainer.fit(self.dataset)  # labels survived a crash that the model did not
             self.pref = PreferenceCallback(
                 self.reward_model, make_teacher(config.teacher), total_labels=config.labels,
                 total_steps=config.steps, sampler=config.sampler, segment_len=config.segment_len,
                 num_queries=config.num_queries, pretrain_steps=config.pretrain_steps, dataset=self.dataset,
-                trainer=trainer, run_dir=self.out, labels_asked=labels_asked, seed=config.seed,
+                trainer=trainer, run_dir=self.out, labels_asked=labels_asked, fitted=fitted, seed=config.seed,
             )
 
     # ---------------------------------------------------------------- state
@@ -254,12 +298,11 @@ class Run:
         path = self.out / "vecnormalize.npz"
         if not path.exists():
             return
-        try:
-            with np.load(path) as z:
-                for name, rms in self._running_stats().items():
-                    rms.mean, rms.var, rms.count = z[f"{name}_mean"], z[f"{name}_var"], float(z[f"{name}_count"])
-        except Exception as exc:  # noqa: BLE001 - zip/npz errors come in many types
-            raise ValueError(f"{path} is corrupt: {exc}") from exc
+        saved = read_normalization(path)
+        for name, rms in self._running_stats().items():
+            if name not in saved:
+                raise ValueError(f"{path} is corrupt: it holds no {name} statistics")
+            rms.mean, rms.var, rms.count = saved[name].mean, saved[name].var, saved[name].count
 
     def env_steps(self) -> int:
         """Env steps so far, the random warm-up included."""
@@ -302,6 +345,10 @@ class Run:
             "env": cfg.env, "algo": cfg.algo, "seed": cfg.seed, "reward": cfg.reward,
             "teacher": cfg.teacher if cfg.reward == "learned" else None,
             "sampler": cfg.sampler if cfg.reward == "learned" else None,
+            "method": cfg.method, "demos": len(self.demos) if self.demos else 0,
+            "demo_return": float(self.demos.returns().mean()) if self.demos else None,
+            "demo_weight": cfg.demo_weight if cfg.method in ("aihf", "irl") else None,
+            "pref_weight": cfg.pref_weight if cfg.method in ("aihf", "preference") else None,
             "env_steps": self.env_steps(), "labels": self.pref.labels_asked if self.pref else 0,
             "labels_answered": len(self.dataset), "true_return": final["true_return"],
             "true_return_std": final["true_return_std"], "learned_return": final["learned_return"],

@@ -8,18 +8,37 @@ into a TrajectoryBuffer, handle early termination and any episode length, and re
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces as gym_spaces
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
 from prefrl.data import TrajectoryBuffer
 from prefrl.reward import RewardModel
 from prefrl.spaces import check_space, flatten_batch
 
 RewardFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise a ValueError naming close matches if `env_id` is not a registered Gymnasium id."""
+    import prefrl_envs  # noqa: F401  (registers the custom tasks)
+
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown env id {env_id!r}: not registered with Gymnasium{hint}")
+
+
+def make_vec_env(env_id: str, n_envs: int, seed: int) -> DummyVecEnv:
+    """n Monitor-wrapped copies of the env in this process (so MuJoCo states can be recorded)."""
+    venv = DummyVecEnv([lambda: Monitor(gym.make(env_id)) for _ in range(n_envs)])
+    venv.seed(seed)
+    return venv
 
 
 def _batch_of_one(space: gym_spaces.Space, x: Any) -> Any:

@@ -1,0 +1,357 @@
+"""AIHF (demonstrations + preferences) against preference-only training, IRL and behaviour cloning.
+
+    python benchmarks/aihf.py --envs Hopper-v5,HalfCheetah-v5 --budgets 0,25,100,400 --demos 1,4 \\
+        --seeds 0,1,2 --steps 150000 --workers 2
+
+The expert behind the demonstrations is the best (by its final true-reward evaluation) of three
+PPO runs on the true reward (`--expert-steps`, seeds 0-2) — exactly the true-reward baseline runs of
+`benchmarks/mujoco_sweep.py`, so they are shared with (and cached by) that sweep; nothing is
+downloaded. Its deterministic policy records `max(--demos)` episodes (`prefrl demos record`), and
+a run with D demonstrations uses the first D of them.
+
+Methods, each trained by PPO for `--steps` env steps and judged on the true return (10 episodes):
+- `aihf`: `prefrl train --demos FILE --demo-episodes D --labels L` (W_D = W_P = 1), L > 0;
+- `preference`: `prefrl train --labels L` (no demonstrations), L > 0;
+- `irl`: `prefrl train --demos FILE --demo-episodes D --labels 0` (AIHF at budget 0);
+- `bc`: `prefrl bc --demos FILE --demo-episodes D` (no environment interaction).
+All labels come from the oracle teacher with uniform queries.
+
+Outputs: `results/aihf_runs/*.json` (one record per run; the runs themselves stay in `--runs-dir`),
+`results/aihf_summary.json` (rows with env, method, labels, demos, seeds, true_return_mean/std ...
+and the checks of the claims below), `results/aihf.md` and `results/aihf.png` (true return vs
+preference budget per method, one panel per env). Stopped sweeps resume as in mujoco_sweep.py.
+
+Claims checked (by the mean over seeds): with 1 demonstration and 25 or 100 labels, AIHF beats
+preference-only and BC; with 400 labels it is not worse than preference-only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import mujoco_sweep  # noqa: E402
+from prefrl.bc import BCConfig  # noqa: E402
+from prefrl.data import write_json  # noqa: E402
+from prefrl.demos import Demonstrations  # noqa: E402
+from prefrl.policies import record_demos  # noqa: E402
+from prefrl.sweep import IncompatibleResults, Progress, Task, read_record, run_local, run_ray  # noqa: E402
+from prefrl.train import TrainConfig, check_env_id  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+METHODS = ("aihf", "preference", "irl", "bc")
+
+
+@dataclass(frozen=True)
+class AihfSpec:
+    """One run of the benchmark."""
+
+    env: str
+    method: str
+    labels: int
+    demos: int
+    seed: int
+    steps: int
+    segment_len: int = 50
+
+    @property
+    def run_id(self) -> str:
+        env = self.env.replace("/", "_")
+        return f"{env}__{self.method}__L{self.labels}__D{self.demos}__s{self.steps}__seed{self.seed}"
+
+
+def grid(envs: list[str], budgets: list[int], demos: list[int], methods: list[str], seeds: list[int],
+         steps: int, segment_len: int) -> list[AihfSpec]:
+    """Every run: AIHF and preference-only at each positive budget, IRL and BC at budget 0."""
+    specs = []
+    for env in envs:
+        for seed in seeds:
+            for labels in budgets:
+                if labels and "preference" in methods:
+                    specs.append(AihfSpec(env, "preference", labels, 0, seed, steps, segment_len))
+                for d in demos:
+                    method = "aihf" if labels else "irl"
+                    if method in methods:
+                        specs.append(AihfSpec(env, method, labels, d, seed, steps, segment_len))
+            if "bc" in methods:
+                specs += [AihfSpec(env, "bc", 0, d, seed, 0, segment_len) for d in demos]
+    return specs
+
+
+# ----------------------------------------------------------------- experts + demos
+def expert_specs(env: str, expert_steps: int) -> list[mujoco_sweep.RunSpec]:
+    """The three true-reward PPO runs the expert is chosen from (mujoco_sweep's baseline runs)."""
+    return [mujoco_sweep.RunSpec(env, "ppo", 0, "-", "-", seed, expert_steps) for seed in (0, 1, 2)]
+
+
+def ensure_expert(env: str, expert_steps: int, results: Path, expert_runs: Path, workers: int) -> dict[str, Any]:
+    """Train (or reuse) the candidate experts; returns the best one's record."""
+    specs = expert_specs(env, expert_steps)
+    todo = [mujoco_sweep.make_task(s, results, expert_runs) for s in specs
+            if _read_ok(mujoco_sweep.record_path(results, s)) is None]
+    if todo:
+        print(f"aihf.py: training {len(todo)} true-reward PPO run(s) of {env} to pick the expert from", file=sys.stderr)
+        run_local(todo, workers, Progress(len(todo), 0))
+    records = [_read_ok(mujoco_sweep.record_path(results, s)) for s in specs]
+    if any(r is None for r in records):
+        raise RuntimeError(f"an expert run of {env} failed; see {results / 'runs'}")
+    best = max(records, key=lambda r: r["metrics"]["true_return"])
+    return {"run_id": best["run_id"], "run_dir": str(expert_runs / best["run_id"]),
+            "true_return": best["metrics"]["true_return"], "candidates": {r["run_id"]: r["metrics"]["true_return"]
+                                                                          for r in records}}
+
+
+def _read_ok(path: Path) -> dict[str, Any] | None:
+    try:
+        rec = read_record(path)
+    except IncompatibleResults:
+        raise
+    except ValueError:
+        return None
+    return rec if rec is not None and rec["status"] == "ok" else None
+
+
+def ensure_demos(env: str, expert: dict[str, Any], episodes: int, demo_dir: Path) -> Path:
+    """Record (or reuse) `episodes` deterministic episodes of the expert."""
+    path = demo_dir / f"{env.replace('/', '_')}.npz"
+    if path.exists():
+        try:
+            demos = Demonstrations.load(path)
+            if demos.meta.get("policy") == expert["run_dir"] and len(demos) >= episodes:
+                return path
+        except ValueError:
+            pass  # corrupt: record again
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    record_demos(env, expert["run_dir"], episodes, seed=0).save(path)
+    return path
+
+
+# ------------------------------------------------------------------------ tasks
+def make_task(spec: AihfSpec, demo_file: Path, results: Path, runs_dir: Path) -> Task:
+    """The `prefrl train` (or `prefrl bc`) config of one run."""
+    out = str(runs_dir / spec.run_id)
+    if spec.method == "bc":
+        config = asdict(BCConfig(env=spec.env, demos=str(demo_file), out=out, demo_episodes=spec.demos, seed=spec.seed))
+    else:
+        with_demos = spec.method in ("aihf", "irl")
+        config = asdict(TrainConfig(
+            env=spec.env, out=out, seed=spec.seed, steps=spec.steps, segment_len=spec.segment_len, labels=spec.labels,
+            demos=str(demo_file) if with_demos else None, demo_episodes=spec.demos if with_demos else None,
+        ))
+    return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
+
+
+def record_path(results: Path, spec: AihfSpec) -> Path:
+    return results / "aihf_runs" / f"{spec.run_id}.json"
+
+
+# -------------------------------------------------------------------- aggregate
+def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Summary rows over seeds, one per env / method / budget / demos / steps."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        s = r["spec"]
+        groups[(s["env"], s["method"], s["labels"], s["demos"], s["steps"])].append(r)
+    rows = []
+    order = {m: i for i, m in enumerate(METHODS)}
+    for (env, method, labels, demos, steps), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], order[kv[0][1]],
+                                                                                             kv[0][3], kv[0][2])):
+        returns = np.array([r["metrics"]["true_return"] for r in runs])
+        rows.append({
+            "env": env, "method": method, "labels": labels, "demos": demos, "steps": steps,
+            "seeds": sorted(r["spec"]["seed"] for r in runs),
+            "true_return_mean": float(returns.mean()), "true_return_std": float(returns.std()),
+            "demo_return": mujoco_sweep._mean_or_none(r["metrics"].get("demo_return") for r in runs),
+            "reward_correlation_mean": mujoco_sweep._mean_or_none(r["metrics"].get("reward_correlation") for r in runs),
+            "pref_accuracy_heldout_mean": mujoco_sweep._mean_or_none(
+                r["metrics"].get("pref_accuracy_heldout") for r in runs),
+            "wall_seconds_mean": float(np.mean([r["metrics"]["wall_seconds"] for r in runs])),
+        })
+    return rows
+
+
+def check_claims(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The claims of the docstring, each with both means and whether it holds."""
+    find = {(r["env"], r["method"], r["labels"], r["demos"]): r for r in rows}
+    checks = []
+    for env in sorted({r["env"] for r in rows}):
+        for labels, against, relation in ((25, "preference", ">"), (25, "bc", ">"), (100, "preference", ">"),
+                                          (100, "bc", ">"), (400, "preference", ">=")):
+            mine = find.get((env, "aihf", labels, 1))
+            other = find.get((env, against, 0 if against == "bc" else labels, 1 if against == "bc" else 0))
+            if mine is None or other is None:
+                continue
+            a, b = mine["true_return_mean"], other["true_return_mean"]
+            checks.append({"env": env, "labels": labels, "demos": 1, "claim": f"aihf {relation} {against}",
+                           "aihf": a, against: b, "holds": bool(a > b if relation == ">" else a >= b)})
+    return checks
+
+
+def write_markdown(rows: list[dict[str, Any]], checks: list[dict[str, Any]], experts: dict[str, Any], path: Path,
+                   commands: list[str]) -> None:
+    fmt = lambda v, f="{:.3f}": "–" if v is None else f.format(v)  # noqa: E731
+    lines = ["Produced by:", *[f"- `{c}`" for c in commands], ""]
+    for env, e in sorted(experts.items()):
+        lines.append(f"- {env} expert: `{e['run_id']}` (true return {e['true_return']:.0f}; candidates "
+                     + ", ".join(f"{v:.0f}" for v in e["candidates"].values()) + ")")
+    lines += ["", "| env | method | labels | demos | steps | seeds | true return (mean ± std) | demo return "
+              "| reward corr. | held-out pref. acc. |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['env']} | {r['method']} | {r['labels']} | {r['demos']} | {r['steps']} | {len(r['seeds'])} | "
+                     f"{r['true_return_mean']:.1f} ± {r['true_return_std']:.1f} | {fmt(r['demo_return'], '{:.0f}')} | "
+                     f"{fmt(r['reward_correlation_mean'])} | {fmt(r['pref_accuracy_heldout_mean'])} |")
+    if checks:
+        lines += ["", "Claims (means over seeds, 1 demonstration):", ""]
+        for c in checks:
+            other = next(k for k in c if k not in ("env", "labels", "demos", "claim", "aihf", "holds"))
+            lines.append(f"- {c['env']}, {c['labels']} labels: {c['claim']}: {c['aihf']:.0f} vs {c[other]:.0f} — "
+                         f"{'holds' if c['holds'] else 'does NOT hold'}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def plot(rows: list[dict[str, Any]], experts: dict[str, Any], path: Path) -> None:
+    """True return vs preference budget per method, one panel per env (IRL is AIHF's budget-0 point)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    envs = sorted({r["env"] for r in rows})
+    fig, axes = plt.subplots(1, len(envs), figsize=(6 * len(envs), 4.5), squeeze=False)
+    budgets = sorted({r["labels"] for r in rows})
+    xpos = {b: i for i, b in enumerate(budgets)}
+    for ax, env in zip(axes[0], envs):
+        mine = [r for r in rows if r["env"] == env]
+        lines: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in mine:
+            if r["method"] in ("aihf", "irl"):
+                lines[f"AIHF, {r['demos']} demo{'s' if r['demos'] > 1 else ''} (IRL at 0)"].append(r)
+            elif r["method"] == "preference":
+                lines["preference only"].append(r)
+        for name, rs in sorted(lines.items()):
+            rs = sorted(rs, key=lambda r: r["labels"])
+            x = [xpos[r["labels"]] for r in rs]
+            ax.errorbar(x, [r["true_return_mean"] for r in rs], yerr=[r["true_return_std"] for r in rs], marker="o",
+                        capsize=3, label=name)
+        for r in mine:
+            if r["method"] == "bc":
+                ax.axhline(r["true_return_mean"], ls="--", lw=1, color="grey" if r["demos"] == 1 else "black",
+                           label=f"BC, {r['demos']} demo{'s' if r['demos'] > 1 else ''}")
+        if env in experts:
+            ax.axhline(experts[env]["true_return"], ls=":", color="green", label="expert (demonstrator)")
+        ax.set_xticks(range(len(budgets)), [str(b) for b in budgets])
+        ax.set(title=env, xlabel="preference labels", ylabel="true return (mean ± std over seeds)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summarize(results: Path, command: str, experts: dict[str, Any]) -> list[dict[str, Any]]:
+    """Aggregate every finished run under results/aihf_runs into the summary JSON, markdown and plot."""
+    records = [r for p in sorted((results / "aihf_runs").glob("*.json")) if (r := _read_ok(p)) is not None]
+    summary_path = results / "aihf_summary.json"
+    try:
+        old = json.loads(summary_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        old = {}
+    commands = [c for c in old.get("commands", []) if c != command] + [command]
+    experts = {**old.get("experts", {}), **experts}
+    rows = aggregate(records)
+    checks = check_claims(rows)
+    write_json(summary_path, {"commands": commands, "experts": experts, "rows": rows, "checks": checks})
+    write_markdown(rows, checks, experts, results / "aihf.md", commands)
+    if rows:
+        plot(rows, experts, results / "aihf.png")
+    return rows
+
+
+# -------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--envs", default="Hopper-v5,HalfCheetah-v5")
+    p.add_argument("--budgets", default="0,25,100,400", help="preference label budgets (0: IRL)")
+    p.add_argument("--demos", default="1,4", help="demonstration episodes")
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--steps", default="150000", help="PPO env steps per run")
+    p.add_argument("--segment-len", default="50")
+    p.add_argument("--expert-steps", default="300000", help="PPO steps of the true-reward expert candidates")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--ray-address", default=None)
+    p.add_argument("--results-dir", default=str(RESULTS))
+    p.add_argument("--runs-dir", default="runs/aihf", help="where each run (and the recorded demos) go")
+    p.add_argument("--expert-runs-dir", default="runs/mujoco", help="where the expert candidates go (shared with "
+                                                                     "mujoco_sweep.py)")
+    p.add_argument("--summarize-only", action="store_true")
+    p.add_argument("--quick", action="store_true", help="smoke test: PointMassFall-v0, one seed, tiny steps")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.quick:
+        args.envs, args.seeds, args.budgets, args.demos = "prefrl/PointMassFall-v0", "0", "0,10", "1"
+        args.steps, args.expert_steps, args.segment_len = "3000", "3000", "20"
+    given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--summarize-only"]
+    command = "python benchmarks/aihf.py " + " ".join(given)
+    results, runs_dir, expert_runs = Path(args.results_dir), Path(args.runs_dir), Path(args.expert_runs_dir)
+    try:
+        envs = [e for e in args.envs.split(",") if e]
+        for env in envs:
+            check_env_id(env)
+        methods = [m for m in args.methods.split(",") if m]
+        for m in methods:
+            if m not in METHODS:
+                raise ValueError(f"--methods: unknown method {m!r}, expected some of {', '.join(METHODS)}")
+        budgets = mujoco_sweep._int_list("budgets", args.budgets, allow_zero=True)
+        demos = mujoco_sweep._int_list("demos", args.demos, allow_zero=False)
+        seeds = mujoco_sweep._int_list("seeds", args.seeds, allow_zero=True)
+        (steps,) = mujoco_sweep._int_list("steps", args.steps, allow_zero=False)
+        (expert_steps,) = mujoco_sweep._int_list("expert-steps", args.expert_steps, allow_zero=False)
+        (segment_len,) = mujoco_sweep._int_list("segment-len", args.segment_len, allow_zero=False)
+        if args.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {args.workers}")
+        specs = grid(envs, budgets, demos, methods, seeds, steps, segment_len)
+        if args.summarize_only:
+            todo = []
+        else:
+            todo = [s for s in specs if _read_ok(record_path(results, s)) is None]
+    except ValueError as exc:
+        print(f"aihf.py: error: {exc}", file=sys.stderr)
+        return 2
+    experts: dict[str, Any] = {}
+    if not args.summarize_only:
+        tasks = []
+        for env in envs:
+            experts[env] = ensure_expert(env, expert_steps, results, expert_runs, args.workers)
+            demo_file = ensure_demos(env, experts[env], max(demos), runs_dir / "demos")
+            experts[env]["demos"] = Demonstrations.load(demo_file).summary()
+            tasks += [make_task(s, demo_file, results, runs_dir) for s in todo if s.env == env]
+        done = len(specs) - len(tasks)
+        if done:
+            print(f"aihf.py: {done} of {len(specs)} runs already finished, skipping them", file=sys.stderr)
+        progress = Progress(len(specs), done)
+        if args.backend == "ray":
+            run_ray(tasks, args.ray_address, progress)
+        else:
+            run_local(tasks, args.workers, progress)
+    rows = summarize(results, command, experts)
+    print(json.dumps({"runs": len(specs), "summary_rows": len(rows), "summary": str(results / "aihf_summary.json")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Trained policies back in use: loading a run directory (policy.zip + its observation normalization)
+or a bare .zip, and recording demonstrations from it (or from any callable policy)."""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from prefrl.data import TrajectoryBuffer
+from prefrl.demos import Demonstrations
+from prefrl.spaces import describe
+from prefrl.validation import check_positive_int
+from prefrl.wrappers import LearnedRewardVecEnv, check_env_id, make_vec_env
+
+ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
+
+
+def read_normalization(path: Path) -> dict[str, RunningMeanStd]:
+    """The running statistics saved in a run's vecnormalize.npz, by name ("obs", "ret")."""
+    stats: dict[str, RunningMeanStd] = {}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            for name in ("obs", "ret"):
+                if f"{name}_mean" in z.files:
+                    rms = RunningMeanStd(shape=z[f"{name}_mean"].shape)
+                    rms.mean, rms.var, rms.count = z[f"{name}_mean"], z[f"{name}_var"], float(z[f"{name}_count"])
+                    stats[name] = rms
+    except Exception as exc:  # noqa: BLE001 - zip/npz errors come in many types
+        raise ValueError(f"{path} is corrupt: {exc}") from exc
+    return stats
+
+
+def load_algorithm(path: Path, algo: str | None = None, env: VecEnv | None = None, **kwargs: Any) -> BaseAlgorithm:
+    """An SB3 model from policy.zip; with no algo given, every known one is tried."""
+    if not path.is_file():
+        raise FileNotFoundError(f"policy file {path} does not exist")
+    names = [algo] if algo else list(ALGOS)
+    errors = []
+    for name in names:
+        try:
+            return ALGOS[name].load(path, env=env, **kwargs)
+        except (zipfile.BadZipFile, EOFError) as exc:
+            raise ValueError(f"policy checkpoint {path} is corrupt: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - SB3 raises many types for a policy of another class
+            errors.append(f"{name}: {exc.__class__.__name__}")
+    raise ValueError(f"{path} is not a policy of {', '.join(names)} ({'; '.join(errors)})")
+
+
+@dataclass
+class LoadedPolicy:
+    """A policy ready to act in `env` (which normalizes observations the way the policy was trained)."""
+
+    model: BaseAlgorithm
+    env: VecEnv
+
+    def act(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+        return self.model.predict(obs, deterministic=deterministic)[0]
+
+
+def load_policy(path: str | Path, env: VecEnv) -> LoadedPolicy:
+    """Load a prefrl run directory (or a policy .zip inside one) to act in `env`.
+
+    A run trained with observation normalization gets the same normalization, frozen, on top of `env`.
+    """
+    path = Path(path)
+    run_dir = path if path.is_dir() else path.parent
+    zip_path = path / "policy.zip" if path.is_dir() else path
+    if not zip_path.exists():
+        raise FileNotFoundError(f"no policy at {path}: expected a run directory holding policy.zip, or a .zip file")
+    algo = None
+    if (run_dir / "config.json").is_file():
+        try:
+            algo = json.loads((run_dir / "config.json").read_text()).get("algo")
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{run_dir / 'config.json'} is corrupt: {exc}") from exc
+    model = load_algorithm(zip_path, algo if algo in ALGOS else None)
+    norm = run_dir / "vecnormalize.npz"
+    stats = read_normalization(norm) if norm.is_file() else {}
+    if "obs" in stats:
+        env = VecNormalize(env, training=False, norm_obs=True, norm_reward=False)
+        env.obs_rms = stats["obs"]
+    if env.observation_space.shape != model.observation_space.shape:
+        raise ValueError(f"policy {zip_path} was trained on observations of shape {model.observation_space.shape}, "
+                         f"the env gives {env.observation_space.shape}")
+    return LoadedPolicy(model, env)
+
+
+# --------------------------------------------------------------------------- recording
+def record_demos(env_id: str, policy: Any, episodes: int, *, seed: int = 0, deterministic: bool = True,
+                 progress: bool = False) -> Demonstrations:
+    """Run `policy` for `episodes` episodes of `env_id` and record them (with MuJoCo states).
+
+    `policy` is a run directory or policy .zip written by prefrl (observation normalization
+    included), an SB3 model, or any callable mapping a batch of observations to actions.
+    """
+    check_env_id(env_id)
+    check_positive_int("episodes", episodes)
+    buffer = TrajectoryBuffer(1)
+    base = LearnedRewardVecEnv(make_vec_env(env_id, 1, seed), None, buffer)
+    venv = base
+    if isinstance(policy, (str, Path)):
+        loaded = load_policy(policy, base)
+        venv = loaded.env
+        act = lambda o: loaded.act(o, deterministic)  # noqa: E731
+    elif isinstance(policy, BaseAlgorithm):
+        act = lambda o: policy.predict(o, deterministic=deterministic)[0]  # noqa: E731
+    elif callable(policy):
+        act = policy
+    else:
+        raise TypeError(f"policy must be a run directory, a policy .zip, an SB3 model or a callable, got {type(policy).__name__}")
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=episodes, unit="episode")
+    obs = venv.reset()
+    while len(buffer.episodes) < episodes:
+        before = len(buffer.episodes)
+        obs, _, _, _ = venv.step(np.asarray(act(obs)))
+        if bar is not None and len(buffer.episodes) > before:
+            bar.update(len(buffer.episodes) - before)
+    if bar is not None:
+        bar.close()
+    meta = {"env_id": env_id, "observation_space": describe(venv.observation_space),
+            "action_space": describe(venv.action_space), "policy": str(policy) if isinstance(policy, (str, Path)) else
+            type(policy).__name__, "deterministic": deterministic, "seed": seed}
+    demos = Demonstrations(buffer.episodes[:episodes], meta)
+    if not math.isfinite(float(demos.returns().sum())):
+        raise ValueError(f"the recorded episodes of {env_id} have non-finite true returns")
+    return demos

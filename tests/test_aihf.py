@@ -1,0 +1,201 @@
+"""AIHF: the joint demonstration + preference reward, its two reductions, IRL, BC, and bad input."""
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from prefrl import losses
+from prefrl.bc import BCConfig, behaviour_clone
+from prefrl.cli import main
+from prefrl.data import ComparisonDataset
+from prefrl.policies import record_demos
+from prefrl.reward import RewardModel, RewardTrainer
+from scripted import FALL, steer
+
+
+@pytest.fixture(scope="module")
+def demo_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("demos") / "fall.npz"
+    record_demos(FALL, steer, 2, seed=0).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def random_data():
+    """Segments of a random policy (which falls within a few dozen steps) and oracle labels on them."""
+    from prefrl.data import TrajectoryBuffer
+
+    demos = record_demos(FALL, lambda o: np.random.default_rng(len(o)).uniform(-1, 1, (len(o), 2)), 40, seed=1)
+    buf: TrajectoryBuffer = demos.buffer()
+    rng = np.random.default_rng(0)
+    segs = buf.sample_segments(200, 20, rng)
+    a, b = segs[:60], segs[60:120]
+    ds = ComparisonDataset()
+    ds.add(a, b, (a.true_returns() > b.true_returns()).astype(np.float32), "oracle", 0)
+    return ds, segs[120:]
+
+
+def _model():
+    env = gym.make(FALL)
+    return RewardModel(env.observation_space, env.action_space, seed=0)
+
+
+def _params(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _fit(dataset, policy_segments, **kwargs):
+    model = _model()
+    trainer = RewardTrainer(model, seed=0, demo_updates=30, **kwargs)
+    report = trainer.fit(dataset, policy_segments)
+    return model, report
+
+
+def test_demo_weight_zero_is_exactly_preference_only(demo_file, random_data):
+    from prefrl.demos import Demonstrations
+
+    ds, policy = random_data
+    demos = Demonstrations.load(demo_file)
+    plain, _ = _fit(ds, None)
+    zero, _ = _fit(ds, policy, demos=demos, demo_weight=0.0)
+    for k, v in _params(plain).items():
+        torch.testing.assert_close(_params(zero)[k], v, rtol=0, atol=0)
+
+
+def test_pref_weight_zero_is_exactly_demonstration_only_irl(demo_file, random_data):
+    from prefrl.demos import Demonstrations
+
+    ds, policy = random_data
+    demos = Demonstrations.load(demo_file)
+    irl, report_irl = _fit(ComparisonDataset(), policy, demos=demos, pref_weight=1.0)  # no labels at all
+    zero, report_zero = _fit(ds, policy, demos=demos, pref_weight=0.0)  # labels present, weight 0
+    for k, v in _params(irl).items():
+        torch.testing.assert_close(_params(zero)[k], v, rtol=0, atol=0)
+    assert report_irl.demo_gap == report_zero.demo_gap > 0  # demos now score above the policy's segments
+
+
+def test_joint_fit_ranks_demos_above_the_policy_and_fits_the_labels(demo_file, random_data):
+    from prefrl.demos import Demonstrations
+
+    ds, policy = random_data
+    model, report = _fit(ds, policy, demos=Demonstrations.load(demo_file))
+    assert report.demo_gap > 1.0
+    assert report.train_loss < np.log(2)  # the preference term is trained too
+    assert report.pairs == len(ds)
+    with pytest.raises(ValueError, match="needs segments of the current policy"):
+        RewardTrainer(model, demos=Demonstrations.load(demo_file)).fit(ds, None)
+
+
+def test_every_reward_loss_comes_from_the_loss_core(demo_file, random_data, monkeypatch):
+    """The reward trainer computes its objective only through prefrl.losses (shared with the LLM path)."""
+    from prefrl.demos import Demonstrations
+
+    calls = []
+    for name in ("bradley_terry_loss", "ml_irl_loss", "aihf_loss"):
+        original = getattr(losses, name)
+        monkeypatch.setattr(losses, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    ds, policy = random_data
+    _fit(ds, policy, demos=Demonstrations.load(demo_file))
+    assert {"bradley_terry_loss", "ml_irl_loss", "aihf_loss"} <= set(calls)
+
+
+@pytest.mark.parametrize("pref_weight, demo_weight, message", [
+    (-1.0, 1.0, "pref_weight must be a finite number"),
+    (1.0, float("nan"), "demo_weight must be a finite number"),
+    (0.0, 0.0, "must not both be zero"),
+])
+def test_trainer_refuses_bad_weights(pref_weight, demo_weight, message):
+    with pytest.raises(ValueError, match=message):
+        RewardTrainer(_model(), pref_weight=pref_weight, demo_weight=demo_weight)
+
+
+def test_ml_irl_l2_term():
+    demo, pol = torch.tensor([2.0, 4.0], requires_grad=True), torch.tensor([1.0], requires_grad=True)
+    loss = losses.ml_irl_loss(demo, pol, l2=0.5)
+    assert float(loss.detach()) == pytest.approx((1.0 - 3.0) + 0.5 * ((4 + 16) / 2 + 1.0))
+    loss.backward()
+    torch.testing.assert_close(demo.grad, torch.tensor([-0.5 + 0.5 * 2.0, -0.5 + 0.5 * 4.0]))
+    with pytest.raises(ValueError, match="l2 must be a finite number"):
+        losses.ml_irl_loss(demo, pol, l2=-1.0)
+
+
+# ------------------------------------------------------------------- end to end
+def _train(tmp_path, name, *extra):
+    out = tmp_path / name
+    assert main(["train", "--env", FALL, "--out", str(out), "--no-progress", "--segment-len", "25",
+                 "--evals", "1", "--eval-episodes", "5", *extra]) == 0
+    return out, json.loads((out / "metrics.json").read_text())
+
+
+def test_demo_weight_zero_run_equals_preference_only_run(tmp_path, demo_file):
+    common = ("--labels", "20", "--steps", "3000")
+    pref_dir, pref = _train(tmp_path, "pref", *common)
+    zero_dir, zero = _train(tmp_path, "zero", *common, "--demos", str(demo_file), "--demo-weight", "0")
+    assert zero["method"] == pref["method"] == "preference"
+    for key in ("true_return", "learned_return", "reward_correlation", "pref_accuracy_heldout"):
+        assert zero[key] == pref[key], key
+    a = torch.load(pref_dir / "reward_model.pt", weights_only=True)["state_dict"]
+    b = torch.load(zero_dir / "reward_model.pt", weights_only=True)["state_dict"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_aihf_and_irl_learn_the_early_termination_task(tmp_path, demo_file):
+    """A random policy scores ~40 and falls after ~45 steps; the demonstrations score ~560.
+
+    With one demonstration, 10 labels are enough for AIHF, and IRL alone (no labels) learns too.
+    """
+    steps = ("--steps", "16000", "--demo-episodes", "1", "--demos", str(demo_file))
+    _, aihf = _train(tmp_path, "aihf", "--labels", "10", *steps)
+    assert aihf["method"] == "aihf" and aihf["demos"] == 1 and aihf["labels"] == 10
+    assert aihf["true_return"] > 250
+    _, irl = _train(tmp_path, "irl", "--labels", "0", *steps)
+    assert irl["method"] == "irl" and irl["labels"] == 0 and irl["labels_answered"] == 0
+    assert irl["true_return"] > 250
+    state = json.loads((tmp_path / "irl" / "pref_state.json").read_text())
+    assert len(state["fit_reports"]) > 5 and all(r["demo_gap"] > 0 for r in state["fit_reports"][1:])
+
+
+def test_behaviour_cloning(tmp_path, demo_file, capsys):
+    assert main(["bc", "--demos", str(demo_file), "--env", FALL, "--out", str(tmp_path / "bc"), "--no-progress",
+                 "--eval-episodes", "5"]) == 0
+    m = json.loads((tmp_path / "bc" / "metrics.json").read_text())
+    assert m["method"] == "bc" and m["demos"] == 2 and m["true_return"] > 300
+    for name in ("policy.zip", "vecnormalize.npz", "config.json"):
+        assert (tmp_path / "bc" / name).is_file()
+    # the cloned policy records demonstrations like any other run
+    assert main(["demos", "record", "--policy", str(tmp_path / "bc"), "--env", FALL, "--episodes", "1",
+                 "--out", str(tmp_path / "again.npz"), "--no-progress"]) == 0
+    with pytest.raises(ValueError, match="already holds a prefrl run"):
+        behaviour_clone(BCConfig(env=FALL, demos=str(demo_file), out=str(tmp_path / "bc")))
+    capsys.readouterr()
+    assert main(["bc", "--demos", str(demo_file), "--env", "Hopper-v5", "--out", str(tmp_path / "x")]) == 2
+    assert "expects 11" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--labels", "10", "--demo-weight", "-1"], "demo-weight must be a finite number >= 0, got -1"),
+    (["--labels", "10", "--demo-weight", "0", "--pref-weight", "0"], "both 0"),
+    (["--labels", "10", "--pref-weight", "0"], "pref-weight is 0, so the 10 labels asked would never be used"),
+    (["--labels", "10", "--demo-episodes", "3"], "asked for 3 demonstration episodes, the file has 2"),
+    (["--labels", "10", "--reward", "true"], "--demos has no effect with --reward true"),
+    (["--labels", "10", "--env", "prefrl/PointMass-v0"], "observations have 3 dimensions"),
+    (["--labels", "10", "--segment-len", "201"], "segment_len 201 is longer than"),
+])
+def test_bad_demo_arguments(tmp_path, demo_file, capsys, extra, message):
+    args = ["train", "--env", FALL, "--out", str(tmp_path / "r"), "--demos", str(demo_file), *extra]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_demos_file_problems_at_the_front_door(tmp_path, demo_file, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not an npz at all")
+    assert main(["train", "--env", FALL, "--out", str(tmp_path / "r"), "--demos", str(bad), "--labels", "5"]) == 2
+    assert "corrupt or truncated" in capsys.readouterr().err
+    assert main(["train", "--env", FALL, "--out", str(tmp_path / "r"), "--labels", "5", "--demo-episodes", "1"]) == 2
+    assert "--demo-episodes needs --demos FILE" in capsys.readouterr().err

@@ -1,0 +1,56 @@
+"""benchmarks/aihf.py: the quick grid end to end (expert, demos, AIHF / preference / IRL / BC), resuming, bad input."""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import aihf  # noqa: E402
+
+
+def _args(tmp_path, *extra):
+    return ["--quick", "--results-dir", str(tmp_path / "results"), "--runs-dir", str(tmp_path / "runs"),
+            "--expert-runs-dir", str(tmp_path / "experts"), "--workers", "1", *extra]
+
+
+def test_quick_benchmark_writes_summary_table_plot_and_resumes(tmp_path, capsys):
+    assert aihf.main(_args(tmp_path)) == 0
+    results = tmp_path / "results"
+    summary = json.loads((results / "aihf_summary.json").read_text())
+    rows = {(r["method"], r["labels"], r["demos"]): r for r in summary["rows"]}
+    assert set(rows) == {("aihf", 10, 1), ("preference", 10, 0), ("irl", 0, 1), ("bc", 0, 1)}
+    for row in rows.values():
+        assert {"env", "method", "labels", "demos", "seeds", "true_return_mean", "true_return_std"} <= set(row)
+        assert row["seeds"] == [0]
+    expert = summary["experts"]["prefrl/PointMassFall-v0"]
+    assert expert["true_return"] == max(expert["candidates"].values())
+    assert rows[("aihf", 10, 1)]["demo_return"] == expert["demos"]["true_return_mean"]  # the one recorded episode
+    assert summary["checks"] == []  # the claims are about 25, 100 and 400 labels
+    assert "| prefrl/PointMassFall-v0 | aihf | 10 | 1 |" in (results / "aihf.md").read_text()
+    assert (results / "aihf.png").stat().st_size > 10_000
+    capsys.readouterr()
+    # a second invocation trains nothing: experts, demos and runs are all cached
+    assert aihf.main(_args(tmp_path)) == 0
+    err = capsys.readouterr().err
+    assert "4 of 4 runs already finished" in err and "training" not in err
+
+
+def test_bad_options_are_refused_before_anything_runs(tmp_path, capsys):
+    for extra, message in ((["--methods", "aihf,gail"], "unknown method 'gail'"),
+                           (["--demos", "0"], "--demos value '0' is invalid"),
+                           (["--envs", "Hoper-v5"], "unknown env id 'Hoper-v5'")):
+        args = _args(tmp_path, *extra)
+        args.remove("--quick")  # --quick would replace the options under test
+        assert aihf.main(args) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
+def test_claims_are_checked_on_means():
+    def row(method, labels, demos, mean):
+        return {"env": "E", "method": method, "labels": labels, "demos": demos, "true_return_mean": mean}
+
+    rows = [row("aihf", 25, 1, 500.0), row("preference", 25, 0, 300.0), row("bc", 0, 1, 800.0),
+            row("aihf", 400, 1, 900.0), row("preference", 400, 0, 900.0), row("aihf", 25, 4, 1.0)]
+    checks = {c["claim"] + str(c["labels"]): c["holds"] for c in aihf.check_claims(rows)}
+    assert checks == {"aihf > preference25": True, "aihf > bc25": False, "aihf >= preference400": True}
