@@ -9,6 +9,8 @@ replay buffer. For off-policy learners it can first run PEBBLE's unsupervised pr
 from __future__ import annotations
 
 import math
+import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +122,10 @@ class PreferenceCallback(BaseCallback):
     into a TrajectoryBuffer. Every answer is saved to `run_dir/comparisons.npz` the moment it
     arrives, before the reward model is refitted.
 
+    A teacher with `asynchronous = True` (people, through `prefrl.human.HumanTeacher`) gets the
+    pairs `submit`ted instead; the loop keeps training on the labels it has, picks new answers up
+    at most every `poll_seconds`, and waits for `min_labels` answers before the first reward update.
+
     With a trainer that uses demonstrations (AIHF, or IRL with `total_labels=0`) the reward is
     also refitted every `refit_every` env steps against segments of the newest `policy_recent`
     transitions, since the demonstration term compares the demos with the current policy.
@@ -146,6 +152,8 @@ class PreferenceCallback(BaseCallback):
         run_dir: str | Path | None = None,
         labels_asked: int = 0,
         fitted: bool = False,
+        min_labels: int = 0,
+        poll_seconds: float = 1.0,
         seed: int = 0,
         verbose: int = 0,
     ):
@@ -170,6 +178,10 @@ class PreferenceCallback(BaseCallback):
         self.dataset = dataset if dataset is not None else ComparisonDataset()
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.labels_asked, self.fitted = labels_asked, fitted
+        self.asynchronous = bool(getattr(teacher, "asynchronous", False))
+        if min_labels < 0 or (min_labels and not self.asynchronous):
+            raise ValueError(f"min_labels={min_labels}: expected 0, or a positive number with an asynchronous (human) teacher")
+        self.min_labels, self.poll_seconds, self._last_poll = min_labels, poll_seconds, -math.inf
         self.rng = np.random.default_rng(seed)
         self.policy_rng = np.random.default_rng([seed, 2])  # the IRL term's policy segments: a stream of their own
         self.seed = seed
@@ -204,6 +216,7 @@ class PreferenceCallback(BaseCallback):
                 return  # the first labels / fit come at the first rollout end that can
             if self.schedule is not None:
                 self._query(self.schedule.initial)
+                self._wait_for_labels()
             else:
                 self._fit()
 
@@ -222,11 +235,14 @@ class PreferenceCallback(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         t = self.num_timesteps
+        if self.asynchronous and time.monotonic() - self._last_poll >= self.poll_seconds:
+            self._collect()
         if t < self.first_query_step or not self.buffer.can_sample(self.segment_len):
             return  # still warming up, or no finished episode long enough yet (e.g. just after a resume)
         n = self._labels_due(t)
         if n > 0:
             self._query(n)
+            self._wait_for_labels()
         elif self.trainer.uses_demos and t - self.last_fit_step >= self.refit_every:
             self._fit()
         else:
@@ -271,6 +287,13 @@ class PreferenceCallback(BaseCallback):
             kwargs["labelled_features"] = labelled
         idx = select_queries(self.sampler, n, rng=self.rng, **kwargs) if self.sampler != "uniform" else np.arange(n)
         seg_a, seg_b = seg_a[idx], seg_b[idx]
+        if self.asynchronous:  # people answer later; _collect picks the answers up
+            self.teacher.submit(seg_a, seg_b, int(self.num_timesteps))
+            self.labels_asked += n
+            self.last_query_step = self.num_timesteps
+            if self.run_dir is not None:
+                self._write_state(self.run_dir)
+            return
         scale = abs(self.buffer.mean_step_reward()) * self.segment_len
         labels = self.teacher.label(seg_a.true_rewards, seg_b.true_rewards, seg_a.mask, seg_b.mask, rng=self.rng, scale=scale)
         kept = self.dataset.add(seg_a, seg_b, labels, self.teacher.name, int(self.num_timesteps))
@@ -284,6 +307,42 @@ class PreferenceCallback(BaseCallback):
             warnings.warn(f"teacher {self.teacher.name!r} answered none of {n} queries at step {self.num_timesteps} "
                           f"({len(self.dataset)} labels so far)", stacklevel=2)
         self._fit(new_labels=kept)
+
+    def _collect(self) -> None:
+        """Take in the answers people gave since the last look; refit if there are new ones."""
+        self._last_poll = time.monotonic()
+        if not self.teacher.changed():
+            return
+        before = len(self.dataset)
+        self.dataset = self.teacher.dataset()
+        if self.run_dir is not None:
+            self.dataset.save(self.run_dir / "comparisons.npz")  # an export: the label store is the record
+        if len(self.dataset) >= max(self.min_labels, 1):
+            self._fit(new_labels=len(self.dataset) - before)
+
+    def _wait_for_labels(self) -> None:
+        """Block until `min_labels` answers exist (only before the first reward update)."""
+        if not self.asynchronous or self.fitted or self.min_labels == 0:
+            return
+        said = -math.inf
+        while True:
+            self._collect()
+            if self.fitted:
+                return
+            if self.teacher.outstanding() == 0:  # everything asked is answered (or skipped), still too few
+                more = min(self.min_labels - len(self.dataset), self.schedule.total - self.labels_asked)
+                if more <= 0:
+                    warnings.warn(f"the label budget is spent with {len(self.dataset)} usable answers, fewer than "
+                                  f"min_labels={self.min_labels}: training goes on with them", stacklevel=2)
+                    if len(self.dataset):
+                        self._fit()
+                    return
+                self._query(more)  # bring later queries forward rather than wait for nothing
+            if time.monotonic() - said > 30:
+                print(f"prefrl: waiting for {self.min_labels} labels before the first reward update "
+                      f"({len(self.dataset)} so far); answer in `prefrl label serve`", file=sys.stderr, flush=True)
+                said = time.monotonic()
+            time.sleep(self.poll_seconds)
 
     def _fit(self, new_labels: int = 0) -> None:
         """Refit the reward on every label (and the demonstrations), relabel replay data, save."""

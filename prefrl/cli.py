@@ -1,4 +1,5 @@
-"""The `prefrl` command line: `prefrl train|bc|plot ...`, `prefrl demos record|info ...`."""
+"""The `prefrl` command line: `prefrl train|bc|plot ...`, `prefrl demos record|info ...`,
+`prefrl label serve|status|export|import ...`."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--env", help="Gymnasium env id, e.g. Hopper-v5 or prefrl/PointMass-v0")
     p.add_argument("--algo", default=d.algo, help="ppo or sac")
-    p.add_argument("--teacher", default=d.teacher, help="oracle, noisy, mistake, myopic, skip, equal, christiano")
+    p.add_argument("--teacher", default=d.teacher,
+                   help="oracle, noisy, mistake, myopic, skip, equal, christiano, or human (people, through "
+                        "`prefrl label serve`)")
     p.add_argument("--labels", type=int, default=d.labels, help="label budget (number of queries)")
     p.add_argument("--steps", type=int, default=d.steps, help="env steps of policy training")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -32,6 +35,10 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--evals", type=int, default=d.evals, help="evaluations during the run (the history)")
     p.add_argument("--pretrain-steps", type=int, default=d.pretrain_steps,
                    help="SAC only: PEBBLE unsupervised pre-training steps before the first labels")
+    p.add_argument("--min-labels", type=int, default=d.min_labels,
+                   help="--teacher human: wait for this many answers before the first reward update")
+    p.add_argument("--serve", action="store_true", help="--teacher human: serve the labelling page from this process")
+    p.add_argument("--port", type=int, default=d.port, help="port of --serve (on 127.0.0.1)")
     p.add_argument("--demos", default=None, metavar="FILE",
                    help="demonstrations (npz, HDF5 or minari:ID): trains the AIHF joint reward (IRL with --labels 0)")
     p.add_argument("--demo-episodes", type=int, default=None, help="use only the first N episodes of --demos")
@@ -56,6 +63,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             seed=args.seed, reward=args.reward, sampler=args.sampler, ensemble=args.ensemble,
             segment_len=args.segment_len, n_envs=args.n_envs, num_queries=args.num_queries,
             eval_episodes=args.eval_episodes, evals=args.evals, pretrain_steps=args.pretrain_steps,
+            min_labels=args.min_labels, serve=args.serve, port=args.port,
             demos=args.demos, demo_episodes=args.demo_episodes, demo_weight=args.demo_weight,
             pref_weight=args.pref_weight, threads=args.threads, progress=not args.no_progress,
         ), overwrite=args.overwrite)
@@ -131,6 +139,60 @@ def _cmd_demos(args: argparse.Namespace) -> int:
     return 0
 
 
+def _label_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("label", help="people label clip pairs of a --teacher human run")
+    lsub = p.add_subparsers(dest="label_command", required=True)
+    s = lsub.add_parser("serve", help="serve the labelling page", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.add_argument("--run", required=True, metavar="DIR", help="run directory of a --teacher human run")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind; any but loopback requires a token")
+    s.add_argument("--port", type=int, default=8765)
+    s.add_argument("--token", default=None, help="access token every request must carry (made up if another host "
+                                                 "than loopback is bound without one)")
+    st = lsub.add_parser("status", help="queries pending / answered, answers per annotator")
+    st.add_argument("--run", required=True, metavar="DIR")
+    ex = lsub.add_parser("export", help="write the answered queries as a comparisons file (npz)")
+    ex.add_argument("--run", required=True, metavar="DIR")
+    ex.add_argument("--out", required=True, metavar="FILE")
+    im = lsub.add_parser("import", help="add a comparisons file's pairs to a run's label store as answered queries")
+    im.add_argument("--run", required=True, metavar="DIR")
+    im.add_argument("file", metavar="FILE")
+
+
+def _cmd_label(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from prefrl.labelstore import STORE_NAME, LabelStore
+
+    run = Path(args.run)
+    if args.label_command == "serve":
+        from prefrl.labelserver import LabelServer
+
+        server = LabelServer(run, host=args.host, port=args.port, token=args.token)
+        print(f"prefrl label: serving {run} at {server.url} (Ctrl-C stops)", file=sys.stderr, flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.httpd.server_close()
+        return 0
+    store = LabelStore(run / STORE_NAME, create=args.label_command == "import")
+    if args.label_command == "status":
+        from prefrl.labelserver import labels_wanted
+
+        wanted = labels_wanted(run)
+        print(json.dumps({**store.counts(), "labels_wanted": wanted, "annotators": store.annotators()}))
+    elif args.label_command == "export":
+        dataset = store.dataset()
+        dataset.save(args.out)
+        print(json.dumps({"out": args.out, "pairs": len(dataset)}))
+    else:
+        from prefrl.data import ComparisonDataset
+
+        print(json.dumps({"imported": store.import_dataset(ComparisonDataset.load(args.file))}))
+    return 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from prefrl.plotting import plot_runs
 
@@ -145,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _bc_parser(sub)
     _demos_parser(sub)
+    _label_parser(sub)
     p = sub.add_parser("plot", help="overlay learned- and true-reward curves of finished runs")
     p.add_argument("runs", nargs="+", metavar="DIR", help="run directories")
     p.add_argument("--out", required=True, help="output PNG file")
@@ -155,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: bad input ends with one clear line on stderr and exit status 2, not a traceback."""
     args = build_parser().parse_args(argv)
-    handler = {"train": _cmd_train, "bc": _cmd_bc, "demos": _cmd_demos, "plot": _cmd_plot}[args.command]
+    handler = {"train": _cmd_train, "bc": _cmd_bc, "demos": _cmd_demos, "label": _cmd_label, "plot": _cmd_plot}[args.command]
     try:
         return handler(args)
     except (ValueError, OSError, TypeError, ImportError) as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field, fields
@@ -59,6 +60,9 @@ class TrainConfig:
     history_episodes: int = 5
     pretrain_steps: int = 0
     reward_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    min_labels: int = 0
+    serve: bool = False
+    port: int = 8765
     demos: str | None = None
     demo_episodes: int | None = None
     demo_weight: float = 1.0
@@ -76,7 +80,7 @@ class TrainConfig:
                      "threads"):
             check_positive_int(name, getattr(self, name))
         if self.reward == "learned":
-            check_choice("teacher", self.teacher, tuple(TEACHERS))
+            check_choice("teacher", self.teacher, (*TEACHERS, "human"))
             check_choice("sampler", self.sampler, SAMPLERS)
             limit = gym.spec(self.env).max_episode_steps
             if limit is not None and self.segment_len > limit:
@@ -85,6 +89,16 @@ class TrainConfig:
             self._validate_reward_sources()
         elif self.demos:
             raise ValueError("--demos has no effect with --reward true (the true-reward baseline); drop one of them")
+        human = self.reward == "learned" and self.teacher == "human"
+        if isinstance(self.min_labels, bool) or not isinstance(self.min_labels, int) or self.min_labels < 0 or \
+                (self.min_labels and not human):
+            raise ValueError(f"min_labels={self.min_labels!r}: expected 0, or a positive number with --teacher human")
+        if self.min_labels > self.labels:
+            raise ValueError(f"min_labels={self.min_labels} is more than the label budget ({self.labels})")
+        if self.serve and not human:
+            raise ValueError("--serve starts the labelling page of a --teacher human run: add --teacher human")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in 0..65535, got {self.port}")
         if self.pretrain_steps < 0 or (self.pretrain_steps and self.algo != "sac"):
             raise ValueError(f"pretrain_steps={self.pretrain_steps}: expected 0, or a positive number with --algo sac")
 
@@ -227,8 +241,19 @@ class Run:
         self.buffer = TrajectoryBuffer(config.n_envs)
         self.dataset = ComparisonDataset()
         labels_asked, weight_decay = 0, 1e-4
+        self.teacher: Any = None
+        self.server: Any = None
+        if config.reward == "learned" and config.teacher == "human":
+            from prefrl.human import HumanTeacher
+
+            self.teacher = HumanTeacher(self.out, config.env)  # refuses envs it cannot render
+        elif config.reward == "learned":
+            self.teacher = make_teacher(config.teacher)
         if config.reward == "learned":
-            if resume and (self.out / "comparisons.npz").exists():
+            if resume and config.teacher == "human":
+                self.dataset = self.teacher.dataset()  # the label store is the record; comparisons.npz its export
+                labels_asked = int(self._read_json("pref_state.json").get("labels_asked", 0))
+            elif resume and (self.out / "comparisons.npz").exists():
                 self.dataset = ComparisonDataset.load(self.out / "comparisons.npz")
                 pref = self._read_json("pref_state.json")
                 labels_asked = max(int(pref.get("labels_asked", 0)), len(self.dataset))
@@ -268,7 +293,7 @@ class Run:
             if labels_asked and not fitted and len(self.dataset) and not trainer.uses_demos:
                 trainer.fit(self.dataset)  # labels survived a crash that the model did not
             self.pref = PreferenceCallback(
-                self.reward_model, make_teacher(config.teacher), total_labels=config.labels,
+                self.reward_model, self.teacher, total_labels=config.labels, min_labels=config.min_labels,
                 total_steps=config.steps, sampler=config.sampler, segment_len=config.segment_len,
                 num_queries=config.num_queries, pretrain_steps=config.pretrain_steps, dataset=self.dataset,
                 trainer=trainer, run_dir=self.out, labels_asked=labels_asked, fitted=fitted, seed=config.seed,
@@ -337,8 +362,20 @@ class Run:
         callbacks.append(_RunMonitor(self, max(cfg.steps // cfg.evals, 1)))
         if cfg.progress:
             callbacks.append(_Progress(cfg.steps, self.model.num_timesteps, self.pref))
-        if remaining > 0:
-            self.model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False, tb_log_name="run")
+        if cfg.serve:
+            from prefrl.labelserver import LabelServer
+
+            self.server = LabelServer(self.out, port=cfg.port).start()
+            print(f"prefrl: label the clips at {self.server.url}", file=sys.stderr, flush=True)
+        try:
+            if remaining > 0:
+                self.model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
+                                 tb_log_name="run")
+        finally:
+            if self.server is not None:
+                self.server.shutdown()
+            if hasattr(self.teacher, "close"):
+                self.teacher.close()
         self.checkpoint()
         final = evaluate_policy(self.model, self._synced_eval_env(), cfg.eval_episodes)
         metrics: dict[str, Any] = {
@@ -350,7 +387,7 @@ class Run:
             "demo_weight": cfg.demo_weight if cfg.method in ("aihf", "irl") else None,
             "pref_weight": cfg.pref_weight if cfg.method in ("aihf", "preference") else None,
             "env_steps": self.env_steps(), "labels": self.pref.labels_asked if self.pref else 0,
-            "labels_answered": len(self.dataset), "true_return": final["true_return"],
+            "labels_answered": len(self.pref.dataset) if self.pref else 0, "true_return": final["true_return"],
             "true_return_std": final["true_return_std"], "learned_return": final["learned_return"],
             "eval_episodes": cfg.eval_episodes, "pref_accuracy_heldout": None, "reward_correlation": None,
         }
