@@ -275,7 +275,9 @@ class PreferenceCallback(BaseCallback):
         if n <= 0:
             return
         m = n if self.sampler == "uniform" else n * self.candidate_factor
-        segs = self.buffer.sample_segments(2 * m, self.segment_len, self.rng)
+        # a teacher that can only show recent steps (clips from kept render() frames) says how recent
+        segs = self.buffer.sample_segments(2 * m, self.segment_len, self.rng,
+                                           recent=getattr(self.teacher, "recent_transitions", None))
         seg_a, seg_b = segs[:m], segs[m:]
         kwargs: dict[str, Any] = {}
         if self.sampler != "uniform":

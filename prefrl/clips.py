@@ -1,10 +1,11 @@
 """Short looping clips of segments for people to compare, rendered off the training thread.
 
-A segment carries the MuJoCo qpos+qvel of each step (recorded by the wrappers), so a clip is made
-by setting those states one after the other in a render-only copy of the env: nothing is
-simulated again, and only the segments actually shown are ever rendered. Steps after the episode
-ended (the absorbing state) hold the last frame, dimmed. Clips are webm (VP9) through
-imageio-ffmpeg, or gif where ffmpeg is missing.
+MuJoCo envs: a segment carries the qpos+qvel of each step (recorded by the wrappers), so a clip is
+made by setting those states one after the other in a render-only copy of the env: nothing is
+simulated again, and only the segments actually shown are ever rendered. Other envs: the
+`FrameRecorder` wrapper keeps the `render()` frames of the newest steps in a `FrameStore`, and the
+segment carries their ids instead. Steps after the episode ended (the absorbing state) hold the
+last frame, dimmed. Clips are webm (VP9) through imageio-ffmpeg, or gif where ffmpeg is missing.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
@@ -32,17 +34,42 @@ def clip_format() -> str:
     return "webm"
 
 
-class SegmentRenderer:
+def is_mujoco_env(env_id: str) -> bool:
+    """Whether the registered env is a Gymnasium MujocoEnv (so clips can be rendered from its states)."""
+    from gymnasium.envs.mujoco import MujocoEnv
+    from gymnasium.envs.registration import load_env_creator
+
+    entry = gym.spec(env_id).entry_point
+    creator = load_env_creator(entry) if isinstance(entry, str) else entry
+    return isinstance(creator, type) and issubclass(creator, MujocoEnv)
+
+
+def _dim_after_end(frames: list[np.ndarray], mask: np.ndarray) -> np.ndarray:
+    """Frames after the episode ended (mask 0) dimmed, so people see the episode is over."""
+    return np.stack([f if m else (f * 0.35).astype(np.uint8) for f, m in zip(frames, mask)])
+
+
+class _Renderer:
+    fps: int = MAX_FPS
+
+    def frames(self, seg: Segments, i: int = 0) -> np.ndarray:
+        raise NotImplementedError
+
+    def write(self, seg: Segments, path: Path, i: int = 0) -> Path:
+        """Render segment i to `path` (.webm or .gif)."""
+        write_clip(self.frames(seg, i), path, self.fps)
+        return path
+
+    def close(self) -> None:
+        pass
+
+
+class SegmentRenderer(_Renderer):
     """Renders segments of one MuJoCo env from their recorded states (use from a single thread)."""
 
     def __init__(self, env_id: str, size: int = 160):
-        from gymnasium.envs.mujoco import MujocoEnv
-        from gymnasium.envs.registration import load_env_creator
-
-        entry = gym.spec(env_id).entry_point
-        creator = load_env_creator(entry) if isinstance(entry, str) else entry
-        if not (isinstance(creator, type) and issubclass(creator, MujocoEnv)):
-            raise ValueError(f"{env_id} is not a MuJoCo env: clips are rendered from recorded MuJoCo states")
+        if not is_mujoco_env(env_id):
+            raise ValueError(f"{env_id} is not a MuJoCo env: its clips come from render() frames (FrameRecorder)")
         self.env = gym.make(env_id, render_mode="rgb_array", width=size, height=size)
         self.env.reset(seed=0)
         self.sim = self.env.unwrapped
@@ -54,26 +81,80 @@ class SegmentRenderer:
         """(H, size, size, 3) uint8 frames of segment i."""
         if seg.states is None:
             raise ValueError("the segment has no recorded MuJoCo states to render")
-        states, mask = seg.states[i], seg.mask[i]
+        states = seg.states[i]
         if states.shape[1] != self.nq + self.sim.model.nv:
             raise ValueError(f"recorded states have {states.shape[1]} numbers, this env's qpos+qvel has "
                              f"{self.nq + self.sim.model.nv}")
         out = []
         for t in range(len(states)):
             self.sim.set_state(states[t, : self.nq].astype(np.float64), states[t, self.nq :].astype(np.float64))
-            frame = np.asarray(self.sim.render())
-            if mask[t] == 0:  # after the episode ended: hold the last pose, dimmed
-                frame = (frame * 0.35).astype(np.uint8)
-            out.append(frame)
-        return np.stack(out)
-
-    def write(self, seg: Segments, path: Path, i: int = 0) -> Path:
-        """Render segment i to `path` (.webm or .gif)."""
-        write_clip(self.frames(seg, i), path, self.fps)
-        return path
+            out.append(np.asarray(self.sim.render()))
+        return _dim_after_end(out, seg.mask[i])
 
     def close(self) -> None:
         self.env.close()
+
+
+class FrameStore:
+    """The newest `capacity` frames rendered by FrameRecorder wrappers, by id (thread-safe)."""
+
+    ID_LIMIT = 1 << 24  # ids travel as float32 in the segments' `states`: exact below 2**24
+
+    def __init__(self, capacity: int = 5000, size: int = 160):
+        self.capacity, self.size = capacity, size
+        self._frames: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def add(self, frame: np.ndarray) -> int:
+        frame = np.asarray(frame)
+        step = max(1, -(-max(frame.shape[:2]) // self.size))  # downscale by striding to at most `size` pixels
+        frame = np.ascontiguousarray(frame[::step, ::step, :3], dtype=np.uint8)
+        with self._lock:
+            fid, self._next = self._next, (self._next + 1) % self.ID_LIMIT
+            self._frames[fid] = frame
+            while len(self._frames) > self.capacity:
+                self._frames.popitem(last=False)
+        return fid
+
+    def get(self, fid: int) -> np.ndarray:
+        with self._lock:
+            frame = self._frames.get(int(fid))
+        if frame is None:
+            raise ValueError(f"frame {fid} is no longer kept (only the newest {self.capacity} are)")
+        return frame
+
+
+class FrameRecorder(gym.Wrapper):
+    """Keeps each observation's `render()` frame in a FrameStore; `frame_id` names the current one."""
+
+    def __init__(self, env: gym.Env, store: FrameStore):
+        super().__init__(env)
+        if env.render_mode != "rgb_array":
+            raise ValueError(f"FrameRecorder needs an env made with render_mode='rgb_array', got {env.render_mode!r}")
+        self.store, self.frame_id = store, -1
+
+    def reset(self, **kwargs):
+        out = self.env.reset(**kwargs)
+        self.frame_id = self.store.add(self.env.render())
+        return out
+
+    def step(self, action):
+        out = self.env.step(action)
+        self.frame_id = self.store.add(self.env.render())
+        return out
+
+
+class FrameSegmentRenderer(_Renderer):
+    """Clips of segments whose `states` hold FrameStore ids (non-MuJoCo envs)."""
+
+    def __init__(self, store: FrameStore, fps: int = MAX_FPS):
+        self.store, self.fps = store, fps
+
+    def frames(self, seg: Segments, i: int = 0) -> np.ndarray:
+        if seg.states is None or seg.states.shape[-1] != 1:
+            raise ValueError("the segment carries no frame ids to render")
+        return _dim_after_end([self.store.get(int(f)) for f in seg.states[i, :, 0]], seg.mask[i])
 
 
 def write_clip(frames: np.ndarray, path: Path, fps: int) -> None:
@@ -103,9 +184,9 @@ class ClipRenderer:
     render is reported through `failed(id, error)` and the others go on.
     """
 
-    def __init__(self, env_id: str, clip_dir: str | Path, done: Callable[[int, str, str], None],
-                 failed: Callable[[int, str], None], size: int = 160, fmt: str | None = None):
-        self.env_id, self.clip_dir, self.size = env_id, Path(clip_dir), size
+    def __init__(self, make_renderer: Callable[[], _Renderer], clip_dir: str | Path,
+                 done: Callable[[int, str, str], None], failed: Callable[[int, str], None], fmt: str | None = None):
+        self.make_renderer, self.clip_dir = make_renderer, Path(clip_dir)
         self.fmt = fmt or clip_format()
         self.done, self.failed = done, failed
         self.clip_dir.mkdir(parents=True, exist_ok=True)
@@ -123,8 +204,8 @@ class ClipRenderer:
         self.jobs.put((query_id, seg_a, seg_b))
 
     def _work(self) -> None:
-        try:  # the GL context lives on this thread, so the env is made here
-            renderer = SegmentRenderer(self.env_id, self.size)
+        try:  # a GL context lives on the thread that made it, so the renderer is made here
+            renderer = self.make_renderer()
         except BaseException as exc:  # noqa: BLE001 - handed to the constructor
             self._error = exc
             self._ready.set()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prefrl.clips import ClipRenderer
+from prefrl.clips import ClipRenderer, FrameSegmentRenderer, FrameStore, SegmentRenderer
 from prefrl.data import ComparisonDataset, Segments
 from prefrl.labelstore import STORE_NAME, LabelStore
 
@@ -22,12 +22,16 @@ class HumanTeacher:
     name = "human"
     asynchronous = True
 
-    def __init__(self, run_dir: str | Path, env_id: str, *, answers_wanted: int = 1, clip_size: int = 160):
+    def __init__(self, run_dir: str | Path, env_id: str, *, frames: FrameStore | None = None,
+                 answers_wanted: int = 1, clip_size: int = 160):
+        """MuJoCo envs render from recorded states; other envs need `frames`, the FrameStore their
+        FrameRecorder wrappers fill (queries then come from the newest half of it)."""
         run_dir = Path(run_dir)
         self.store = LabelStore(run_dir / STORE_NAME)
         self.answers_wanted = answers_wanted
-        self.renderer = ClipRenderer(env_id, run_dir / "clips", done=self.store.set_clips, failed=self.store.set_failed,
-                                     size=clip_size)
+        self.recent_transitions = frames.capacity // 2 if frames is not None else None
+        make = (lambda: FrameSegmentRenderer(frames)) if frames is not None else (lambda: SegmentRenderer(env_id, clip_size))
+        self.renderer = ClipRenderer(make, run_dir / "clips", done=self.store.set_clips, failed=self.store.set_failed)
         for qid in self.store.unrendered():  # a run stopped before these were rendered
             self.renderer.submit(qid, *self.store.segments(qid))
         self._version: tuple[int, int] | None = None

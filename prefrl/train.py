@@ -24,6 +24,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from prefrl.callbacks import PreferenceCallback
+from prefrl.clips import FrameRecorder, FrameStore, is_mujoco_env
 from prefrl.data import ComparisonDataset, TrajectoryBuffer, atomic_write, write_json
 from prefrl.demos import Demonstrations, load_demos_for_env
 from prefrl.evaluation import evaluate_policy, reward_model_report
@@ -233,7 +234,13 @@ class Run:
         self.history: list[dict[str, Any]] = state.get("history", [])
         self.wall_before = float(state.get("wall_seconds", 0.0))
 
-        venv = make_vec_env(config.env, config.n_envs, config.seed)
+        frames = None
+        if config.reward == "learned" and config.teacher == "human" and not is_mujoco_env(config.env):
+            frames = FrameStore()  # not MuJoCo: clips come from render() frames kept while training
+            venv = make_vec_env(config.env, config.n_envs, config.seed, wrap=lambda e: FrameRecorder(e, frames),
+                                render_mode="rgb_array")
+        else:
+            venv = make_vec_env(config.env, config.n_envs, config.seed)
         obs_space, act_space = venv.observation_space, venv.action_space
         if config.algo == "sac" and not isinstance(act_space, gym.spaces.Box):
             raise ValueError(f"SAC needs a continuous (Box) action space, {config.env} has {act_space}")
@@ -246,7 +253,7 @@ class Run:
         if config.reward == "learned" and config.teacher == "human":
             from prefrl.human import HumanTeacher
 
-            self.teacher = HumanTeacher(self.out, config.env)  # refuses envs it cannot render
+            self.teacher = HumanTeacher(self.out, config.env, frames=frames)
         elif config.reward == "learned":
             self.teacher = make_teacher(config.teacher)
         if config.reward == "learned":

@@ -34,9 +34,12 @@ def check_env_id(env_id: str) -> None:
         raise ValueError(f"unknown env id {env_id!r}: not registered with Gymnasium{hint}")
 
 
-def make_vec_env(env_id: str, n_envs: int, seed: int) -> DummyVecEnv:
-    """n Monitor-wrapped copies of the env in this process (so MuJoCo states can be recorded)."""
-    venv = DummyVecEnv([lambda: Monitor(gym.make(env_id)) for _ in range(n_envs)])
+def make_vec_env(env_id: str, n_envs: int, seed: int, wrap: Callable[[gym.Env], gym.Env] | None = None,
+                 **make_kwargs: Any) -> DummyVecEnv:
+    """n Monitor-wrapped copies of the env in this process (so MuJoCo states can be recorded);
+    `wrap` goes around each env inside the Monitor, `make_kwargs` to gym.make."""
+    wrap = wrap or (lambda e: e)
+    venv = DummyVecEnv([lambda: Monitor(wrap(gym.make(env_id, **make_kwargs))) for _ in range(n_envs)])
     venv.seed(seed)
     return venv
 
@@ -51,11 +54,15 @@ def _batch_of_one(space: gym_spaces.Space, x: Any) -> Any:
 
 
 def mujoco_state(env: gym.Env) -> np.ndarray | None:
-    """qpos+qvel of a MuJoCo env (enough to re-render it), or None for other envs."""
+    """What a clip of this step is rendered from: qpos+qvel of a MuJoCo env, or the id of the
+    current frame of an env wrapped in prefrl.clips.FrameRecorder; None for other envs."""
     data = getattr(env.unwrapped, "data", None)
-    if data is None or not hasattr(data, "qpos"):
+    if data is not None and hasattr(data, "qpos"):
+        return np.concatenate([data.qpos, data.qvel]).astype(np.float32)
+    try:
+        return np.array([env.get_wrapper_attr("frame_id")], dtype=np.float32)
+    except AttributeError:
         return None
-    return np.concatenate([data.qpos, data.qvel]).astype(np.float32)
 
 
 class _Relabeller:

@@ -278,20 +278,26 @@ def test_page_in_headless_chromium(tmp_path, segments):
 
 
 # ------------------------------------------------------- training with people
-def test_training_with_a_human_teacher(tmp_path):
-    """A simulated person answers through the page's API while the run trains; the run waits for
-    --min-labels answers, keeps training on what it has, and every answer ends up in the labels."""
-    from prefrl.cli import main
+class _Person:
+    """A simulated annotator: answers every query it is shown through the page's API, by true return."""
 
-    run = tmp_path / "run"
-    port = _free_port()
-    stop = threading.Event()
+    def __init__(self, run, port, name="pat"):
+        self.run, self.base, self.name = run, f"http://127.0.0.1:{port}/", name
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._work, daemon=True)
 
-    def person():
-        base = f"http://127.0.0.1:{port}/"
-        while not stop.is_set():
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+    def _work(self):
+        while not self.stop.is_set():
             try:
-                status, _, body = _request(base + "api/next?annotator=pat")
+                status, _, body = _request(self.base + f"api/next?annotator={self.name}")
             except OSError:
                 time.sleep(0.2)
                 continue
@@ -299,19 +305,22 @@ def test_training_with_a_human_teacher(tmp_path):
             if q is None:
                 time.sleep(0.2)
                 continue
-            a, b = LabelStore(run / STORE_NAME).segments(q["query_id"])
+            assert _request(self.base + q["clip_a"])[0] == 200  # the clip exists before the query is shown
+            a, b = LabelStore(self.run / STORE_NAME).segments(q["query_id"])
             answer = "left" if a.true_returns()[0] >= b.true_returns()[0] else "right"
-            _post(base, {"query_id": q["query_id"], "answer": answer, "annotator": "pat"})
+            _post(self.base, {"query_id": q["query_id"], "answer": answer, "annotator": self.name})
 
-    t = threading.Thread(target=person, daemon=True)
-    t.start()
-    try:
+
+def test_training_with_a_human_teacher(tmp_path):
+    """A simulated person answers through the page's API while the run trains; the run waits for
+    --min-labels answers, keeps training on what it has, and every answer ends up in the labels."""
+    from prefrl.cli import main
+
+    run, port = tmp_path / "run", _free_port()
+    with _Person(run, port):
         assert main(["train", "--env", FALL, "--teacher", "human", "--labels", "8", "--min-labels", "3",
                      "--steps", "3000", "--segment-len", "20", "--evals", "1", "--eval-episodes", "2",
                      "--serve", "--port", str(port), "--out", str(run), "--no-progress"]) == 0
-    finally:
-        stop.set()
-        t.join()
     m = json.loads((run / "metrics.json").read_text())
     store = LabelStore(run / STORE_NAME)
     assert m["teacher"] == "human" and m["labels"] == 8
@@ -326,11 +335,31 @@ def test_training_with_a_human_teacher(tmp_path):
     assert counts["annotators"]["pat"] == counts["answers"] >= 3 and counts["labels_wanted"] == 8
 
 
+def test_human_teacher_on_a_non_mujoco_env_uses_render_frames(tmp_path):
+    from prefrl.cli import main
+    from scripted import LineWalk
+
+    env_id = LineWalk.register()
+    run, port = tmp_path / "run", _free_port()
+    with _Person(run, port):
+        assert main(["train", "--env", env_id, "--teacher", "human", "--labels", "6", "--min-labels", "2",
+                     "--steps", "2048", "--segment-len", "10", "--evals", "1", "--eval-episodes", "1",
+                     "--serve", "--port", str(port), "--out", str(run), "--no-progress"]) == 0
+    store = LabelStore(run / STORE_NAME)
+    counts = store.counts()
+    assert counts["answered"] >= 2 and counts["failed"] == 0 and counts["rendering"] == 0
+    clip = run / "clips" / store.clip(1, "a")
+    import imageio.v2 as imageio
+
+    frames = [f for f in imageio.get_reader(clip)]
+    assert len(frames) == 10 and frames[0].shape[:2] == (32, 64)  # the env's own render() frames
+
+
 def test_bad_human_arguments(tmp_path, capsys):
     from prefrl.cli import main
 
     cases = [
-        (["--env", "CartPole-v1", "--teacher", "human"], "CartPole-v1 is not a MuJoCo env"),
+        (["--env", FALL, "--teacher", "human", "--min-labels", "6"], "min_labels=6 is more than the label budget (5)"),
         (["--env", FALL, "--min-labels", "5"], "expected 0, or a positive number with --teacher human"),
         (["--env", FALL, "--serve"], "add --teacher human"),
     ]
