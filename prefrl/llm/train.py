@@ -1,0 +1,202 @@
+"""Preference fine-tuning of a causal LM: SFT, DPO (sigmoid / IPO / hinge / robust), RPO, AIHF and AIHF-DPO.
+
+Every loss comes from `prefrl.losses`, the same functions the MuJoCo reward trainer uses:
+- `sft`: `sequence_nll` of the demonstrations (or of the chosen completions when there are none);
+- `dpo`: `dpo_loss` of the policy/reference log-ratios of chosen and rejected completions;
+- `rpo`: `rpo_loss` (DPO + alpha * NLL of the chosen completion);
+- `aihf`: `aihf_loss` of the DPO term and the demonstrations' `sequence_nll` (weights W_P, W_D);
+- `aihf-dpo`: `aihf_dpo_loss`, DPO on the preferences plus DPO of each demonstration against a
+  completion sampled once from the reference model for the same prompt.
+Reference log-probabilities are computed once, before training.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from prefrl import losses
+from prefrl.llm.sequences import Batch, context_length, encode, reference_logprobs, sequence_logprobs
+
+METHODS = ("sft", "dpo", "rpo", "aihf", "aihf-dpo")
+DPO_LOSSES = ("sigmoid", "ipo", "hinge", "robust")
+
+
+def read_records(path: str | Path, fields: tuple[str, ...]) -> list[dict[str, str]]:
+    """JSONL records (or a Hugging Face dataset saved with save_to_disk) holding string `fields`."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"records file {path} does not exist")
+    if path.is_dir():
+        try:
+            from datasets import load_from_disk
+        except ImportError as exc:
+            raise ImportError(f"{path} is a directory: reading a Hugging Face dataset needs `pip install datasets`") from exc
+        rows = list(load_from_disk(str(path)))
+    else:
+        rows = []
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{n}: not a JSON record ({exc})") from exc
+    if not rows:
+        raise ValueError(f"{path} holds no records")
+    for n, row in enumerate(rows, 1):
+        missing = [f for f in fields if not isinstance(row, dict) or not isinstance(row.get(f), str)]
+        if missing:
+            raise ValueError(f"{path}: record {n} lacks the string field(s) {missing} (expected {list(fields)})")
+    return [{f: row[f] for f in fields} for row in rows]
+
+
+@dataclass
+class LLMTrainConfig:
+    model: str
+    out: str
+    method: str = "dpo"
+    prefs: str | None = None
+    demos: str | None = None
+    loss: str = "sigmoid"
+    beta: float = 0.1
+    alpha: float = 1.0
+    pref_weight: float = 1.0
+    demo_weight: float = 1.0
+    lr: float = 1e-3
+    epochs: int = 5
+    batch_size: int = 16
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}: expected one of {', '.join(METHODS)}")
+        if self.loss not in DPO_LOSSES:
+            raise ValueError(f"unknown DPO loss {self.loss!r}: expected one of {', '.join(DPO_LOSSES)}")
+        needs_prefs = self.method in ("dpo", "rpo", "aihf", "aihf-dpo")
+        if needs_prefs and not self.prefs:
+            raise ValueError(f"method {self.method} needs --prefs FILE")
+        if self.method in ("aihf", "aihf-dpo") and not self.demos:
+            raise ValueError(f"method {self.method} needs --demos FILE")
+        if self.method == "sft" and not (self.demos or self.prefs):
+            raise ValueError("method sft needs --demos FILE (or --prefs FILE, whose chosen completions it imitates)")
+        if not Path(self.model).is_dir():
+            raise FileNotFoundError(f"model path {self.model} does not exist (expected a save_pretrained directory)")
+
+
+def load_model(path: str | Path):
+    """A causal LM and its tokenizer from a local save_pretrained directory (never downloaded)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot load a causal LM from {path}: {exc}") from exc
+    return model, tokenizer
+
+
+class _Data:
+    """Encoded preference and demonstration batches with their cached reference log-probs."""
+
+    def __init__(self, config: LLMTrainConfig, policy, reference, tokenizer):
+        ctx = context_length(policy)
+        self.chosen = self.rejected = self.demo = self.ref_sample = None
+        if config.prefs:
+            prefs = read_records(config.prefs, ("prompt", "chosen", "rejected"))
+            prompts = [r["prompt"] for r in prefs]
+            self.chosen = encode(tokenizer, prompts, [r["chosen"] for r in prefs], ctx)
+            self.rejected = encode(tokenizer, prompts, [r["rejected"] for r in prefs], ctx)
+        if config.demos:
+            demos = read_records(config.demos, ("prompt", "completion"))
+            prompts = [r["prompt"] for r in demos]
+            self.demo = encode(tokenizer, prompts, [r["completion"] for r in demos], ctx)
+            if config.method == "aihf-dpo":
+                samples = sample_completions(reference, tokenizer, prompts, seed=config.seed)
+                self.ref_sample = encode(tokenizer, prompts, samples, ctx)
+        self.ref = {name: reference_logprobs(reference, b) for name in ("chosen", "rejected", "demo", "ref_sample")
+                    if (b := getattr(self, name)) is not None}
+
+
+def sample_completions(model, tokenizer, prompts: list[str], *, seed: int = 0, max_new_tokens: int = 12,
+                       greedy: bool = False) -> list[str]:
+    """Sample one completion per prompt (decoded, up to the end-of-sequence token)."""
+    torch.manual_seed(seed)
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(prompts), 64):
+            chunk = prompts[s : s + 64]
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False, padding_side="left")
+            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=not greedy,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+            out += [tokenizer.decode(g[enc["input_ids"].shape[1]:], skip_special_tokens=True).strip() for g in gen]
+    return [o if o else tokenizer.eos_token for o in out]
+
+
+def _loss(config: LLMTrainConfig, policy, data: _Data, idx: dict[str, torch.Tensor]) -> torch.Tensor:
+    def logratio(name: str) -> torch.Tensor:
+        batch: Batch = getattr(data, name).select(idx[name])
+        return sequence_logprobs(policy, batch) - data.ref[name][idx[name]]
+
+    def nll(name: str) -> torch.Tensor:
+        batch: Batch = getattr(data, name).select(idx[name])
+        return losses.sequence_nll(sequence_logprobs(policy, batch), batch.completion_tokens)
+
+    m = config.method
+    if m == "sft":
+        return nll("demo" if data.demo is not None else "chosen")
+    if m == "aihf-dpo":
+        return losses.aihf_dpo_loss(logratio("chosen"), logratio("rejected"), logratio("demo"), logratio("ref_sample"),
+                                    beta=config.beta, pref_weight=config.pref_weight, demo_weight=config.demo_weight)
+    lc, lr_ = logratio("chosen"), logratio("rejected")
+    if m == "rpo":
+        return losses.rpo_loss(lc, lr_, nll("chosen"), beta=config.beta, alpha=config.alpha)
+    dpo = losses.dpo_loss(lc, lr_, beta=config.beta, loss_type=config.loss)
+    if m == "dpo":
+        return dpo
+    return losses.aihf_loss(dpo, nll("demo"), pref_weight=config.pref_weight, demo_weight=config.demo_weight)
+
+
+def train_llm(config: LLMTrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Fine-tune `config.model`; writes the model (save_pretrained) and train_log.json to `config.out`."""
+    config.validate()
+    torch.manual_seed(config.seed)
+    policy, tokenizer = load_model(config.model)
+    reference, _ = load_model(config.model)
+    data = _Data(config, policy, reference, tokenizer)
+    sizes = {name: len(getattr(data, name)) for name in ("chosen", "rejected", "demo", "ref_sample")
+             if getattr(data, name) is not None}
+    n = max(sizes.values())
+    rng = np.random.default_rng(config.seed)
+    opt = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=0.0)
+    steps = config.epochs * max(1, -(-n // config.batch_size))
+    log = []
+    bar = range(steps)
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(bar, unit="step", desc=config.method)
+    policy.train()
+    for step in bar:
+        idx = {}
+        for name, size in sizes.items():
+            idx[name] = torch.as_tensor(rng.choice(size, size=min(config.batch_size, size), replace=False))
+        idx["rejected"] = idx["chosen"] if "chosen" in idx else None  # a pair's two sides move together
+        idx["ref_sample"] = idx.get("demo")
+        loss = _loss(config, policy, data, idx)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        log.append(float(loss.detach()))
+    policy.eval()
+    out = Path(config.out)
+    policy.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / "train_log.json").write_text(json.dumps({"config": config.__dict__, "losses": log}))
+    return {"steps": steps, "final_loss": float(np.mean(log[-10:]))}

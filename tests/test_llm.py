@@ -1,0 +1,100 @@
+"""LLM path: sequence log-probs, encoding errors, records, and the shared loss core (tiny local GPT-2 models)."""
+
+import json
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")  # the [llm] extra, installed by `make test`
+
+from prefrl import losses  # noqa: E402
+from prefrl.llm.sequences import encode, sequence_logprobs  # noqa: E402
+from prefrl.llm.tasks import build_tokenizer, get_task  # noqa: E402
+from prefrl.llm.train import LLMTrainConfig, read_records, train_llm  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """An untrained 2-layer GPT-2 with the sorting task's word-level tokenizer, saved locally."""
+    tok = build_tokenizer(get_task("sorting"))
+    cfg = transformers.GPT2Config(vocab_size=len(tok), n_positions=16, n_embd=32, n_layer=2, n_head=2,
+                                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(cfg).eval()
+    path = tmp_path_factory.mktemp("tiny")
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return model, tok, path
+
+
+def test_sequence_logprobs_sum_completion_tokens_only(tiny):
+    model, tok, _ = tiny
+    batch = encode(tok, ["sort : 3 1 =", "sort : 1 2 3 4 ="], ["1 3", "1"], max_length=16)
+    got = sequence_logprobs(model, batch)
+    for i, (prompt, completion) in enumerate([("sort : 3 1 =", "1 3"), ("sort : 1 2 3 4 =", "1")]):
+        p = tok(prompt, add_special_tokens=False)["input_ids"]
+        c = tok(completion, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        ids = torch.tensor([p + c])
+        logp = torch.log_softmax(model(input_ids=ids).logits[0], -1)
+        want = sum(logp[len(p) + k - 1, tok_id] for k, tok_id in enumerate(c))
+        torch.testing.assert_close(got[i], want, rtol=1e-5, atol=1e-5)  # padding changes nothing
+
+
+def test_encoding_errors(tiny):
+    _, tok, _ = tiny
+    with pytest.raises(ValueError, match="record 0: the completion is empty"):
+        encode(tok, ["sort : 1 ="], ["  "], 16)
+    with pytest.raises(ValueError, match="record 1: prompt \\+ completion is 19 tokens, longer than the model's context of 16"):
+        encode(tok, ["sort : 1 =", "sort : " + "1 " * 14 + "="], ["1", "1"], 16)
+    no_pad = build_tokenizer(get_task("sorting"))
+    no_pad.pad_token = None
+    with pytest.raises(ValueError, match="the tokenizer has no pad token"):
+        encode(no_pad, ["sort : 1 ="], ["1"], 16)
+
+
+def test_records_must_have_their_fields(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"prompt": "a", "chosen": "b", "rejected": "c"}) + "\n" + json.dumps({"prompt": "a", "chosen": "b"}))
+    with pytest.raises(ValueError, match=r"record 2 lacks the string field\(s\) \['rejected'\]"):
+        read_records(path, ("prompt", "chosen", "rejected"))
+    path.write_text("{oops\n")
+    with pytest.raises(ValueError, match="p.jsonl:1: not a JSON record"):
+        read_records(path, ("prompt",))
+    with pytest.raises(FileNotFoundError):
+        read_records(tmp_path / "none.jsonl", ("prompt",))
+
+
+def test_llm_and_mujoco_trainers_share_the_loss_core(tiny, tmp_path, monkeypatch):
+    import prefrl.llm.train as llm_train
+    import prefrl.reward as reward
+
+    assert llm_train.losses is reward.losses is losses  # one module of loss functions for both paths
+    _, _, path = tiny
+    (tmp_path / "prefs.jsonl").write_text("\n".join(json.dumps({"prompt": "sort : 2 1 =", "chosen": "1 2",
+                                                                "rejected": "2 1"}) for _ in range(4)))
+    (tmp_path / "demos.jsonl").write_text(json.dumps({"prompt": "sort : 3 1 =", "completion": "1 3"}))
+    calls = []
+    for name in ("dpo_loss", "rpo_loss", "aihf_loss", "aihf_dpo_loss", "sequence_nll"):
+        original = getattr(losses, name)
+        monkeypatch.setattr(losses, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    expected = {"sft": {"sequence_nll"}, "dpo": {"dpo_loss"}, "rpo": {"rpo_loss", "sequence_nll"},
+                "aihf": {"dpo_loss", "sequence_nll", "aihf_loss"}, "aihf-dpo": {"aihf_dpo_loss"}}
+    for method, names in expected.items():
+        calls.clear()
+        train_llm(LLMTrainConfig(model=str(path), out=str(tmp_path / method), method=method,
+                                 prefs=str(tmp_path / "prefs.jsonl"), demos=str(tmp_path / "demos.jsonl"),
+                                 epochs=1, batch_size=2), progress=False)
+        assert names <= set(calls), method
+        assert (tmp_path / method / "config.json").is_file()  # save_pretrained output
+
+
+def test_bad_training_configs(tiny, tmp_path):
+    _, _, path = tiny
+    for kwargs, message in (({"method": "ppo"}, "unknown method 'ppo'"), ({"loss": "square"}, "unknown DPO loss"),
+                            ({"prefs": None}, "method dpo needs --prefs FILE"),
+                            ({"method": "aihf", "demos": None}, "method aihf needs --demos FILE")):
+        config = LLMTrainConfig(model=str(path), out=str(tmp_path / "o"), **{"prefs": "p.jsonl", **kwargs})
+        with pytest.raises(ValueError, match=message):
+            config.validate()
+    with pytest.raises(FileNotFoundError, match="model path .* does not exist"):
+        LLMTrainConfig(model=str(tmp_path / "none"), out="o", prefs="p").validate()
