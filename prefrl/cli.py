@@ -1,5 +1,5 @@
 """The `prefrl` command line: `prefrl train|bc|plot ...`, `prefrl demos record|info ...`,
-`prefrl label serve|status|export|import ...`."""
+`prefrl label serve|status|export|import ...`, `prefrl llm make-task|train|eval ...`."""
 
 from __future__ import annotations
 
@@ -193,6 +193,74 @@ def _cmd_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def _llm_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("llm", help="preference fine-tuning of causal language models (pip install 'prefrl[llm]')")
+    lsub = p.add_subparsers(dest="llm_command", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    mk = lsub.add_parser("make-task", help="a synthetic task: tiny reference model, preference pairs, demonstrations",
+                         formatter_class=fmt)
+    mk.add_argument("name", help="sentiment or sorting")
+    mk.add_argument("--out", required=True, metavar="DIR")
+    mk.add_argument("--prefs", type=int, default=256, help="preference pairs")
+    mk.add_argument("--demos", type=int, default=64, help="demonstrations")
+    mk.add_argument("--seed", type=int, default=0)
+    mk.add_argument("--pretrain-steps", type=int, default=600, help="steps of pretraining the reference model")
+    tr = lsub.add_parser("train", help="fine-tune a local causal LM from preferences (and demonstrations)",
+                         formatter_class=fmt)
+    tr.add_argument("--model", required=True, metavar="PATH", help="a save_pretrained directory (nothing is downloaded)")
+    tr.add_argument("--prefs", metavar="FILE", help="JSONL (or a saved HF dataset) with prompt, chosen, rejected")
+    tr.add_argument("--demos", metavar="FILE", help="JSONL (or a saved HF dataset) with prompt, completion")
+    tr.add_argument("--method", default="dpo", help="sft, dpo, rpo, aihf or aihf-dpo")
+    tr.add_argument("--loss", default="sigmoid", help="DPO loss: sigmoid, ipo, hinge or robust")
+    tr.add_argument("--out", required=True, metavar="DIR")
+    for name, default in (("beta", 0.1), ("alpha", 1.0), ("pref-weight", 1.0), ("demo-weight", 1.0), ("lr", 1e-4)):
+        tr.add_argument(f"--{name}", type=float, default=default)
+    tr.add_argument("--epochs", type=int, default=10)
+    tr.add_argument("--batch-size", type=int, default=16)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--no-progress", action="store_true")
+    ev = lsub.add_parser("eval", help="mean true reward of sampled completions and KL to the reference model",
+                         formatter_class=fmt)
+    ev.add_argument("--model", required=True, metavar="DIR")
+    ev.add_argument("--task", required=True, help="sentiment or sorting")
+    ev.add_argument("--reference", metavar="DIR", help="reference model (default: the one the model was trained from)")
+    ev.add_argument("--samples", type=int, default=256)
+    ev.add_argument("--seed", type=int, default=123)
+
+
+def _cmd_llm(args: argparse.Namespace) -> int:
+    from prefrl.llm import tasks
+    from prefrl.llm.train import LLMTrainConfig, load_model, train_llm
+
+    if args.llm_command == "make-task":
+        tasks.get_task(args.name)
+        print(json.dumps(tasks.make_task(args.name, args.out, prefs=args.prefs, demos=args.demos, seed=args.seed,
+                                         pretrain_steps=args.pretrain_steps, progress=True)))
+    elif args.llm_command == "train":
+        result = train_llm(LLMTrainConfig(
+            model=args.model, out=args.out, method=args.method, prefs=args.prefs, demos=args.demos, loss=args.loss,
+            beta=args.beta, alpha=args.alpha, pref_weight=args.pref_weight, demo_weight=args.demo_weight, lr=args.lr,
+            epochs=args.epochs, batch_size=args.batch_size, seed=args.seed), progress=not args.no_progress)
+        print(json.dumps(result))
+    else:
+        from pathlib import Path
+
+        task = tasks.get_task(args.task)
+        reference = args.reference
+        if reference is None:
+            log = Path(args.model) / "train_log.json"
+            if not log.is_file():
+                raise ValueError(f"{args.model} has no train_log.json naming its reference model: pass --reference DIR")
+            reference = json.loads(log.read_text())["reference"]
+        for path in (args.model, reference):
+            if not Path(path).is_dir():
+                raise FileNotFoundError(f"model path {path} does not exist")
+        model, tokenizer = load_model(args.model)
+        ref, _ = load_model(reference)
+        print(json.dumps({"task": args.task, **tasks.evaluate(model, ref, tokenizer, task, n=args.samples, seed=args.seed)}))
+    return 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from prefrl.plotting import plot_runs
 
@@ -208,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     _bc_parser(sub)
     _demos_parser(sub)
     _label_parser(sub)
+    _llm_parser(sub)
     p = sub.add_parser("plot", help="overlay learned- and true-reward curves of finished runs")
     p.add_argument("runs", nargs="+", metavar="DIR", help="run directories")
     p.add_argument("--out", required=True, help="output PNG file")
@@ -218,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: bad input ends with one clear line on stderr and exit status 2, not a traceback."""
     args = build_parser().parse_args(argv)
-    handler = {"train": _cmd_train, "bc": _cmd_bc, "demos": _cmd_demos, "label": _cmd_label, "plot": _cmd_plot}[args.command]
+    handler = {"train": _cmd_train, "bc": _cmd_bc, "demos": _cmd_demos, "label": _cmd_label, "llm": _cmd_llm, "plot": _cmd_plot}[args.command]
     try:
         return handler(args)
     except (ValueError, OSError, TypeError, ImportError) as exc:

@@ -98,3 +98,51 @@ def test_bad_training_configs(tiny, tmp_path):
             config.validate()
     with pytest.raises(FileNotFoundError, match="model path .* does not exist"):
         LLMTrainConfig(model=str(tmp_path / "none"), out="o", prefs="p").validate()
+
+
+def test_records_from_a_saved_hugging_face_dataset(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_dict({"prompt": ["a", "b"], "completion": ["x", "y"], "extra": [1, 2]}).save_to_disk(
+        str(tmp_path / "ds"))
+    assert read_records(tmp_path / "ds", ("prompt", "completion")) == [{"prompt": "a", "completion": "x"},
+                                                                      {"prompt": "b", "completion": "y"}]
+    with pytest.raises(ValueError, match=r"record 1 lacks the string field\(s\) \['chosen'\]"):
+        read_records(tmp_path / "ds", ("prompt", "chosen"))
+
+
+def test_cli_make_task_train_eval(tmp_path, capsys):
+    from prefrl.cli import main
+
+    task = tmp_path / "task"
+    assert main(["llm", "make-task", "sentiment", "--out", str(task), "--prefs", "16", "--demos", "4",
+                 "--pretrain-steps", "30"]) == 0
+    assert len((task / "prefs.jsonl").read_text().splitlines()) == 16
+    capsys.readouterr()
+    assert main(["llm", "train", "--model", str(task / "reference"), "--prefs", str(task / "prefs.jsonl"),
+                 "--method", "dpo", "--loss", "ipo", "--epochs", "1", "--out", str(tmp_path / "dpo"), "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["ms_per_step"] > 0
+    assert any((tmp_path / "dpo" / "tb").iterdir())
+    assert main(["llm", "eval", "--model", str(tmp_path / "dpo"), "--task", "sentiment", "--samples", "8"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["samples"] == 8 and result["kl"] == result["kl"]  # a number, not NaN
+    assert main(["llm", "train", "--model", str(tmp_path / "none"), "--prefs", "p", "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_llm_benchmark_smoke(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import llm
+
+    assert llm.main(["--tasks", "sorting", "--budgets", "4", "--seeds", "0", "--methods", "dpo,aihf", "--samples", "8",
+                     "--pretrain-steps", "20", "--work-dir", str(tmp_path / "w"), "--results-dir", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "llm_summary.json").read_text())
+    rows = {r["method"]: r for r in summary["rows"]}
+    assert set(rows) == {"reference", "dpo", "aihf"}
+    for r in rows.values():
+        assert {"task", "method", "prefs", "seeds", "true_reward_mean", "true_reward_std", "kl_mean"} <= set(r)
+    assert rows["reference"]["kl_mean"] == 0.0
+    assert "ms" in (tmp_path / "llm.md").read_text() and (tmp_path / "llm.png").stat().st_size > 5_000
+    assert llm.main(["--methods", "ppo", "--results-dir", str(tmp_path)]) == 2

@@ -13,6 +13,7 @@ Reference log-probabilities are computed once, before training.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from prefrl import losses
+from prefrl.data import write_json
 from prefrl.llm.sequences import Batch, context_length, encode, reference_logprobs, sequence_logprobs
 
 METHODS = ("sft", "dpo", "rpo", "aihf", "aihf-dpo")
@@ -68,8 +70,8 @@ class LLMTrainConfig:
     alpha: float = 1.0
     pref_weight: float = 1.0
     demo_weight: float = 1.0
-    lr: float = 1e-3
-    epochs: int = 5
+    lr: float = 1e-4
+    epochs: int = 10
     batch_size: int = 16
     seed: int = 0
 
@@ -85,6 +87,12 @@ class LLMTrainConfig:
             raise ValueError(f"method {self.method} needs --demos FILE")
         if self.method == "sft" and not (self.demos or self.prefs):
             raise ValueError("method sft needs --demos FILE (or --prefs FILE, whose chosen completions it imitates)")
+        for name in ("beta", "lr", "alpha"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value == value and value >= 0 and (value > 0 or name == "alpha")):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be positive integers, got {self.epochs} and {self.batch_size}")
         if not Path(self.model).is_dir():
             raise FileNotFoundError(f"model path {self.model} does not exist (expected a save_pretrained directory)")
 
@@ -175,28 +183,46 @@ def train_llm(config: LLMTrainConfig, progress: bool = True) -> dict[str, Any]:
     n = max(sizes.values())
     rng = np.random.default_rng(config.seed)
     opt = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=0.0)
-    steps = config.epochs * max(1, -(-n // config.batch_size))
-    log = []
+    per_epoch = max(1, -(-n // config.batch_size))
+    steps = config.epochs * per_epoch
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(out / "tb"))
+    log: list[float] = []
     bar = range(steps)
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(bar, unit="step", desc=config.method)
+        bar = tqdm(bar, unit="step", desc=config.method, dynamic_ncols=True)
     policy.train()
+    seconds = 0.0
+    save_every = max(per_epoch, steps // 5)  # at most ~5 checkpoints
     for step in bar:
+        t0 = time.perf_counter()
         idx = {}
         for name, size in sizes.items():
             idx[name] = torch.as_tensor(rng.choice(size, size=min(config.batch_size, size), replace=False))
-        idx["rejected"] = idx["chosen"] if "chosen" in idx else None  # a pair's two sides move together
-        idx["ref_sample"] = idx.get("demo")
+        if "chosen" in idx:
+            idx["rejected"] = idx["chosen"]  # a pair's two sides move together
+        if "ref_sample" in idx:
+            idx["ref_sample"] = idx["demo"]  # each demonstration against its own reference sample
         loss = _loss(config, policy, data, idx)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         log.append(float(loss.detach()))
+        seconds += time.perf_counter() - t0  # the training step alone, for ms_per_step
+        writer.add_scalar(f"llm/{config.method}_loss", log[-1], step)
+        if (step + 1) % save_every == 0 and step + 1 < steps:  # checkpoint, as save_pretrained writes it
+            policy.save_pretrained(out)
+            tokenizer.save_pretrained(out)
+    writer.close()
     policy.eval()
-    out = Path(config.out)
     policy.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    (out / "train_log.json").write_text(json.dumps({"config": config.__dict__, "losses": log}))
-    return {"steps": steps, "final_loss": float(np.mean(log[-10:]))}
+    result = {"steps": steps, "final_loss": float(np.mean(log[-10:])), "ms_per_step": 1000 * seconds / steps,
+              "reference": str(config.model)}
+    write_json(out / "train_log.json", {"config": config.__dict__, "losses": log, **result})
+    return result
