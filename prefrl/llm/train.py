@@ -100,7 +100,9 @@ class LLMTrainConfig:
 def load_model(path: str | Path):
     """A causal LM and its tokenizer from a local save_pretrained directory (never downloaded)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # per-file load/save bars would drown prefrl's own progress bar
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
@@ -115,7 +117,8 @@ class _Data:
     def __init__(self, config: LLMTrainConfig, policy, reference, tokenizer):
         ctx = context_length(policy)
         self.chosen = self.rejected = self.demo = self.ref_sample = None
-        if config.prefs:
+        uses_prefs = config.method != "sft" or not config.demos  # sft imitates demos, else the chosen completions
+        if config.prefs and uses_prefs:
             prefs = read_records(config.prefs, ("prompt", "chosen", "rejected"))
             prompts = [r["prompt"] for r in prefs]
             self.chosen = encode(tokenizer, prompts, [r["chosen"] for r in prefs], ctx)
