@@ -63,15 +63,17 @@ class AihfSpec:
     seed: int
     steps: int
     segment_len: int = 50
+    demo_weight: float = 1.0
 
     @property
     def run_id(self) -> str:
         env = self.env.replace("/", "_")
-        return f"{env}__{self.method}__L{self.labels}__D{self.demos}__s{self.steps}__seed{self.seed}"
+        weight = f"__WD{self.demo_weight:g}" if self.demo_weight != 1.0 else ""
+        return f"{env}__{self.method}__L{self.labels}__D{self.demos}{weight}__s{self.steps}__seed{self.seed}"
 
 
 def grid(envs: list[str], budgets: list[int], demos: list[int], methods: list[str], seeds: list[int],
-         steps: int, segment_len: int) -> list[AihfSpec]:
+         steps: int, segment_len: int, demo_weights: tuple[float, ...] = (1.0,)) -> list[AihfSpec]:
     """Every run: AIHF and preference-only at each positive budget, IRL and BC at budget 0."""
     specs = []
     for env in envs:
@@ -82,7 +84,7 @@ def grid(envs: list[str], budgets: list[int], demos: list[int], methods: list[st
                 for d in demos:
                     method = "aihf" if labels else "irl"
                     if method in methods:
-                        specs.append(AihfSpec(env, method, labels, d, seed, steps, segment_len))
+                        specs += [AihfSpec(env, method, labels, d, seed, steps, segment_len, w) for w in demo_weights]
             if "bc" in methods:
                 specs += [AihfSpec(env, "bc", 0, d, seed, 0, segment_len) for d in demos]
     return specs
@@ -147,6 +149,7 @@ def make_task(spec: AihfSpec, demo_file: Path, results: Path, runs_dir: Path) ->
         config = asdict(TrainConfig(
             env=spec.env, out=out, seed=spec.seed, steps=spec.steps, segment_len=spec.segment_len, labels=spec.labels,
             demos=str(demo_file) if with_demos else None, demo_episodes=spec.demos if with_demos else None,
+            demo_weight=spec.demo_weight,
         ))
     return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
 
@@ -161,16 +164,19 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         s = r["spec"]
-        groups[(s["env"], s["method"], s["labels"], s["demos"], s["steps"])].append(r)
+        groups[(s["env"], s["method"], s["labels"], s["demos"], s["steps"], s.get("demo_weight", 1.0))].append(r)
     rows = []
     order = {m: i for i, m in enumerate(METHODS)}
-    for (env, method, labels, demos, steps), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], order[kv[0][1]],
-                                                                                             kv[0][3], kv[0][2])):
+    for (env, method, labels, demos, steps, wd), runs in sorted(
+            groups.items(), key=lambda kv: (kv[0][0], order[kv[0][1]], -kv[0][5], kv[0][3], kv[0][2])):
         returns = np.array([r["metrics"]["true_return"] for r in runs])
+        late = [_late_return(r["metrics"]) for r in runs]
         rows.append({
             "env": env, "method": method, "labels": labels, "demos": demos, "steps": steps,
+            "demo_weight": wd if method in ("aihf", "irl") else None,
             "seeds": sorted(r["spec"]["seed"] for r in runs),
             "true_return_mean": float(returns.mean()), "true_return_std": float(returns.std()),
+            "late_return_mean": float(np.mean(late)), "late_return_std": float(np.std(late)),
             "demo_return": mujoco_sweep._mean_or_none(r["metrics"].get("demo_return") for r in runs),
             "reward_correlation_mean": mujoco_sweep._mean_or_none(r["metrics"].get("reward_correlation") for r in runs),
             "pref_accuracy_heldout_mean": mujoco_sweep._mean_or_none(
@@ -180,9 +186,18 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _late_return(metrics: dict[str, Any]) -> float:
+    """Mean true return of the evaluations in the last 30% of the run (the final one included): less of a
+    lottery than the final evaluation alone when the learned reward keeps moving (IRL, AIHF)."""
+    history = metrics.get("history") or []
+    end = max((h["env_steps"] for h in history), default=0)
+    late = [h["true_return"] for h in history if h["env_steps"] >= 0.7 * end]
+    return float(np.mean(late)) if late else float(metrics["true_return"])
+
+
 def check_claims(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The claims of the docstring, each with both means and whether it holds."""
-    find = {(r["env"], r["method"], r["labels"], r["demos"]): r for r in rows}
+    find = {(r["env"], r["method"], r["labels"], r["demos"]): r for r in rows if r.get("demo_weight") in (None, 1.0)}
     checks = []
     for env in sorted({r["env"] for r in rows}):
         for labels, against, relation in ((25, "preference", ">"), (25, "bc", ">"), (100, "preference", ">"),
@@ -191,9 +206,12 @@ def check_claims(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             other = find.get((env, against, 0 if against == "bc" else labels, 1 if against == "bc" else 0))
             if mine is None or other is None:
                 continue
+            holds = (lambda a, b: a > b) if relation == ">" else (lambda a, b: a >= b)
             a, b = mine["true_return_mean"], other["true_return_mean"]
+            la, lb = mine["late_return_mean"], other["late_return_mean"]
             checks.append({"env": env, "labels": labels, "demos": 1, "claim": f"aihf {relation} {against}",
-                           "aihf": a, against: b, "holds": bool(a > b if relation == ">" else a >= b)})
+                           "aihf": a, against: b, "holds": bool(holds(a, b)),
+                           "aihf_late": la, f"{against}_late": lb, "holds_late": bool(holds(la, lb))})
     return checks
 
 
@@ -204,18 +222,25 @@ def write_markdown(rows: list[dict[str, Any]], checks: list[dict[str, Any]], exp
     for env, e in sorted(experts.items()):
         lines.append(f"- {env} expert: `{e['run_id']}` (true return {e['true_return']:.0f}; candidates "
                      + ", ".join(f"{v:.0f}" for v in e["candidates"].values()) + ")")
-    lines += ["", "| env | method | labels | demos | steps | seeds | true return (mean ± std) | demo return "
-              "| reward corr. | held-out pref. acc. |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += ["", "| env | method | labels | demos | steps | seeds | true return (mean ± std) | last 30% of run "
+              "| demo return | reward corr. | held-out pref. acc. |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        lines.append(f"| {r['env']} | {r['method']} | {r['labels']} | {r['demos']} | {r['steps']} | {len(r['seeds'])} | "
-                     f"{r['true_return_mean']:.1f} ± {r['true_return_std']:.1f} | {fmt(r['demo_return'], '{:.0f}')} | "
+        method = r["method"] if r.get("demo_weight") in (None, 1.0) else f"{r['method']} (W_D={r['demo_weight']:g})"
+        lines.append(f"| {r['env']} | {method} | {r['labels']} | {r['demos']} | {r['steps']} | {len(r['seeds'])} | "
+                     f"{r['true_return_mean']:.1f} ± {r['true_return_std']:.1f} | "
+                     f"{r['late_return_mean']:.1f} ± {r['late_return_std']:.1f} | {fmt(r['demo_return'], '{:.0f}')} | "
                      f"{fmt(r['reward_correlation_mean'])} | {fmt(r['pref_accuracy_heldout_mean'])} |")
+    lines += ["", "true return: the final policy over 10 episodes (mean over seeds ± std across seeds); last 30% of "
+              "run: the mean of the evaluations (5 episodes each) in the last 30% of training, less noisy where "
+              "the learned reward keeps moving. BC does not interact with the env: both columns are its one evaluation."]
     if checks:
         lines += ["", "Claims (means over seeds, 1 demonstration):", ""]
         for c in checks:
-            other = next(k for k in c if k not in ("env", "labels", "demos", "claim", "aihf", "holds"))
-            lines.append(f"- {c['env']}, {c['labels']} labels: {c['claim']}: {c['aihf']:.0f} vs {c[other]:.0f} — "
-                         f"{'holds' if c['holds'] else 'does NOT hold'}")
+            other = c["claim"].split()[-1]
+            lines.append(f"- {c['env']}, {c['labels']} labels: {c['claim']}: final {c['aihf']:.0f} vs {c[other]:.0f} — "
+                         f"{'holds' if c['holds'] else 'does NOT hold'}; last 30% {c['aihf_late']:.0f} vs "
+                         f"{c[other + '_late']:.0f} — {'holds' if c['holds_late'] else 'does NOT hold'}")
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -235,7 +260,8 @@ def plot(rows: list[dict[str, Any]], experts: dict[str, Any], path: Path) -> Non
         lines: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in mine:
             if r["method"] in ("aihf", "irl"):
-                lines[f"AIHF, {r['demos']} demo{'s' if r['demos'] > 1 else ''} (IRL at 0)"].append(r)
+                weight = "" if r.get("demo_weight") in (None, 1.0) else f", W_D={r['demo_weight']:g}"
+                lines[f"AIHF, {r['demos']} demo{'s' if r['demos'] > 1 else ''}{weight} (IRL at 0)"].append(r)
             elif r["method"] == "preference":
                 lines["preference only"].append(r)
         for name, rs in sorted(lines.items()):
@@ -277,6 +303,16 @@ def summarize(results: Path, command: str, experts: dict[str, Any]) -> list[dict
     return rows
 
 
+def _positive_floats(name: str, text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = [-1.0]
+    if any(not v > 0 or v != v or v == float("inf") for v in values):
+        raise ValueError(f"--{name} {text!r} is invalid: expected positive numbers")
+    return values
+
+
 # -------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -284,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budgets", default="0,25,100,400", help="preference label budgets (0: IRL)")
     p.add_argument("--demos", default="1,4", help="demonstration episodes")
     p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--demo-weights", default="1", help="W_D values of the aihf and irl runs (W_P = 1)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--steps", default="150000", help="PPO env steps per run")
     p.add_argument("--segment-len", default="50")
@@ -324,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         (segment_len,) = mujoco_sweep._int_list("segment-len", args.segment_len, allow_zero=False)
         if args.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {args.workers}")
-        specs = grid(envs, budgets, demos, methods, seeds, steps, segment_len)
+        demo_weights = tuple(_positive_floats("demo-weights", args.demo_weights))
+        specs = grid(envs, budgets, demos, methods, seeds, steps, segment_len, demo_weights)
         if args.summarize_only:
             todo = []
         else:

@@ -111,10 +111,8 @@ class TrainConfig:
                 raise ValueError(f"{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
         if self.demo_weight == 0 and self.pref_weight == 0:
             raise ValueError("demo-weight and pref-weight are both 0: at least one term must train the reward")
-        uses_demos = bool(self.demos) and self.demo_weight > 0
-        if self.labels == 0 and uses_demos:
-            pass  # demonstration-only IRL
-        else:
+        irl_only = self.labels == 0 and bool(self.demos) and self.demo_weight > 0
+        if not irl_only:
             hint = " (the label budget; use --reward true for the baseline, or --demos FILE --labels 0 for IRL)"
             check_positive_int("labels", self.labels, hint=hint)
         if self.labels > 0 and self.pref_weight == 0:

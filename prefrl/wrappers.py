@@ -53,7 +53,7 @@ def _batch_of_one(space: gym_spaces.Space, x: Any) -> Any:
     return np.asarray(x)[None]
 
 
-def mujoco_state(env: gym.Env) -> np.ndarray | None:
+def render_state(env: gym.Env) -> np.ndarray | None:
     """What a clip of this step is rendered from: qpos+qvel of a MuJoCo env, or the id of the
     current frame of an env wrapped in prefrl.clips.FrameRecorder; None for other envs."""
     data = getattr(env.unwrapped, "data", None)
@@ -130,7 +130,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         self.relabel = _Relabeller(venv.observation_space, venv.action_space, reward_model, buffer)
         # Reading qpos/qvel needs the env objects in this process (DummyVecEnv).
         self._envs = getattr(venv, "envs", None) if record_states else None
-        if self._envs is not None and any(mujoco_state(e) is None for e in self._envs):
+        if self._envs is not None and any(render_state(e) is None for e in self._envs):
             self._envs = None
         self._last_flat: np.ndarray | None = None
         self._actions: np.ndarray | None = None
@@ -168,7 +168,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         """Remember the actions and the pre-step MuJoCo states, then step."""
         self._actions = actions
         if self._envs is not None and self.relabel.buffer is not None:
-            self._states = np.stack([mujoco_state(e) for e in self._envs])
+            self._states = np.stack([render_state(e) for e in self._envs])
         self.venv.step_async(actions)
 
     def step_wait(self):
@@ -216,7 +216,7 @@ class LearnedRewardWrapper(gym.Wrapper):
 
     def step(self, action):
         """Step the env and replace its reward with the learned one."""
-        state = mujoco_state(self.env) if self.relabel.buffer is not None else None
+        state = render_state(self.env) if self.relabel.buffer is not None else None
         obs, true_reward, terminated, truncated, info = self.env.step(action)
         flat_obs = self.relabel.flatten_obs(_batch_of_one(self.observation_space, obs))
         reward = self.relabel(

@@ -48,9 +48,11 @@ def test_bad_options_are_refused_before_anything_runs(tmp_path, capsys):
 
 def test_claims_are_checked_on_means():
     def row(method, labels, demos, mean):
-        return {"env": "E", "method": method, "labels": labels, "demos": demos, "true_return_mean": mean}
+        return {"env": "E", "method": method, "labels": labels, "demos": demos, "true_return_mean": mean,
+                "late_return_mean": -mean}
 
     rows = [row("aihf", 25, 1, 500.0), row("preference", 25, 0, 300.0), row("bc", 0, 1, 800.0),
             row("aihf", 400, 1, 900.0), row("preference", 400, 0, 900.0), row("aihf", 25, 4, 1.0)]
-    checks = {c["claim"] + str(c["labels"]): c["holds"] for c in aihf.check_claims(rows)}
-    assert checks == {"aihf > preference25": True, "aihf > bc25": False, "aihf >= preference400": True}
+    checks = {c["claim"] + str(c["labels"]): (c["holds"], c["holds_late"]) for c in aihf.check_claims(rows)}
+    assert checks == {"aihf > preference25": (True, False), "aihf > bc25": (False, True),
+                      "aihf >= preference400": (True, True)}

@@ -83,7 +83,7 @@ def info_close(a, b):
     return abs(a - b) < 1e-4 * max(1.0, abs(b))
 
 
-def test_vec_wrapper_records_mujoco_states_before_each_step():
+def test_vec_wrapper_records_render_states_before_each_step():
     venv = DummyVecEnv([lambda: gym.make("InvertedPendulum-v5")])
     buf = TrajectoryBuffer(1)
     wrapped = LearnedRewardVecEnv(venv, _model(venv), buf)
