@@ -330,6 +330,12 @@ class RewardTrainer:
         rb = self.model.segment_returns(pairs.fb[ids], pairs.mb[ids])
         return losses.bradley_terry_loss(ra, rb, pairs.y[ids], noise=self.label_noise, reduction="none")
 
+    def _weighted_losses(self, pairs: "_PairTensors", ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Sum over members of each member's bootstrap-weighted mean BT loss on the pairs at ids
+        (members are independent: the sum trains each on its own weighted mean)."""
+        w = weights[:, ids]
+        return ((self._losses(pairs, ids) * w).sum(1) / w.sum(1).clamp(min=1.0)).sum()
+
     def fit(self, dataset: ComparisonDataset, policy_segments: Segments | None = None) -> FitReport:
         """Train on all labelled pairs (and, with demonstrations, the demonstration term); returns a report.
 
@@ -363,8 +369,7 @@ class RewardTrainer:
             order = self.rng.permutation(train)
             for s in range(0, len(train), self.batch_size):
                 ids = torch.as_tensor(order[s : s + self.batch_size])
-                w = weights[:, ids]  # each member's bootstrap weights of these pairs
-                loss = ((self._losses(pairs, ids) * w).sum(1) / w.sum(1).clamp(min=1.0)).sum()
+                loss = self._weighted_losses(pairs, ids, weights)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()  # members are independent: the sum trains each on its own weighted mean
                 self.optimizer.step()
@@ -419,8 +424,7 @@ class RewardTrainer:
             pref_loss = None
             if use_pairs and len(train):
                 ids = torch.as_tensor(self.rng.choice(train, size=min(self.batch_size, len(train)), replace=False))
-                w = weights[:, ids]
-                pref_loss = ((self._losses(pairs, ids) * w).sum(1) / w.sum(1).clamp(min=1.0)).sum()
+                pref_loss = self._weighted_losses(pairs, ids, weights)
                 pair_updates += ids.numel() * k
             di = torch.as_tensor(self.rng.integers(0, len(fd), self.batch_size))
             pi = torch.as_tensor(self.rng.integers(0, len(fp), self.batch_size))

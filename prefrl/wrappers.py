@@ -203,6 +203,8 @@ class LearnedRewardWrapper(gym.Wrapper):
         if buffer is not None and buffer.n_envs != 1:
             raise ValueError(f"a single-env wrapper needs a TrajectoryBuffer with n_envs=1, got {buffer.n_envs}")
         self.relabel = _Relabeller(env.observation_space, env.action_space, reward_model, buffer)
+        # Decided once: a non-MuJoCo env without a FrameRecorder has nothing to record per step.
+        self._record_states = buffer is not None and render_state(env) is not None
         self._last_flat: np.ndarray | None = None
         self._learned_return = 0.0
 
@@ -216,7 +218,7 @@ class LearnedRewardWrapper(gym.Wrapper):
 
     def step(self, action):
         """Step the env and replace its reward with the learned one."""
-        state = render_state(self.env) if self.relabel.buffer is not None else None
+        state = render_state(self.env) if self._record_states else None
         obs, true_reward, terminated, truncated, info = self.env.step(action)
         flat_obs = self.relabel.flatten_obs(_batch_of_one(self.observation_space, obs))
         reward = self.relabel(
