@@ -41,12 +41,12 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import mujoco_sweep  # noqa: E402
-from prefrl.bc import BCConfig  # noqa: E402
-from prefrl.data import write_json  # noqa: E402
-from prefrl.demos import Demonstrations  # noqa: E402
-from prefrl.policies import record_demos  # noqa: E402
-from prefrl.sweep import IncompatibleResults, Progress, Task, read_record, run_local, run_ray  # noqa: E402
-from prefrl.train import TrainConfig, check_env_id  # noqa: E402
+from prefrl.runs.bc import BCConfig  # noqa: E402
+from prefrl.core.data import write_json  # noqa: E402
+from prefrl.core.demos import Demonstrations  # noqa: E402
+from prefrl.sb3.policies import record_demos  # noqa: E402
+from prefrl.runs.sweep import IncompatibleResults, Progress, Task, read_record, run_local, run_ray  # noqa: E402
+from prefrl.runs.train import TrainConfig, check_env_id  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ("aihf", "preference", "irl", "bc")

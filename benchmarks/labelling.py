@@ -25,11 +25,11 @@ import numpy as np
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from prefrl.clips import SegmentRenderer  # noqa: E402
-from prefrl.data import write_json  # noqa: E402
-from prefrl.labelserver import LabelServer  # noqa: E402
-from prefrl.labelstore import STORE_NAME, LabelStore  # noqa: E402
-from prefrl.policies import record_demos  # noqa: E402
+from prefrl.human.clips import SegmentRenderer  # noqa: E402
+from prefrl.core.data import write_json  # noqa: E402
+from prefrl.human.server import LabelServer  # noqa: E402
+from prefrl.human.store import STORE_NAME, LabelStore  # noqa: E402
+from prefrl.sb3.policies import record_demos  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -65,7 +65,7 @@ def answer_rate(annotators: int, answers: int, queries: int = 50) -> dict[str, f
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp)
         store = LabelStore(run / STORE_NAME)
-        from prefrl.data import Segments
+        from prefrl.core.data import Segments
 
         seg = Segments(obs=np.zeros((1, 2, 3), np.float32), acts=np.zeros((1, 2, 1), np.float32),
                        next_obs=np.zeros((1, 2, 3), np.float32), mask=np.ones((1, 2), np.float32),

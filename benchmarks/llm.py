@@ -30,7 +30,7 @@ import torch
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prefrl.data import write_json  # noqa: E402
+from prefrl.core.data import write_json  # noqa: E402
 from prefrl.llm import tasks  # noqa: E402
 from prefrl.llm.train import METHODS, LLMTrainConfig, load_model, train_llm  # noqa: E402
 

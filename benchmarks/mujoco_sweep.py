@@ -30,12 +30,12 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from prefrl.data import write_json
-from prefrl.samplers import SAMPLERS
-from prefrl.sweep import IncompatibleResults, Progress, Task, read_record, run_local, run_ray
-from prefrl.teachers import TEACHERS
-from prefrl.train import ALGOS, TrainConfig, check_env_id
-from prefrl.validation import check_choice
+from prefrl.core.data import write_json
+from prefrl.feedback.samplers import SAMPLERS
+from prefrl.runs.sweep import IncompatibleResults, Progress, Task, read_record, run_local, run_ray
+from prefrl.feedback.teachers import TEACHERS
+from prefrl.runs.train import ALGOS, TrainConfig, check_env_id
+from prefrl.core.validation import check_choice
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASELINE = "true_reward"

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from prefrl import losses
-from prefrl.bc import BCConfig, behaviour_clone
-from prefrl.cli import main
-from prefrl.data import ComparisonDataset
-from prefrl.policies import record_demos
-from prefrl.reward import RewardModel, RewardTrainer
+from prefrl.core import losses
+from prefrl.runs.bc import BCConfig, behaviour_clone
+from prefrl.runs.cli import main
+from prefrl.core.data import ComparisonDataset
+from prefrl.sb3.policies import record_demos
+from prefrl.reward.model import RewardModel
+from prefrl.reward.trainer import RewardTrainer
 from scripted import FALL, steer
 
 
@@ -26,7 +27,7 @@ def demo_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def random_data():
     """Segments of a random policy (which falls within a few dozen steps) and oracle labels on them."""
-    from prefrl.data import TrajectoryBuffer
+    from prefrl.core.data import TrajectoryBuffer
 
     demos = record_demos(FALL, lambda o: np.random.default_rng(len(o)).uniform(-1, 1, (len(o), 2)), 40, seed=1)
     buf: TrajectoryBuffer = demos.buffer()
@@ -55,7 +56,7 @@ def _fit(dataset, policy_segments, **kwargs):
 
 
 def test_demo_weight_zero_is_exactly_preference_only(demo_file, random_data):
-    from prefrl.demos import Demonstrations
+    from prefrl.core.demos import Demonstrations
 
     ds, policy = random_data
     demos = Demonstrations.load(demo_file)
@@ -66,7 +67,7 @@ def test_demo_weight_zero_is_exactly_preference_only(demo_file, random_data):
 
 
 def test_pref_weight_zero_is_exactly_demonstration_only_irl(demo_file, random_data):
-    from prefrl.demos import Demonstrations
+    from prefrl.core.demos import Demonstrations
 
     ds, policy = random_data
     demos = Demonstrations.load(demo_file)
@@ -78,7 +79,7 @@ def test_pref_weight_zero_is_exactly_demonstration_only_irl(demo_file, random_da
 
 
 def test_joint_fit_ranks_demos_above_the_policy_and_fits_the_labels(demo_file, random_data):
-    from prefrl.demos import Demonstrations
+    from prefrl.core.demos import Demonstrations
 
     ds, policy = random_data
     model, report = _fit(ds, policy, demos=Demonstrations.load(demo_file))
@@ -91,7 +92,7 @@ def test_joint_fit_ranks_demos_above_the_policy_and_fits_the_labels(demo_file, r
 
 def test_every_reward_loss_comes_from_the_loss_core(demo_file, random_data, monkeypatch):
     """The reward trainer computes its objective only through prefrl.losses (shared with the LLM path)."""
-    from prefrl.demos import Demonstrations
+    from prefrl.core.demos import Demonstrations
 
     calls = []
     for name in ("bradley_terry_loss", "ml_irl_loss", "aihf_loss"):

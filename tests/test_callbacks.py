@@ -7,11 +7,11 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import prefrl_envs  # noqa: F401
-from prefrl.callbacks import LabelSchedule, PreferenceCallback, StateEntropyReward
-from prefrl.data import ComparisonDataset, TrajectoryBuffer
-from prefrl.reward import RewardModel
-from prefrl.teachers import make_teacher
-from prefrl.wrappers import LearnedRewardVecEnv
+from prefrl.sb3.callback import LabelSchedule, PreferenceCallback, StateEntropyReward
+from prefrl.core.data import ComparisonDataset, TrajectoryBuffer
+from prefrl.reward.model import RewardModel
+from prefrl.feedback.teachers import make_teacher
+from prefrl.sb3.wrappers import LearnedRewardVecEnv
 
 
 def test_schedule_spends_a_quarter_up_front_then_a_decaying_rate():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from prefrl.data import ComparisonDataset, Segments, TrajectoryBuffer
+from prefrl.core.data import ComparisonDataset, Segments, TrajectoryBuffer
 
 
 def _fill(buf: TrajectoryBuffer, lengths_terminated, obs_dim=3, act_dim=2):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import prefrl  # noqa: F401  (registers the custom tasks)
-from prefrl.cli import main
-from prefrl.demos import Demonstrations, load_demos_for_env
-from prefrl.policies import record_demos
+from prefrl.runs.cli import main
+from prefrl.core.demos import Demonstrations, load_demos_for_env
+from prefrl.sb3.policies import record_demos
 from scripted import FALL, steer
 
 @pytest.fixture(scope="module")

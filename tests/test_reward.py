@@ -5,8 +5,9 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from prefrl.data import ComparisonDataset, Segments
-from prefrl.reward import EnsembleMLP, RewardModel, RewardTrainer, evaluate_preferences
+from prefrl.core.data import ComparisonDataset, Segments
+from prefrl.reward.model import EnsembleMLP, RewardModel
+from prefrl.reward.trainer import RewardTrainer, evaluate_preferences
 
 OBS = spaces.Box(-np.inf, np.inf, (3,), np.float64)
 ACT = spaces.Box(-1.0, 1.0, (2,), np.float32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from prefrl.samplers import (
+from prefrl.feedback.samplers import (
     SAMPLERS,
     preference_probabilities,
     select_disagreement,

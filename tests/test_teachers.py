@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from prefrl.teachers import TEACHERS, SyntheticTeacher, make_teacher
+from prefrl.feedback.teachers import TEACHERS, SyntheticTeacher, make_teacher
 
 N = 10_000
 H = 8

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from prefrl.cli import main
-from prefrl.data import ComparisonDataset
+from prefrl.runs.cli import main
+from prefrl.core.data import ComparisonDataset
 
 METRIC_KEYS = {"env", "algo", "seed", "env_steps", "labels", "true_return", "learned_return",
                "pref_accuracy_heldout", "reward_correlation", "wall_seconds", "history"}
@@ -108,7 +108,7 @@ def _wait_for(path: Path, predicate, timeout: float = 240.0):
 
 def test_killed_run_resumes_without_losing_labels(tmp_path, capsys):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "prefrl.cli", "train", "--env", "prefrl/PointMass-v0", "--labels", "60",
+    cmd = [sys.executable, "-m", "prefrl", "train", "--env", "prefrl/PointMass-v0", "--labels", "60",
            "--steps", "12000", "--segment-len", "20", "--evals", "6", "--eval-episodes", "2", "--num-queries", "6",
            "--out", str(out), "--no-progress"]
     proc = subprocess.Popen(cmd, env={**os.environ, "MUJOCO_GL": "egl"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

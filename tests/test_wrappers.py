@@ -6,9 +6,9 @@ import pytest
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from prefrl.data import TrajectoryBuffer
-from prefrl.reward import RewardModel
-from prefrl.wrappers import LearnedRewardVecEnv, LearnedRewardWrapper
+from prefrl.core.data import TrajectoryBuffer
+from prefrl.reward.model import RewardModel
+from prefrl.sb3.wrappers import LearnedRewardVecEnv, LearnedRewardWrapper
 
 
 class ToyEnv(gym.Env):

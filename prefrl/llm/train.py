@@ -21,12 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from prefrl import losses
-from prefrl.data import write_json
+from prefrl.core import losses
+from prefrl.core.data import write_json
 from prefrl.llm.sequences import Batch, context_length, encode, reference_logprobs, sequence_logprobs
 
 METHODS = ("sft", "dpo", "rpo", "aihf", "aihf-dpo")
-DPO_LOSSES = ("sigmoid", "ipo", "hinge", "robust")
 
 
 def read_records(path: str | Path, fields: tuple[str, ...]) -> list[dict[str, str]]:
@@ -60,26 +59,44 @@ def read_records(path: str | Path, fields: tuple[str, ...]) -> list[dict[str, st
 
 @dataclass
 class LLMTrainConfig:
+    """One fine-tuning run of a causal LM from preferences (and demonstrations); saved with the model."""
+
     model: str
+    """Reference model: a save_pretrained directory (nothing is downloaded)."""
     out: str
+    """Output directory."""
     method: str = "dpo"
+    """sft, dpo, rpo, aihf or aihf-dpo."""
     prefs: str | None = None
+    """Preference records: JSONL (or a saved HF dataset) with prompt, chosen, rejected."""
     demos: str | None = None
+    """Demonstrations: JSONL (or a saved HF dataset) with prompt, completion."""
     loss: str = "sigmoid"
+    """DPO loss: sigmoid, ipo, hinge or robust."""
     beta: float = 0.1
+    """Strength of the KL regularization (DPO's beta)."""
     alpha: float = 1.0
+    """RPO: weight of the NLL of chosen completions."""
     pref_weight: float = 1.0
+    """AIHF weight W_P of the preference term."""
     demo_weight: float = 1.0
+    """AIHF weight W_D of the demonstration term."""
     lr: float = 1e-4
+    """Adam learning rate."""
     epochs: int = 10
+    """Passes over the largest of the datasets."""
     batch_size: int = 16
+    """Records per step."""
     seed: int = 0
+    """Seed of shuffling and sampling."""
 
     def validate(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}: expected one of {', '.join(METHODS)}")
-        if self.loss not in DPO_LOSSES:
-            raise ValueError(f"unknown DPO loss {self.loss!r}: expected one of {', '.join(DPO_LOSSES)}")
+        if self.loss not in losses.DPO_LOSS_TYPES:
+            raise ValueError(f"unknown DPO loss {self.loss!r}: expected one of {', '.join(losses.DPO_LOSS_TYPES)}")
+        if self.method in ("aihf", "aihf-dpo"):
+            losses.check_aihf_weights(self.pref_weight, self.demo_weight)
         needs_prefs = self.method in ("dpo", "rpo", "aihf", "aihf-dpo")
         if needs_prefs and not self.prefs:
             raise ValueError(f"method {self.method} needs --prefs FILE")
@@ -165,10 +182,10 @@ def _loss(config: LLMTrainConfig, policy, data: _Data, idx: dict[str, torch.Tens
     if m == "aihf-dpo":
         return losses.aihf_dpo_loss(logratio("chosen"), logratio("rejected"), logratio("demo"), logratio("ref_sample"),
                                     beta=config.beta, pref_weight=config.pref_weight, demo_weight=config.demo_weight)
-    lc, lr_ = logratio("chosen"), logratio("rejected")
+    chosen, rejected = logratio("chosen"), logratio("rejected")
     if m == "rpo":
-        return losses.rpo_loss(lc, lr_, nll("chosen"), beta=config.beta, alpha=config.alpha)
-    dpo = losses.dpo_loss(lc, lr_, beta=config.beta, loss_type=config.loss)
+        return losses.rpo_loss(chosen, rejected, nll("chosen"), beta=config.beta, alpha=config.alpha)
+    dpo = losses.dpo_loss(chosen, rejected, beta=config.beta, loss_type=config.loss)
     if m == "dpo":
         return dpo
     return losses.aihf_loss(dpo, nll("demo"), pref_weight=config.pref_weight, demo_weight=config.demo_weight)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from prefrl.data import write_json
+from prefrl.core.data import write_json
 
 RECORD_FORMAT_VERSION = 1
 
@@ -64,7 +64,7 @@ def run_task(task: Task) -> dict[str, Any]:
     """Train (or resume a killed) run and write its record; a failure is recorded, not raised."""
     import torch
 
-    from prefrl.train import TrainConfig, resume, train
+    from prefrl.runs.train import TrainConfig, resume, train
 
     torch.set_num_threads(1)
     out = Path(task.config["out"])
@@ -74,7 +74,7 @@ def run_task(task: Task) -> dict[str, Any]:
         if (out / "metrics.json").exists():  # finished, but its record was lost: never train it again
             metrics = json.loads((out / "metrics.json").read_text())
         elif task.config.get("kind") == "bc":  # behaviour cloning: minutes at most, so started afresh
-            from prefrl.bc import BCConfig, behaviour_clone
+            from prefrl.runs.bc import BCConfig, behaviour_clone
 
             metrics = behaviour_clone(BCConfig(**{**task.config, "progress": False}), overwrite=True)
         elif (out / "config.json").exists():

@@ -23,12 +23,13 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from gymnasium import spaces as gym_spaces
 
-from prefrl.data import ComparisonDataset, Segments, TrajectoryBuffer, write_json
-from prefrl.reward import RewardModel, RewardTrainer
-from prefrl.samplers import SAMPLERS, select_queries
-from prefrl.spaces import flatten_batch
-from prefrl.validation import check_choice, check_positive_int
-from prefrl.wrappers import LearnedRewardVecEnv
+from prefrl.core.data import ComparisonDataset, Segments, TrajectoryBuffer, write_json
+from prefrl.reward.model import RewardModel
+from prefrl.reward.trainer import RewardTrainer
+from prefrl.feedback.samplers import SAMPLERS, select_queries
+from prefrl.core.spaces import flatten_batch
+from prefrl.core.validation import check_choice, check_positive_int
+from prefrl.sb3.wrappers import LearnedRewardVecEnv
 
 
 class Teacher(Protocol):

@@ -10,7 +10,7 @@ from typing import Sequence
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
-    from prefrl.train import TrainConfig
+    from prefrl.runs.train import TrainConfig
 
     d = TrainConfig(env="", out="")
     p = sub.add_parser("train", help="train PPO/SAC on a learned (or the true) reward",
@@ -51,7 +51,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from prefrl.train import TrainConfig, resume, train
+    from prefrl.runs.train import TrainConfig, resume, train
 
     if args.resume:
         metrics = resume(args.resume, progress=not args.no_progress)
@@ -74,7 +74,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _bc_parser(sub: argparse._SubParsersAction) -> None:
-    from prefrl.bc import BCConfig
+    from prefrl.runs.bc import BCConfig
 
     d = BCConfig(env="", demos="", out="")
     p = sub.add_parser("bc", help="behaviour cloning from demonstrations into an SB3 PPO policy",
@@ -93,7 +93,7 @@ def _bc_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_bc(args: argparse.Namespace) -> int:
-    from prefrl.bc import BCConfig, behaviour_clone
+    from prefrl.runs.bc import BCConfig, behaviour_clone
 
     metrics = behaviour_clone(BCConfig(
         env=args.env, demos=args.demos, out=args.out, demo_episodes=args.demo_episodes, seed=args.seed,
@@ -121,8 +121,8 @@ def _demos_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_demos(args: argparse.Namespace) -> int:
-    from prefrl.demos import Demonstrations, load_demos_for_env
-    from prefrl.policies import record_demos
+    from prefrl.core.demos import Demonstrations, load_demos_for_env
+    from prefrl.sb3.policies import record_demos
 
     if args.demos_command == "record":
         demos = record_demos(args.env, args.policy, args.episodes, seed=args.seed, deterministic=not args.stochastic,
@@ -130,7 +130,7 @@ def _cmd_demos(args: argparse.Namespace) -> int:
         demos.save(args.out)
         print(json.dumps({"out": args.out, **demos.summary()}))
     elif args.env:
-        from prefrl.train import check_env_id
+        from prefrl.runs.train import check_env_id
 
         check_env_id(args.env)
         print(json.dumps(load_demos_for_env(args.file, args.env).summary()))
@@ -161,11 +161,11 @@ def _label_parser(sub: argparse._SubParsersAction) -> None:
 def _cmd_label(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from prefrl.labelstore import STORE_NAME, LabelStore
+    from prefrl.human.store import STORE_NAME, LabelStore
 
     run = Path(args.run)
     if args.label_command == "serve":
-        from prefrl.labelserver import LabelServer
+        from prefrl.human.server import LabelServer
 
         server = LabelServer(run, host=args.host, port=args.port, token=args.token)
         print(f"prefrl label: serving {run} at {server.url} (Ctrl-C stops)", file=sys.stderr, flush=True)
@@ -178,7 +178,7 @@ def _cmd_label(args: argparse.Namespace) -> int:
         return 0
     store = LabelStore(run / STORE_NAME, create=args.label_command == "import")
     if args.label_command == "status":
-        from prefrl.labelserver import labels_wanted
+        from prefrl.human.server import labels_wanted
 
         wanted = labels_wanted(run)
         print(json.dumps({**store.counts(), "labels_wanted": wanted, "annotators": store.annotators()}))
@@ -187,7 +187,7 @@ def _cmd_label(args: argparse.Namespace) -> int:
         dataset.save(args.out)
         print(json.dumps({"out": args.out, "pairs": len(dataset)}))
     else:
-        from prefrl.data import ComparisonDataset
+        from prefrl.core.data import ComparisonDataset
 
         print(json.dumps({"imported": store.import_dataset(ComparisonDataset.load(args.file))}))
     return 0
@@ -262,7 +262,7 @@ def _cmd_llm(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from prefrl.plotting import plot_runs
+    from prefrl.runs.plotting import plot_runs
 
     print(plot_runs(args.runs, args.out, title=args.title))
     return 0

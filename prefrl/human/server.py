@@ -19,13 +19,17 @@ import json
 import re
 import secrets
 import threading
+from importlib import resources
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from prefrl.labelstore import STORE_NAME, LabelStore, UnknownQuery
+from prefrl.human.store import STORE_NAME, LabelStore, UnknownQuery
+
+# The page ships as package data beside this module (pyproject's package-data).
+PAGE = (resources.files("prefrl.human") / "page.html").read_text(encoding="utf-8")
 
 MAX_BODY = 16 * 1024
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -212,108 +216,3 @@ def _handler(server: LabelServer) -> type[BaseHTTPRequestHandler]:
         do_DELETE = do_PATCH = do_PUT
 
     return Handler
-
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>prefrl: which clip is better?</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
- body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 960px; color: #222; }
- header { display: flex; justify-content: space-between; align-items: center; gap: 1em; flex-wrap: wrap; }
- #clips { display: flex; gap: 1.5em; justify-content: center; margin: 1.2em 0; }
- figure { margin: 0; text-align: center; }
- video, img.clip { width: 320px; height: 320px; background: #000; image-rendering: pixelated; border-radius: 6px; }
- #buttons { display: flex; gap: .8em; justify-content: center; }
- button { font-size: 1.05em; padding: .6em 1.2em; border-radius: 6px; border: 1px solid #888; background: #f4f4f4; cursor: pointer; }
- button:disabled { opacity: .4; cursor: default; }
- kbd { font-size: .8em; border: 1px solid #aaa; border-radius: 3px; padding: 0 .3em; }
- #message { text-align: center; min-height: 1.5em; color: #555; }
- .hint { color: #666; font-size: .9em; text-align: center; }
-</style></head>
-<body>
-<header>
- <h1 style="font-size:1.3em">Which clip shows the better behaviour?</h1>
- <label>Your name <input id="annotator" size="14" autocomplete="off"></label>
- <div id="counts" aria-live="polite">&nbsp;</div>
-</header>
-<div id="clips">
- <figure><div id="slot-a"></div><figcaption>Left <kbd>&larr;</kbd> / <kbd>1</kbd></figcaption></figure>
- <figure><div id="slot-b"></div><figcaption>Right <kbd>&rarr;</kbd> / <kbd>2</kbd></figcaption></figure>
-</div>
-<div id="buttons">
- <button id="left" data-answer="left">Left is better</button>
- <button id="equal" data-answer="equal">About the same <kbd>=</kbd></button>
- <button id="right" data-answer="right">Right is better</button>
- <button id="skip" data-answer="skip">Can't tell / skip <kbd>s</kbd></button>
-</div>
-<p id="message"></p>
-<p class="hint">Dimmed frames come after the episode ended (the robot fell or stopped).</p>
-<script>
-const token = new URLSearchParams(location.search).get("token");
-const withToken = (url) => token ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : url;
-const $ = (id) => document.getElementById(id);
-const nameBox = $("annotator");
-nameBox.value = localStorage.getItem("prefrl-annotator") || "";
-nameBox.addEventListener("change", () => { localStorage.setItem("prefrl-annotator", nameBox.value.trim()); load(); });
-let current = null, busy = false, timer = null;
-
-function media(url) {
-  const v = document.createElement("video");
-  v.src = withToken(url); v.autoplay = true; v.loop = true; v.muted = true; v.playsInline = true;
-  v.className = "clip";
-  v.addEventListener("error", () => {  // a gif fallback clip: show it as an image
-    const img = document.createElement("img"); img.src = withToken(url); img.className = "clip"; v.replaceWith(img);
-  }, { once: true });
-  return v;
-}
-function showCounts(c) {
-  const wanted = c.wanted === null ? "" : `, ${c.wanted} still wanted`;
-  $("counts").textContent = `${c.answered} labelled${wanted} · ${c.pending} waiting · ${c.rendering} rendering`;
-}
-function setButtons(on) { document.querySelectorAll("#buttons button").forEach(b => b.disabled = !on); }
-async function load() {
-  clearTimeout(timer);
-  const who = nameBox.value.trim();
-  if (!who) { $("message").textContent = "Enter your name to start."; setButtons(false); return; }
-  const r = await fetch(withToken("/api/next?annotator=" + encodeURIComponent(who)));
-  const data = await r.json();
-  if (!r.ok) { $("message").textContent = data.error; return; }
-  showCounts(data.counts);
-  const q = data.query;
-  if (!q) {
-    current = null; setButtons(false);
-    $("slot-a").replaceChildren(); $("slot-b").replaceChildren();
-    $("message").textContent = "No clips to compare right now: new ones appear as training goes on.";
-    timer = setTimeout(load, 2000); return;
-  }
-  if (!current || current.query_id !== q.query_id) {
-    current = q;
-    $("slot-a").replaceChildren(media(q.clip_a)); $("slot-b").replaceChildren(media(q.clip_b));
-  }
-  $("message").textContent = `Query ${q.query_id} (from env step ${q.env_step})`;
-  setButtons(true);
-}
-async function answer(kind) {
-  if (!current || busy) return;
-  busy = true; setButtons(false);
-  try {
-    const r = await fetch(withToken("/api/answer"), { method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ query_id: current.query_id, answer: kind, annotator: nameBox.value.trim() }) });
-    const data = await r.json();
-    if (!r.ok) { $("message").textContent = "Not saved: " + data.error; setButtons(true); return; }
-    showCounts(data.counts);
-    current = null;
-  } catch (e) { $("message").textContent = "Not saved (server unreachable): " + e; setButtons(true); return; }
-  finally { busy = false; }
-  load();
-}
-document.querySelectorAll("#buttons button").forEach(b => b.addEventListener("click", () => answer(b.dataset.answer)));
-document.addEventListener("keydown", (e) => {
-  if (e.target === nameBox) return;
-  const key = { ArrowLeft: "left", "1": "left", ArrowRight: "right", "2": "right", "=": "equal", "e": "equal", "s": "skip", "3": "skip" }[e.key];
-  if (key) { e.preventDefault(); answer(key); }
-});
-load();
-</script>
-</body></html>
-"""

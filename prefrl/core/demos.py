@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces as gym_spaces
 
-from prefrl.data import Episode, TrajectoryBuffer, atomic_write
-from prefrl.spaces import describe, flat_dim, flatten_batch
+from prefrl.core.data import Episode, TrajectoryBuffer, atomic_write
+from prefrl.core.spaces import describe, flat_dim, flatten_batch
 
 DEMO_FORMAT_VERSION = 1
 _REQUIRED = ("obs", "acts", "next_obs", "rewards", "episode_lengths", "terminated")

@@ -20,10 +20,10 @@ from gymnasium import spaces as gym_spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecNormalize
 
-from prefrl.data import atomic_write, write_json
-from prefrl.demos import load_demos_for_env
-from prefrl.evaluation import evaluate_policy
-from prefrl.validation import check_positive_int
+from prefrl.core.data import atomic_write, write_json
+from prefrl.core.demos import load_demos_for_env
+from prefrl.sb3.evaluation import evaluate_policy
+from prefrl.core.validation import check_positive_int
 
 
 @dataclass
@@ -46,7 +46,7 @@ class BCConfig:
     kind: str = "bc"
 
     def validate(self) -> None:
-        from prefrl.train import check_env_id
+        from prefrl.runs.train import check_env_id
 
         check_env_id(self.env)
         for name in ("epochs", "batch_size", "patience", "eval_episodes", "threads"):
@@ -61,7 +61,7 @@ class BCConfig:
 
 def behaviour_clone(config: BCConfig, overwrite: bool = False) -> dict[str, Any]:
     """Clone the demonstrations, evaluate on the true reward, write the run directory; returns metrics."""
-    from prefrl.train import make_vec_env, prepare_run_dir
+    from prefrl.runs.train import make_vec_env, prepare_run_dir
 
     config.validate()
     t0 = time.perf_counter()

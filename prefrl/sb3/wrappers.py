@@ -17,9 +17,9 @@ from gymnasium import spaces as gym_spaces
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
-from prefrl.data import TrajectoryBuffer
-from prefrl.reward import RewardModel
-from prefrl.spaces import check_space, flatten_batch
+from prefrl.core.data import TrajectoryBuffer
+from prefrl.reward.model import RewardModel
+from prefrl.core.spaces import check_space, flatten_batch
 
 RewardFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 

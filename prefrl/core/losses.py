@@ -36,6 +36,7 @@ __all__ = [
     "aihf_loss",
     "bradley_terry_loss",
     "bradley_terry_probability",
+    "check_aihf_weights",
     "dpo_loss",
     "dpo_rewards",
     "ml_irl_loss",
@@ -126,8 +127,8 @@ def _as_nonneg(name: str, value: Union[Number, Tensor], like: Tensor) -> Union[f
     return _check_number(name, value, 0.0)
 
 
-def _check_weights(pref_weight: Number, demo_weight: Number) -> tuple[float, float]:
-    """Validate AIHF weights: finite, >= 0 and not both zero."""
+def check_aihf_weights(pref_weight: Number, demo_weight: Number) -> tuple[float, float]:
+    """The AIHF weights (W_P, W_D) as floats: finite, >= 0 and not both zero, else a ValueError naming them."""
     w_p = _check_number("pref_weight", pref_weight, 0.0)
     w_d = _check_number("demo_weight", demo_weight, 0.0)
     if w_p == 0.0 and w_d == 0.0:
@@ -404,7 +405,7 @@ def aihf_loss(
     entirely, so it may be None (or NaN): ``demo_weight=0`` is exactly preference-only training and
     ``pref_weight=0`` exactly demonstration-only IRL, in value and gradient.
     """
-    w_p, w_d = _check_weights(pref_weight, demo_weight)
+    w_p, w_d = check_aihf_weights(pref_weight, demo_weight)
     terms: list[Tensor] = []
     for name, weight, term in (("pref_loss", w_p, pref_loss), ("demo_loss", w_d, demo_loss)):
         if weight == 0.0:
@@ -442,7 +443,7 @@ def aihf_dpo_loss(
     """
     _check_reduction(reduction)
     beta = _check_number("beta", beta, 0.0, low_open=True)
-    w_p, w_d = _check_weights(pref_weight, demo_weight)
+    w_p, w_d = check_aihf_weights(pref_weight, demo_weight)
     pairs = (
         ("pref", w_p, logratio_chosen, logratio_rejected, "logratio_chosen", "logratio_rejected"),
         ("demo", w_d, logratio_demo, logratio_ref_sample, "logratio_demo", "logratio_ref_sample"),

@@ -9,8 +9,9 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from prefrl.data import TrajectoryBuffer
-from prefrl.reward import RewardModel, evaluate_preferences
+from prefrl.core.data import TrajectoryBuffer
+from prefrl.reward.model import RewardModel
+from prefrl.reward.trainer import evaluate_preferences
 
 
 def evaluate_policy(model: BaseAlgorithm, env: VecEnv, n_episodes: int, deterministic: bool = True) -> dict[str, Any]:

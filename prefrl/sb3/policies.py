@@ -16,11 +16,11 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from prefrl.data import TrajectoryBuffer
-from prefrl.demos import Demonstrations
-from prefrl.spaces import describe
-from prefrl.validation import check_positive_int
-from prefrl.wrappers import LearnedRewardVecEnv, check_env_id, make_vec_env
+from prefrl.core.data import TrajectoryBuffer, atomic_write
+from prefrl.core.demos import Demonstrations
+from prefrl.core.spaces import describe
+from prefrl.core.validation import check_positive_int
+from prefrl.sb3.wrappers import LearnedRewardVecEnv, check_env_id, make_vec_env
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
 
@@ -38,6 +38,17 @@ def read_normalization(path: Path) -> dict[str, RunningMeanStd]:
     except Exception as exc:  # noqa: BLE001 - zip/npz errors come in many types
         raise ValueError(f"{path} is corrupt: {exc}") from exc
     return stats
+
+
+def save_normalization(path: Path, stats: dict[str, RunningMeanStd]) -> None:
+    """Write running statistics by name ("obs", "ret") to a vecnormalize.npz that read_normalization reads."""
+    arrays = {f"{name}_{part}": getattr(rms, part) for name, rms in stats.items() for part in ("mean", "var", "count")}
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
+
+
+def normalization_stats(venv: VecNormalize) -> dict[str, RunningMeanStd]:
+    """The running statistics a VecNormalize uses, by name ("obs", "ret"): none for what it does not normalize."""
+    return {name: getattr(venv, f"{name}_rms") for name, on in (("obs", venv.norm_obs), ("ret", venv.norm_reward)) if on}
 
 
 def load_algorithm(path: Path, algo: str | None = None, env: VecEnv | None = None, **kwargs: Any) -> BaseAlgorithm:

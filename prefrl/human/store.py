@@ -26,7 +26,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from prefrl.data import ComparisonDataset, Segments
+from prefrl.core.data import ComparisonDataset, Segments
 
 STORE_FORMAT_VERSION = 1
 ANSWERS = {"left": 1.0, "right": 0.0, "equal": 0.5, "skip": None}

@@ -20,7 +20,7 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 
-from prefrl.data import Segments
+from prefrl.core.data import Segments
 
 MAX_FPS = 30  # slower than real time for fast MuJoCo tasks (Hopper runs at 125 steps/s)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from prefrl.clips import ClipRenderer, FrameSegmentRenderer, FrameStore, SegmentRenderer
-from prefrl.data import ComparisonDataset, Segments
-from prefrl.labelstore import STORE_NAME, LabelStore
+from prefrl.human.clips import ClipRenderer, FrameSegmentRenderer, FrameStore, SegmentRenderer
+from prefrl.core.data import ComparisonDataset, Segments
+from prefrl.human.store import STORE_NAME, LabelStore
 
 
 class HumanTeacher:

@@ -23,18 +23,19 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from prefrl.callbacks import PreferenceCallback
-from prefrl.clips import FrameRecorder, FrameStore, is_mujoco_env
-from prefrl.data import ComparisonDataset, TrajectoryBuffer, atomic_write, write_json
-from prefrl.demos import Demonstrations, load_demos_for_env
-from prefrl.evaluation import evaluate_policy, reward_model_report
-from prefrl.plotting import plot_runs
-from prefrl.policies import ALGOS, read_normalization
-from prefrl.reward import RewardModel, RewardTrainer
-from prefrl.samplers import SAMPLERS
-from prefrl.teachers import TEACHERS, make_teacher
-from prefrl.validation import check_choice, check_positive_int
-from prefrl.wrappers import LearnedRewardVecEnv, check_env_id, make_vec_env  # noqa: F401  (re-exported)
+from prefrl.sb3.callback import PreferenceCallback
+from prefrl.human.clips import FrameRecorder, FrameStore, is_mujoco_env
+from prefrl.core.data import ComparisonDataset, TrajectoryBuffer, atomic_write, write_json
+from prefrl.core.demos import Demonstrations, load_demos_for_env
+from prefrl.sb3.evaluation import evaluate_policy, reward_model_report
+from prefrl.runs.plotting import plot_runs
+from prefrl.sb3.policies import ALGOS, read_normalization
+from prefrl.reward.model import RewardModel
+from prefrl.reward.trainer import RewardTrainer
+from prefrl.feedback.samplers import SAMPLERS
+from prefrl.feedback.teachers import TEACHERS, make_teacher
+from prefrl.core.validation import check_choice, check_positive_int
+from prefrl.sb3.wrappers import LearnedRewardVecEnv, check_env_id, make_vec_env  # noqa: F401  (re-exported)
 
 REWARDS = ("learned", "true")
 
@@ -249,7 +250,7 @@ class Run:
         self.teacher: Any = None
         self.server: Any = None
         if config.reward == "learned" and config.teacher == "human":
-            from prefrl.human import HumanTeacher
+            from prefrl.human.teacher import HumanTeacher
 
             self.teacher = HumanTeacher(self.out, config.env, frames=frames)
         elif config.reward == "learned":
@@ -368,7 +369,7 @@ class Run:
         if cfg.progress:
             callbacks.append(_Progress(cfg.steps, self.model.num_timesteps, self.pref))
         if cfg.serve:
-            from prefrl.labelserver import LabelServer
+            from prefrl.human.server import LabelServer
 
             self.server = LabelServer(self.out, port=cfg.port).start()
             print(f"prefrl: label the clips at {self.server.url}", file=sys.stderr, flush=True)

@@ -1,0 +1,231 @@
+"""Bradley-Terry reward ensembles: K MLPs held as one module with a leading member dimension.
+
+The reward of a segment is the sum of per-step rewards over its real steps plus, for steps
+after the episode terminated, a learned constant: the reward of the absorbing state. Learning
+that constant is what lets the policy know whether ending an episode early is good or bad; the
+reward handed to the policy is shifted so the absorbing state is worth exactly 0, which is what
+Gymnasium's termination implies (see REFERENCES: the learned reward's offset).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from gymnasium import spaces as gym_spaces
+from torch import nn
+
+from prefrl.core.data import Segments, atomic_write
+from prefrl.core.spaces import check_space, describe, flat_dim
+
+INPUT_KINDS = ("obs", "act", "next_obs")
+MODEL_FORMAT_VERSION = 1
+
+
+class EnsembleMLP(nn.Module):
+    """K independent MLPs evaluated with batched matmuls: (K, M, in) -> (K, M)."""
+
+    def __init__(self, members: int, in_dim: int, hidden: Sequence[int] = (64, 64), negative_slope: float = 0.01):
+        super().__init__()
+        dims = [in_dim, *hidden, 1]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for d_in, d_out in zip(dims[:-1], dims[1:]):
+            bound = 1.0 / math.sqrt(d_in)  # nn.Linear's default init, per member
+            self.weights.append(nn.Parameter(torch.empty(members, d_in, d_out).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(members, 1, d_out).uniform_(-bound, bound)))
+        self.negative_slope = negative_slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-member rewards; x is (K, M, in), or (M, in) to feed every member the same inputs."""
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.weights[0].shape[0], -1, -1)
+        for w, b in zip(self.weights[:-1], self.biases[:-1]):
+            x = nn.functional.leaky_relu(torch.baddbmm(b, x, w), self.negative_slope)
+        # A batched matmul with one output column is slow on CPU; multiply-and-sum is the same math.
+        return (x * self.weights[-1].transpose(1, 2)).sum(-1) + self.biases[-1][:, :, 0]
+
+
+class RewardModel(nn.Module):
+    """An ensemble reward r(obs, act, next_obs) with input and output normalization built in."""
+
+    def __init__(
+        self,
+        observation_space: gym_spaces.Space,
+        action_space: gym_spaces.Space,
+        *,
+        ensemble_size: int = 3,
+        hidden: Sequence[int] = (64, 64),
+        inputs: Sequence[str] = ("obs", "act"),
+        seed: int | None = None,
+    ):
+        super().__init__()
+        check_space(observation_space, "observation")
+        check_space(action_space, "action")
+        bad = [i for i in inputs if i not in INPUT_KINDS]
+        if bad or not inputs:
+            raise ValueError(f"reward inputs {list(inputs)} invalid: choose a non-empty subset of {INPUT_KINDS}")
+        if ensemble_size < 1:
+            raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
+        if not hidden or any(int(h) < 1 for h in hidden):
+            raise ValueError(f"hidden layer sizes must be a non-empty list of positive integers, got {list(hidden)}")
+        self.observation_space, self.action_space = observation_space, action_space
+        self.obs_dim, self.act_dim = flat_dim(observation_space), flat_dim(action_space)
+        self.inputs = tuple(i for i in INPUT_KINDS if i in inputs)
+        self.ensemble_size, self.hidden = ensemble_size, tuple(hidden)
+        self.in_dim = sum(self.act_dim if i == "act" else self.obs_dim for i in self.inputs)
+        if seed is not None:
+            torch.manual_seed(seed)
+        self.net = EnsembleMLP(ensemble_size, self.in_dim, hidden)
+        self.absorbing = nn.Parameter(torch.zeros(ensemble_size))
+        self.register_buffer("in_mean", torch.zeros(self.in_dim))
+        self.register_buffer("in_std", torch.ones(self.in_dim))
+        self.register_buffer("out_shift", torch.zeros(ensemble_size))
+        self.register_buffer("out_scale", torch.ones(ensemble_size))
+        self._np_params: list[np.ndarray] | None = None
+
+    # ----------------------------------------------------------------- inputs
+    def features(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+        """Concatenate the chosen inputs (flat float arrays with any leading dims) into (..., in_dim)."""
+        parts = {"obs": obs, "act": acts, "next_obs": next_obs}
+        return np.concatenate([np.asarray(parts[k], dtype=np.float32) for k in self.inputs], axis=-1)
+
+    def segment_features(self, segs: Segments) -> np.ndarray:
+        """(N, H, in_dim) raw features of a batch of segments."""
+        return self.features(segs.obs, segs.acts, segs.next_obs)
+
+    def set_input_normalization(self, x: np.ndarray) -> None:
+        """Standardize inputs with the mean/std of sample features x (M, in_dim)."""
+        self.in_mean.copy_(torch.as_tensor(x.mean(0)))
+        self.in_std.copy_(torch.as_tensor(x.std(0) + 1e-6))
+        self._np_params = None
+
+    # ------------------------------------------------------------- forward
+    def member_rewards(self, x: torch.Tensor) -> torch.Tensor:
+        """Unnormalized per-member rewards for raw features x (..., in_dim) -> (K, ...)."""
+        lead = x.shape[:-1]
+        z = ((x - self.in_mean) / self.in_std).reshape(-1, self.in_dim)
+        return self.net(z).reshape(self.ensemble_size, *lead)
+
+    def segment_returns(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Per-member segment returns (K, N) for features x (N, H, in): real steps plus absorbing ones."""
+        r = self.member_rewards(x)  # (K, N, H)
+        return (r * mask + (1.0 - mask) * self.absorbing.view(-1, 1, 1)).sum(-1)
+
+    @torch.no_grad()
+    def segment_member_returns(self, segs: Segments) -> np.ndarray:
+        """Per-member learned returns (K, N) of a batch of segments (for samplers and metrics)."""
+        x = torch.as_tensor(self.segment_features(segs))
+        return self.segment_returns(x, torch.as_tensor(segs.mask)).numpy()
+
+    # ------------------------------------------------- output normalization
+    @torch.no_grad()
+    def set_output_normalization(self, x: np.ndarray, anchor_absorbing: bool) -> None:
+        """Scale each member to unit std on sample features x, zero at the absorbing state if anchored.
+
+        Without terminations in the data the absorbing reward is never trained, so the zero is
+        put at the mean reward instead (a constant shift is harmless without early termination).
+        """
+        r = self.member_rewards(torch.as_tensor(x, dtype=torch.float32))
+        shift = self.absorbing.detach().clone() if anchor_absorbing else r.mean(dim=1)
+        self.out_shift.copy_(shift)
+        self.out_scale.copy_(r.std(dim=1) + 1e-6)
+        self._np_params = None
+
+    def _compile_numpy(self) -> list[np.ndarray]:
+        """Fold input and output normalization and the member average into plain numpy weights.
+
+        The first layers of all members share the input, so they become one (in, K*h) matmul;
+        the last layers and the mean over normalized members become one dot product.
+        """
+        k = self.ensemble_size
+        ws = [w.detach().cpu().double().numpy() for w in self.net.weights]
+        bs = [b.detach().cpu().double().numpy() for b in self.net.biases]
+        mean, std = self.in_mean.double().numpy(), self.in_std.double().numpy()
+        shift, scale = self.out_shift.double().numpy(), self.out_scale.double().numpy()
+        w1 = ws[0] / std[None, :, None]
+        b1 = bs[0][:, 0, :] - np.einsum("i,kih->kh", mean / std, ws[0])
+        first = (w1.transpose(1, 0, 2).reshape(w1.shape[1], -1), b1.reshape(-1))
+        w_last = ws[-1][..., 0] / (k * scale[:, None])  # (K, h_L)
+        c = float(np.sum((bs[-1][:, 0, 0] - shift) / (k * scale)))
+        f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+        middle = [(f32(w), f32(b)) for w, b in zip(ws[1:-1], bs[1:-1])]
+        return [(f32(first[0]), f32(first[1])), middle, f32(w_last), np.float32(c)]
+
+    def predict(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+        """Normalized ensemble-mean reward for a batch of flat transitions, shape (B,). Numpy fast path."""
+        if self._np_params is None:
+            self._np_params = self._compile_numpy()
+        (w1, b1), middle, w_last, c = self._np_params
+        slope, k = self.net.negative_slope, self.ensemble_size
+        h = self.features(obs, acts, next_obs) @ w1 + b1  # all members' first layers at once: (B, K*h1)
+        h = np.maximum(h, slope * h)
+        h = h.reshape(len(h), k, -1).transpose(1, 0, 2)  # (K, B, h1)
+        for w, b in middle:
+            h = np.matmul(h, w) + b
+            h = np.maximum(h, slope * h)
+        return np.einsum("kbh,kh->b", h, w_last) + c
+
+    def invalidate_cache(self) -> None:
+        """Drop the numpy copy of the weights (call after changing parameters in place by hand)."""
+        self._np_params = None
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False):
+        """As nn.Module's, and the policy-facing numpy path follows the new weights."""
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self._np_params = None
+        return result
+
+    # ------------------------------------------------------------ save/load
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments and the spaces trained on, as plain JSON-able values."""
+        return {
+            "format_version": MODEL_FORMAT_VERSION,
+            "observation_space": describe(self.observation_space),
+            "action_space": describe(self.action_space),
+            "ensemble_size": self.ensemble_size,
+            "hidden": list(self.hidden),
+            "inputs": list(self.inputs),
+        }
+
+    def check_spaces(self, observation_space: gym_spaces.Space, action_space: gym_spaces.Space) -> None:
+        """Raise a ValueError naming both if this model was built for other spaces than the given ones."""
+        _check_spaces(self.config(), observation_space, action_space, "reward model")
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Save weights + config (a plain dict; loads with torch's weights_only=True)."""
+        atomic_write(path, lambda fh: torch.save({"config": self.config(), "state_dict": self.state_dict()}, fh))
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike, observation_space: gym_spaces.Space, action_space: gym_spaces.Space
+    ) -> "RewardModel":
+        """Load a saved model, refusing one trained on spaces other than the given ones."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"reward model file {path} does not exist")
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            cfg, state = blob["config"], blob["state_dict"]
+        except Exception as exc:
+            raise ValueError(f"reward model file {path} is corrupt or not a prefrl reward model: {exc}") from exc
+        if cfg.get("format_version") != MODEL_FORMAT_VERSION:
+            raise ValueError(f"reward model {path} has format version {cfg.get('format_version')}, expected {MODEL_FORMAT_VERSION}")
+        _check_spaces(cfg, observation_space, action_space, f"reward model {path}")
+        model = cls(observation_space, action_space, ensemble_size=cfg["ensemble_size"], hidden=cfg["hidden"], inputs=cfg["inputs"])
+        model.load_state_dict(state)
+        return model
+
+
+def _check_spaces(cfg: dict[str, Any], observation_space: gym_spaces.Space, action_space: gym_spaces.Space, name: str) -> None:
+    for what, space in (("observation", observation_space), ("action", action_space)):
+        saved, now = cfg[f"{what}_space"], describe(space)
+        if saved["repr"] != now["repr"]:
+            raise ValueError(
+                f"{name} was trained on {what} space {saved['repr']} (shape {tuple(saved['shape'])}), "
+                f"env gives {now['repr']} (shape {tuple(now['shape'])})"
+            )

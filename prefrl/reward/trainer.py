@@ -1,0 +1,277 @@
+"""Fitting a reward ensemble: Bradley-Terry on labelled pairs, and the AIHF joint objective with demonstrations.
+
+Every loss is a call into prefrl.core.losses; this module owns the data handling around it
+(held-out split, bootstrap weights, early stopping, L2 tuning, output normalization after a fit).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from prefrl.core import losses
+from prefrl.core.data import ComparisonDataset, Segments
+from prefrl.core.demos import Demonstrations
+from prefrl.core.training import EarlyStopping
+from prefrl.reward.model import RewardModel
+
+
+@dataclass
+class FitReport:
+    """What one call of `RewardTrainer.fit` did."""
+
+    epochs: int
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+    pairs: int
+    weight_decay: float
+    seconds: float
+    pair_updates: int = 0  # (labelled pair, member) gradient evaluations, for speed reports
+    demo_gap: float = math.nan  # mean learned return of demo segments minus the policy's (joint training)
+
+
+class RewardTrainer:
+    """Fits a RewardModel to a ComparisonDataset with the Bradley-Terry loss from prefrl.losses.
+
+    Each member trains on its own bootstrap weights of the pairs; 1/e of the pairs are held out for early
+    stopping, and the L2 weight is tuned so held-out loss stays within 1.1-1.5x the training loss
+    (Christiano et al. 2017). Training warm-starts from the current weights on every call and
+    spends at most `max_updates` gradient steps, so refits stay cheap as labels accumulate.
+
+    Given demonstrations and `demo_weight > 0`, `fit` trains the AIHF objective instead
+    (`losses.aihf_loss` of the Bradley-Terry term and `losses.ml_irl_loss` of demonstration
+    segments against segments of the current policy), `demo_updates` steps per call, warm-started,
+    since the IRL term follows a moving policy and has no held-out optimum to stop at. The same
+    pairs are held out as in preference-only training. `demo_weight = 0` (or no demonstrations) is
+    preference-only training, `pref_weight = 0` demonstration-only IRL: the other term is skipped.
+    """
+
+    def __init__(
+        self,
+        model: RewardModel,
+        *,
+        lr: float = 3e-4,
+        batch_size: int = 64,
+        max_updates: int = 400,
+        patience: int = 5,
+        weight_decay: float = 1e-4,
+        label_noise: float = 0.0,
+        holdout_fraction: float = 1 / math.e,
+        seed: int = 0,
+        demos: Demonstrations | None = None,
+        demo_weight: float = 1.0,
+        pref_weight: float = 1.0,
+        demo_l2: float = 0.1,
+        demo_updates: int = 100,
+        demo_pool: int = 512,
+        absorbing_lr: float = 1e-2,
+    ):
+        self.model = model
+        self.batch_size, self.max_updates, self.patience = batch_size, max_updates, patience
+        self.weight_decay, self.label_noise, self.holdout_fraction = weight_decay, label_noise, holdout_fraction
+        self.seed, self.rng = seed, np.random.default_rng(seed)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        if demos is not None and demo_weight > 0:
+            # The absorbing reward is one scalar per member: at the network's learning rate it would
+            # barely move within a refit, while the IRL term pushes the policy's real steps down
+            # fast, leaving falling (absorbing) ranked above staying up. It gets a faster rate.
+            rest = [p for n, p in model.named_parameters() if n != "absorbing"]
+            self.optimizer = torch.optim.Adam([{"params": rest}, {"params": [model.absorbing], "lr": absorbing_lr}], lr=lr)
+        self.pref_weight, self.demo_weight = losses.check_aihf_weights(pref_weight, demo_weight)
+        self.demo_l2, self.demo_updates, self.demo_pool = demo_l2, demo_updates, demo_pool
+        self.demos = demos.buffer() if demos is not None and self.demo_weight > 0 else None
+        if demos is not None:
+            demos.check_env(model.observation_space, model.action_space)
+
+    @property
+    def uses_demos(self) -> bool:
+        """Whether `fit` trains the joint objective (it needs the current policy's segments)."""
+        return self.demos is not None
+
+    def split(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(held-out, training) pair indices. A pair keeps its side for good: draws come from a
+        seeded stream whose prefix does not change as labels are appended, so a pair that was
+        held out is never trained on in a later refit (which would bias early stopping)."""
+        if n < 10:
+            return np.zeros(0, np.int64), np.arange(n)
+        held = np.random.default_rng([self.seed, 0]).random(n) < self.holdout_fraction
+        return np.flatnonzero(held), np.flatnonzero(~held)
+
+    def bootstrap_counts(self, n: int) -> np.ndarray:
+        """(K, n) Poisson(1) weights: member k counts pair i that many times (an online bootstrap,
+        fixed per pair like the split, so members stay diverse across refits)."""
+        return np.stack([np.random.default_rng([self.seed, 1, k]).poisson(1.0, n) for k in range(self.model.ensemble_size)])
+
+    def _losses(self, pairs: "_PairTensors", ids: torch.Tensor) -> torch.Tensor:
+        """Per-member BT losses (K, B) of the pairs at ids (B,)."""
+        ra = self.model.segment_returns(pairs.features_a[ids], pairs.mask_a[ids])
+        rb = self.model.segment_returns(pairs.features_b[ids], pairs.mask_b[ids])
+        return losses.bradley_terry_loss(ra, rb, pairs.y[ids], noise=self.label_noise, reduction="none")
+
+    def _weighted_losses(self, pairs: "_PairTensors", ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Sum over members of each member's bootstrap-weighted mean BT loss on the pairs at ids
+        (members are independent: the sum trains each on its own weighted mean)."""
+        w = weights[:, ids]
+        return ((self._losses(pairs, ids) * w).sum(1) / w.sum(1).clamp(min=1.0)).sum()
+
+    def fit(self, dataset: ComparisonDataset, policy_segments: Segments | None = None) -> FitReport:
+        """Train on all labelled pairs (and, with demonstrations, the demonstration term); returns a report.
+
+        Preference-only: until held-out loss stops improving. Joint: `demo_updates` steps, with
+        `policy_segments` (the current policy's behaviour) as the IRL term's negatives.
+        """
+        if self.demos is None:
+            return self._fit_preferences(dataset)
+        return self._fit_joint(dataset, policy_segments)
+
+    def _fit_preferences(self, dataset: ComparisonDataset) -> FitReport:
+        t0 = time.perf_counter()
+        model, n = self.model, len(dataset)
+        if n == 0:
+            raise ValueError("cannot fit a reward model on an empty comparison dataset")
+        pairs = _PairTensors.from_dataset(model, dataset)
+        model.set_input_normalization(pairs.real_features)
+
+        val, train = self.split(n)
+        n_val = len(val)
+        weights = torch.as_tensor(self.bootstrap_counts(n), dtype=torch.float32)  # (K, n)
+        val = torch.as_tensor(val)
+        for g in self.optimizer.param_groups:
+            g["weight_decay"] = self.weight_decay
+
+        stopper = EarlyStopping(model, self.patience)
+        epoch = updates = pair_updates = 0
+        while updates < self.max_updates:
+            epoch += 1
+            model.train()
+            order = self.rng.permutation(train)
+            for s in range(0, len(train), self.batch_size):
+                ids = torch.as_tensor(order[s : s + self.batch_size])
+                loss = self._weighted_losses(pairs, ids, weights)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()  # members are independent: the sum trains each on its own weighted mean
+                self.optimizer.step()
+                updates += 1
+                pair_updates += ids.numel() * model.ensemble_size
+            if n_val == 0:
+                continue
+            with torch.no_grad():
+                val_loss = float(self._losses(pairs, val).mean())
+            if stopper.update(val_loss, epoch):
+                break
+        stopper.restore()
+        model.eval()
+        val_loss, val_acc = pairs.evaluate(model, val, self.label_noise) if n_val else (math.nan, math.nan)
+        train_loss, _ = pairs.evaluate(model, torch.as_tensor(train), self.label_noise)
+        if n_val and train_loss > 0:  # keep held-out loss within 1.1-1.5x training loss
+            ratio = val_loss / train_loss
+            if ratio > 1.5:
+                self.weight_decay = min(self.weight_decay * 2, 1.0)
+            elif ratio < 1.1:
+                self.weight_decay = max(self.weight_decay / 2, 1e-7)
+        model.set_output_normalization(pairs.real_features, anchor_absorbing=pairs.has_absorbing)
+        return FitReport(epoch, train_loss, val_loss, val_acc, n, self.weight_decay, time.perf_counter() - t0, pair_updates)
+
+
+    def _fit_joint(self, dataset: ComparisonDataset, policy_segments: Segments | None) -> FitReport:
+        t0 = time.perf_counter()
+        model, k = self.model, self.model.ensemble_size
+        if policy_segments is None or len(policy_segments) == 0:
+            raise ValueError("the demonstration term needs segments of the current policy's behaviour (policy_segments)")
+        demo = self.demos.sample_segments(self.demo_pool, policy_segments.horizon, self.rng)
+        demo_x, policy_x = model.segment_features(demo), model.segment_features(policy_segments)
+        demo_mask, policy_mask = torch.as_tensor(demo.mask), torch.as_tensor(policy_segments.mask)
+        real = [demo_x[demo.mask > 0], policy_x[policy_segments.mask > 0]]
+        use_pairs = self.pref_weight > 0 and len(dataset) > 0
+        n = len(dataset) if use_pairs else 0
+        val, train = self.split(n)
+        if use_pairs:
+            pairs = _PairTensors.from_dataset(model, dataset)
+            real.append(pairs.real_features)
+            weights = torch.as_tensor(self.bootstrap_counts(n), dtype=torch.float32)
+        model.set_input_normalization(np.concatenate(real))
+        demo_x, policy_x = torch.as_tensor(demo_x), torch.as_tensor(policy_x)
+        for g in self.optimizer.param_groups:
+            g["weight_decay"] = self.weight_decay
+        model.train()
+        pair_updates = 0
+        for _ in range(self.demo_updates):
+            pref_loss = None
+            if use_pairs and len(train):
+                ids = torch.as_tensor(self.rng.choice(train, size=min(self.batch_size, len(train)), replace=False))
+                pref_loss = self._weighted_losses(pairs, ids, weights)
+                pair_updates += ids.numel() * k
+            demo_ids = torch.as_tensor(self.rng.integers(0, len(demo_x), self.batch_size))
+            policy_ids = torch.as_tensor(self.rng.integers(0, len(policy_x), self.batch_size))
+            demo_returns = model.segment_returns(demo_x[demo_ids], demo_mask[demo_ids])  # (K, B)
+            policy_returns = model.segment_returns(policy_x[policy_ids], policy_mask[policy_ids])
+            demo_loss = k * losses.ml_irl_loss(demo_returns, policy_returns, l2=self.demo_l2)  # each member its own mean, as above
+            loss = losses.aihf_loss(pref_loss, demo_loss, pref_weight=self.pref_weight if pref_loss is not None else 0.0,
+                                    demo_weight=self.demo_weight)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            gap = float(model.segment_returns(demo_x, demo_mask).mean() - model.segment_returns(policy_x, policy_mask).mean())
+        val_loss = val_acc = train_loss = math.nan
+        if use_pairs:
+            if len(val):
+                val_loss, val_acc = pairs.evaluate(model, torch.as_tensor(val), self.label_noise)
+            train_loss, _ = pairs.evaluate(model, torch.as_tensor(train), self.label_noise)
+        policy_side = real[1:]  # what the policy visits: its own data and the labelled segments
+        absorbing = bool((policy_segments.mask == 0).any()) or (use_pairs and pairs.has_absorbing)
+        model.set_output_normalization(np.concatenate(policy_side), anchor_absorbing=absorbing)
+        return FitReport(self.demo_updates, train_loss, val_loss, val_acc, n, self.weight_decay,
+                         time.perf_counter() - t0, pair_updates, gap)
+
+
+@dataclass
+class _PairTensors:
+    """A dataset's features, masks and labels as tensors, built once per fit."""
+
+    features_a: torch.Tensor
+    mask_a: torch.Tensor
+    features_b: torch.Tensor
+    mask_b: torch.Tensor
+    y: torch.Tensor
+    real_features: np.ndarray
+    has_absorbing: bool
+
+    @classmethod
+    def from_dataset(cls, model: RewardModel, dataset: ComparisonDataset) -> "_PairTensors":
+        sa, sb = dataset.segments_a, dataset.segments_b
+        features_a, features_b = model.segment_features(sa), model.segment_features(sb)
+        return cls(
+            torch.as_tensor(features_a), torch.as_tensor(sa.mask), torch.as_tensor(features_b), torch.as_tensor(sb.mask),
+            torch.as_tensor(dataset.labels), np.concatenate([features_a[sa.mask > 0], features_b[sb.mask > 0]]),
+            bool((sa.mask == 0).any() or (sb.mask == 0).any()),
+        )
+
+    @torch.no_grad()
+    def evaluate(self, model: RewardModel, idx: torch.Tensor, noise: float) -> tuple[float, float]:
+        ra = model.segment_returns(self.features_a[idx], self.mask_a[idx]).mean(0)
+        rb = model.segment_returns(self.features_b[idx], self.mask_b[idx]).mean(0)
+        return _loss_and_accuracy(ra, rb, self.y[idx], noise)
+
+
+def _loss_and_accuracy(ra: torch.Tensor, rb: torch.Tensor, y: torch.Tensor, noise: float) -> tuple[float, float]:
+    loss = float(losses.bradley_terry_loss(ra, rb, y, noise=noise))
+    decided = y != 0.5
+    acc = float(((ra > rb) == (y > 0.5))[decided].float().mean()) if decided.any() else math.nan
+    return loss, acc
+
+
+@torch.no_grad()
+def evaluate_preferences(
+    model: RewardModel, seg_a: Segments, seg_b: Segments, labels: np.ndarray, noise: float = 0.0
+) -> tuple[float, float]:
+    """Bradley-Terry loss and accuracy of the ensemble's mean segment return against labels."""
+    ra = torch.as_tensor(model.segment_member_returns(seg_a)).mean(0)
+    rb = torch.as_tensor(model.segment_member_returns(seg_b)).mean(0)
+    return _loss_and_accuracy(ra, rb, torch.as_tensor(np.asarray(labels, dtype=np.float32)), noise)
