@@ -26,6 +26,7 @@ demo: install
 	@echo "Learned vs true reward curves: $(DEMO_DIR)/curves.png"
 
 test: install
+	$(VENV)/bin/ruff check prefrl tests benchmarks envs
 	$(PY) -m pytest
 
 bench: install

@@ -41,12 +41,23 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import mujoco_sweep  # noqa: E402
-from prefrl.runs.bc import BCConfig  # noqa: E402
 from prefrl.core.data import write_json  # noqa: E402
 from prefrl.core.demos import Demonstrations  # noqa: E402
+from prefrl.runs.bc import BCConfig  # noqa: E402
+from prefrl.runs.config import TrainConfig  # noqa: E402
+from prefrl.runs.sweep import (  # noqa: E402
+    IncompatibleResults,
+    Progress,
+    Task,
+    mean_or_none,
+    mean_std_text,
+    read_record,
+    run_local,
+    run_ray,
+    seed_stats,
+)
+from prefrl.sb3.envs import check_env_id  # noqa: E402
 from prefrl.sb3.policies import record_demos  # noqa: E402
-from prefrl.runs.sweep import IncompatibleResults, Progress, Task, read_record, run_local, run_ray  # noqa: E402
-from prefrl.runs.train import TrainConfig, check_env_id  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ("aihf", "preference", "irl", "bc")
@@ -175,11 +186,11 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "env": env, "method": method, "labels": labels, "demos": demos, "steps": steps,
             "demo_weight": wd if method in ("aihf", "irl") else None,
             "seeds": sorted(r["spec"]["seed"] for r in runs),
-            "true_return_mean": float(returns.mean()), "true_return_std": float(returns.std()),
-            "late_return_mean": float(np.mean(late)), "late_return_std": float(np.std(late)),
-            "demo_return": mujoco_sweep._mean_or_none(r["metrics"].get("demo_return") for r in runs),
-            "reward_correlation_mean": mujoco_sweep._mean_or_none(r["metrics"].get("reward_correlation") for r in runs),
-            "pref_accuracy_heldout_mean": mujoco_sweep._mean_or_none(
+            "true_return_mean": seed_stats(returns)[0], "true_return_std": seed_stats(returns)[1],
+            "late_return_mean": seed_stats(late)[0], "late_return_std": seed_stats(late)[1],
+            "demo_return": mean_or_none(r["metrics"].get("demo_return") for r in runs),
+            "reward_correlation_mean": mean_or_none(r["metrics"].get("reward_correlation") for r in runs),
+            "pref_accuracy_heldout_mean": mean_or_none(
                 r["metrics"].get("pref_accuracy_heldout") for r in runs),
             "wall_seconds_mean": float(np.mean([r["metrics"]["wall_seconds"] for r in runs])),
         })
@@ -228,8 +239,8 @@ def write_markdown(rows: list[dict[str, Any]], checks: list[dict[str, Any]], exp
     for r in rows:
         method = r["method"] if r.get("demo_weight") in (None, 1.0) else f"{r['method']} (W_D={r['demo_weight']:g})"
         lines.append(f"| {r['env']} | {method} | {r['labels']} | {r['demos']} | {r['steps']} | {len(r['seeds'])} | "
-                     f"{r['true_return_mean']:.1f} ± {r['true_return_std']:.1f} | "
-                     f"{r['late_return_mean']:.1f} ± {r['late_return_std']:.1f} | {fmt(r['demo_return'], '{:.0f}')} | "
+                     f"{mean_std_text(r['true_return_mean'], r['true_return_std'])} | "
+                     f"{mean_std_text(r['late_return_mean'], r['late_return_std'])} | {fmt(r['demo_return'], '{:.0f}')} | "
                      f"{fmt(r['reward_correlation_mean'])} | {fmt(r['pref_accuracy_heldout_mean'])} |")
     lines += ["", "true return: the final policy over 10 episodes (mean over seeds ± std across seeds); last 30% of "
               "run: the mean of the evaluations (5 episodes each) in the last 30% of training, less noisy where "
@@ -267,7 +278,7 @@ def plot(rows: list[dict[str, Any]], experts: dict[str, Any], path: Path) -> Non
         for name, rs in sorted(lines.items()):
             rs = sorted(rs, key=lambda r: r["labels"])
             x = [xpos[r["labels"]] for r in rs]
-            ax.errorbar(x, [r["true_return_mean"] for r in rs], yerr=[r["true_return_std"] for r in rs], marker="o",
+            ax.errorbar(x, [r["true_return_mean"] for r in rs], yerr=[r["true_return_std"] or 0.0 for r in rs], marker="o",
                         capsize=3, label=name)
         for r in mine:
             if r["method"] == "bc":

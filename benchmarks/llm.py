@@ -20,7 +20,6 @@ import json
 import os
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ if __package__ in (None, ""):
 from prefrl.core.data import write_json  # noqa: E402
 from prefrl.llm import tasks  # noqa: E402
 from prefrl.llm.train import METHODS, LLMTrainConfig, load_model, train_llm  # noqa: E402
+from prefrl.runs.sweep import group_records, mean_or_none, mean_std_text, seed_stats  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEMOS = 16
@@ -76,18 +76,16 @@ def run(task_names: list[str], budgets: list[int], seeds: list[int], methods: li
 
 
 def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        groups[(r["task"], r["method"], r["prefs"])].append(r)
+    """Summary rows over seeds (std: sample std, ddof=1)."""
+    groups = group_records(records, lambda r: (r["task"], r["method"], r["prefs"]))
     order = {m: i for i, m in enumerate(("reference", *METHODS))}
     rows = []
     for (task, method, prefs), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], order[kv[0][1]], kv[0][2])):
-        rewards = np.array([r["true_reward_mean"] for r in rs])
-        ms = [r["ms_per_step"] for r in rs if r["ms_per_step"] is not None]
+        mean, std = seed_stats(r["true_reward_mean"] for r in rs)
         rows.append({"task": task, "method": method, "prefs": prefs, "demos": DEMOS if method in ("sft", "aihf", "aihf-dpo") else 0,
-                     "seeds": sorted(r["seed"] for r in rs), "true_reward_mean": float(rewards.mean()),
-                     "true_reward_std": float(rewards.std()), "kl_mean": float(np.mean([r["kl"] for r in rs])),
-                     "ms_per_step_mean": float(np.mean(ms)) if ms else None})
+                     "seeds": sorted(r["seed"] for r in rs), "true_reward_mean": mean, "true_reward_std": std,
+                     "kl_mean": float(np.mean([r["kl"] for r in rs])),
+                     "ms_per_step_mean": mean_or_none(r["ms_per_step"] for r in rs)})
     return rows
 
 
@@ -122,7 +120,7 @@ def write_outputs(rows, checks, results: Path, command: str) -> None:
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['task']} | {r['method']} | {r['prefs']} | {r['demos']} | {len(r['seeds'])} | "
-                     f"{r['true_reward_mean']:.3f} ± {r['true_reward_std']:.3f} | {r['kl_mean']:.2f} |")
+                     f"{mean_std_text(r['true_reward_mean'], r['true_reward_std'], '{:.3f}')} | {r['kl_mean']:.2f} |")
     lines += ["", "Claims (means over seeds):", ""]
     for c in checks:
         kl = f" (KL {c['kl']:.2f} vs {c['kl_dpo']:.2f})" if "kl" in c else ""
@@ -143,7 +141,7 @@ def write_outputs(rows, checks, results: Path, command: str) -> None:
             rs = sorted((r for r in rows if r["task"] == task and r["method"] == method), key=lambda r: r["prefs"])
             if rs:
                 ax.errorbar([budgets.index(r["prefs"]) for r in rs], [r["true_reward_mean"] for r in rs],
-                            yerr=[r["true_reward_std"] for r in rs], marker="o", capsize=3, label=method)
+                            yerr=[r["true_reward_std"] or 0.0 for r in rs], marker="o", capsize=3, label=method)
         ref = next(r for r in rows if r["task"] == task and r["method"] == "reference")
         ax.axhline(ref["true_reward_mean"], ls=":", color="grey", label="reference model")
         ax.set_xticks(range(len(budgets)), [str(b) for b in budgets])

@@ -24,18 +24,33 @@ import argparse
 import json
 import sys
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
 from prefrl.core.data import write_json
-from prefrl.feedback.samplers import SAMPLERS
-from prefrl.runs.sweep import IncompatibleResults, Progress, Task, read_record, run_local, run_ray
-from prefrl.feedback.teachers import TEACHERS
-from prefrl.runs.train import ALGOS, TrainConfig, check_env_id
 from prefrl.core.validation import check_choice
+from prefrl.feedback.samplers import SAMPLERS
+from prefrl.feedback.teachers import TEACHERS
+from prefrl.runs.config import TrainConfig
+from prefrl.runs.sweep import (
+    IncompatibleResults,
+    Progress,
+    Task,
+    group_records,
+    markdown_table,
+    mean_or_none,
+    mean_std_text,
+    read_record,
+    run_local,
+    run_ray,
+    seed_stats,
+)
+from prefrl.sb3.envs import check_env_id
+from prefrl.sb3.policies import ALGOS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASELINE = "true_reward"
@@ -126,21 +141,18 @@ def record_path(results: Path, spec: RunSpec) -> Path:
 
 # -------------------------------------------------------------------- aggregate
 def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Summary rows over seeds; ratio_to_true_reward uses the baseline with the same env, steps and seeds."""
-    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        s = r["spec"]
-        key = (s["env"], s["algo"], r["method"], s["teacher"], s["sampler"], s["labels"], s["steps"], s["segment_len"])
-        groups[key].append(r)
+    """Summary rows over seeds (std: sample std, ddof=1); ratio_to_true_reward uses the baseline with the same env,
+    steps and seeds."""
+    groups = group_records(records, lambda r: (r["spec"]["env"], r["spec"]["algo"], r["method"], r["spec"]["teacher"],
+                                               r["spec"]["sampler"], r["spec"]["labels"], r["spec"]["steps"],
+                                               r["spec"]["segment_len"]))
     baselines = {(k[0], k[1], k[6]): {r["spec"]["seed"]: r["metrics"]["true_return"] for r in v}
                  for k, v in groups.items() if k[2] == BASELINE}
     rows = []
     for key, runs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][5], kv[0][3], kv[0][4])):
         env, algo, method, teacher, sampler, labels, steps, seg = key
         seeds = sorted(r["spec"]["seed"] for r in runs)
-        returns = np.array([r["metrics"]["true_return"] for r in runs])
-        corr = [r["metrics"].get("reward_correlation") for r in runs]
-        corr = [c for c in corr if c is not None]
+        mean, std = seed_stats(r["metrics"]["true_return"] for r in runs)
         base = baselines.get((env, algo, steps), {})
         common = [s for s in seeds if s in base]
         ratio = None
@@ -151,36 +163,31 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         rows.append({
             "env": env, "algo": algo, "method": method, "teacher": teacher, "sampler": sampler, "labels": labels,
             "steps": steps, "segment_len": seg, "seeds": seeds,
-            "true_return_mean": float(returns.mean()), "true_return_std": float(returns.std()),
+            "true_return_mean": mean, "true_return_std": std,
             "ratio_to_true_reward": 1.0 if method == BASELINE else ratio,
             "ratio_seeds": common if method != BASELINE else seeds,
-            "reward_correlation_mean": float(np.mean(corr)) if corr else None,
-            "labels_answered_mean": _mean_or_none(r["metrics"].get("labels_answered") for r in runs),
-            "pref_accuracy_heldout_mean": _mean_or_none(r["metrics"].get("pref_accuracy_heldout") for r in runs),
+            "reward_correlation_mean": mean_or_none(r["metrics"].get("reward_correlation") for r in runs),
+            "labels_answered_mean": mean_or_none(r["metrics"].get("labels_answered") for r in runs),
+            "pref_accuracy_heldout_mean": mean_or_none(r["metrics"].get("pref_accuracy_heldout") for r in runs),
             "wall_seconds_mean": float(np.mean([r["metrics"]["wall_seconds"] for r in runs])),
         })
     return rows
 
 
-def _mean_or_none(values: Iterable[Any]) -> float | None:
-    vals = [v for v in values if v is not None]
-    return float(np.mean(vals)) if vals else None
-
-
 def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) -> None:
     """The summary as a markdown table, under the commands that produced its runs."""
     fmt = lambda v, f="{:.2f}": "–" if v is None else f.format(v)  # noqa: E731
-    lines = ["Produced by:", *[f"- `{c}`" for c in commands], "",
-             "| env | method | teacher | sampler | labels (answered) | steps | seeds | true return (mean ± std) "
-             "| ratio to true reward | reward corr. |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    table = []
     for r in rows:
         answered = "" if r["labels_answered_mean"] is None or r["method"] == BASELINE else f" ({r['labels_answered_mean']:.0f})"
-        lines.append(f"| {r['env']} | {r['algo']} {r['method']} | {r['teacher']} | {r['sampler']} | {r['labels']}{answered} | "
-                     f"{r['steps']} | {len(r['seeds'])} | {r['true_return_mean']:.1f} ± {r['true_return_std']:.1f} | "
-                     f"{fmt(r['ratio_to_true_reward'])} | {fmt(r['reward_correlation_mean'], '{:.3f}')} |")
-    lines += ["", "ratio to true reward: mean true return over the baseline's (same env, steps, seeds); "
-              "undefined (–) where the baseline's mean return is not positive."]
+        table.append([r["env"], f"{r['algo']} {r['method']}", r["teacher"], r["sampler"], f"{r['labels']}{answered}",
+                      r["steps"], len(r["seeds"]), mean_std_text(r["true_return_mean"], r["true_return_std"]),
+                      fmt(r["ratio_to_true_reward"]), fmt(r["reward_correlation_mean"], "{:.3f}")])
+    lines = ["Produced by:", *[f"- `{c}`" for c in commands], "",
+             *markdown_table(["env", "method", "teacher", "sampler", "labels (answered)", "steps", "seeds",
+                              "true return (mean ± std)", "ratio to true reward", "reward corr."], table),
+             "", "std: sample standard deviation across seeds (ddof=1). ratio to true reward: mean true return over "
+             "the baseline's (same env, steps, seeds); undefined (–) where the baseline's mean return is not positive."]
     short = [f"{r['env']} ({r['labels']} {r['teacher']} labels, {r['sampler']}: {r['ratio_to_true_reward']:.2f})"
              for r in rows if r["ratio_to_true_reward"] is not None and r["ratio_to_true_reward"] < 0.9]
     if short:

@@ -20,7 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prefrl.runs.train import TrainConfig, train  # noqa: E402
+from prefrl.runs.config import TrainConfig  # noqa: E402
+from prefrl.runs.train import train  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # (labels, steps, segment length) per task: small budgets, since the point is the reward's quality.

@@ -12,7 +12,15 @@ Prints one JSON line and writes benchmarks/results/throughput.json:
   or refits (the wrapper's own cost).
 - reward_pair_updates_per_s: Bradley-Terry training speed of the batched ensemble, counted as
   (labelled pair, member) gradient evaluations per second, 50-step segments; and the speed-up of
-  the batched ensemble over the same members held as a Python list and looped.
+  the batched ensemble over the same members held as a Python list and looped (default 3 members).
+- ensemble: per ensemble size (3 and 5 by default), training speed (RewardTrainer.fit, batches of
+  64 pairs) and inference speed (member rewards of 6400 feature rows, no gradients, per thread
+  CPU-second) of the batched ensemble and of the looped members, and batched/looped ratios (> 1:
+  the batched module is faster). Both kinds are measured alternately in one process; medians over
+  --ensemble-repeats.
+
+    python benchmarks/throughput.py --only ensemble       # just the ensemble part, ~2 min; merged
+                                                           # into an existing results file
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import gymnasium as gym
@@ -33,12 +42,13 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prefrl.callbacks import PreferenceCallback  # noqa: E402
-from prefrl.data import ComparisonDataset, Segments, TrajectoryBuffer  # noqa: E402
-from prefrl.reward import RewardModel, RewardTrainer  # noqa: E402
-from prefrl.teachers import make_teacher  # noqa: E402
-from prefrl.train import make_vec_env  # noqa: E402
-from prefrl.wrappers import LearnedRewardVecEnv  # noqa: E402
+from prefrl.core.data import ComparisonDataset, Segments, TrajectoryBuffer  # noqa: E402
+from prefrl.feedback.teachers import make_teacher  # noqa: E402
+from prefrl.reward.model import RewardModel  # noqa: E402
+from prefrl.reward.trainer import RewardTrainer
+from prefrl.runs.train import make_vec_env  # noqa: E402
+from prefrl.sb3.callback import PreferenceCallback  # noqa: E402
+from prefrl.sb3.wrappers import LearnedRewardVecEnv  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -56,7 +66,7 @@ def ppo_fps(env_id: str, steps: int, mode: str, seed: int, labels: int) -> float
     t0 = time.perf_counter()
     ppo.learn(steps, callback=callback)
     elapsed = time.perf_counter() - t0
-    warmup = callback.warmup_done if callback is not None else 0
+    warmup = callback.state.warmup_steps if callback is not None else 0
     return (steps + warmup) / elapsed
 
 
@@ -74,13 +84,17 @@ def _random_dataset(obs_dim: int, act_dim: int, pairs: int, horizon: int, rng: n
 class LoopedMLP(torch.nn.Module):
     """The same K members as a Python list of nn.Sequential, looped: what the batched module replaces."""
 
-    def __init__(self, members: int, in_dim: int, hidden: int = 64):
+    def __init__(self, members: int, in_dim: int, hidden: Sequence[int] = (64, 64)):
         super().__init__()
-        self.members = torch.nn.ModuleList(
-            torch.nn.Sequential(torch.nn.Linear(in_dim, hidden), torch.nn.LeakyReLU(), torch.nn.Linear(hidden, hidden),
-                                torch.nn.LeakyReLU(), torch.nn.Linear(hidden, 1))
-            for _ in range(members)
-        )
+        dims = [in_dim, *hidden, 1]
+
+        def member() -> torch.nn.Sequential:
+            layers: list[torch.nn.Module] = []
+            for d_in, d_out in zip(dims[:-1], dims[1:]):
+                layers += [torch.nn.Linear(d_in, d_out), torch.nn.LeakyReLU()]
+            return torch.nn.Sequential(*layers[:-1])
+
+        self.members = torch.nn.ModuleList(member() for _ in range(members))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:
@@ -88,21 +102,69 @@ class LoopedMLP(torch.nn.Module):
         return torch.stack([m(x[k]).squeeze(-1) for k, m in enumerate(self.members)])
 
 
-def reward_training_speed(env_id: str, pairs: int = 700, horizon: int = 50, updates: int = 300) -> dict[str, float]:
-    """(pair, member) gradient evaluations per second of RewardTrainer, batched vs looped members."""
+def _reward_model(env: gym.Env, kind: str, members: int, hidden: Sequence[int]) -> RewardModel:
+    model = RewardModel(env.observation_space, env.action_space, ensemble_size=members, hidden=hidden, seed=0)
+    if kind == "looped":
+        model.net = LoopedMLP(members, model.in_dim, hidden)
+    return model
+
+
+def reward_training_speed(
+    env_id: str, sizes: Sequence[int] = (3, 5), hidden: Sequence[int] = (64, 64), repeats: int = 3,
+    pairs: int = 700, horizon: int = 50, updates: int = 300, infer_rows: int = 6400, infer_calls: int = 30,
+) -> dict:
+    """Training and inference speed of the batched ensemble against looped members, per ensemble size.
+
+    Training: (pair, member) gradient evaluations per second of RewardTrainer.fit (seconds include
+    held-out evaluation and output normalization, as in real use); the kinds alternate fit by fit.
+    Inference: feature rows per CPU-second of RewardModel.member_rewards without gradients, timed
+    call by call (median per repeat) with the kinds alternating, so load from elsewhere on the
+    machine hits both alike.
+    """
     env = gym.make(env_id)
-    speeds = {}
-    for kind in ("batched", "looped"):
-        model = RewardModel(env.observation_space, env.action_space, seed=0)
-        if kind == "looped":
-            model.net = LoopedMLP(model.ensemble_size, model.in_dim)
-        ds = _random_dataset(model.obs_dim, model.act_dim, pairs, horizon, np.random.default_rng(0))
-        report = RewardTrainer(model, max_updates=updates, patience=10**9, seed=0).fit(ds)
-        speeds[kind] = report.pair_updates / report.seconds  # seconds include held-out evaluation, as in real use
+    ensemble: dict[str, dict] = {}
+    for members in sizes:
+        train: dict[str, list[float]] = {"batched": [], "looped": []}
+        infer: dict[str, list[float]] = {"batched": [], "looped": []}
+        for _ in range(repeats):
+            models = {}
+            for kind in train:
+                models[kind] = model = _reward_model(env, kind, members, hidden)
+                ds = _random_dataset(model.obs_dim, model.act_dim, pairs, horizon, np.random.default_rng(0))
+                report = RewardTrainer(model, max_updates=updates, patience=10**9, seed=0).fit(ds)
+                train[kind].append(report.pair_updates / report.seconds)
+            x = torch.as_tensor(model.segment_features(ds.segments_a)).reshape(-1, model.in_dim)[:infer_rows]
+            calls: dict[str, list[float]] = {kind: [] for kind in models}
+            with torch.no_grad():
+                for call in range(infer_calls + 1):
+                    for kind, model in models.items():
+                        t0 = time.thread_time()  # CPU time: calls are short, preemption by other work is not their cost
+                        model.member_rewards(x)
+                        if call:  # the first call of each kind is a warm-up
+                            calls[kind].append(len(x) / (time.thread_time() - t0))
+            for kind, rates in calls.items():
+                infer[kind].append(statistics.median(rates))
+        med_train = {k: statistics.median(v) for k, v in train.items()}
+        med_infer = {k: statistics.median(v) for k, v in infer.items()}
+        ensemble[str(members)] = {
+            "train_pair_updates_per_s": med_train,
+            "train_speedup": med_train["batched"] / med_train["looped"],
+            "inference_rows_per_s": med_infer,
+            "inference_speedup": med_infer["batched"] / med_infer["looped"],
+            "train_runs": train,
+            "inference_runs": infer,
+        }
+        print(f"ensemble K={members}: train {ensemble[str(members)]['train_speedup']:.2f}x, "
+              f"inference {ensemble[str(members)]['inference_speedup']:.2f}x batched/looped", file=sys.stderr)
+    first = ensemble[str(sizes[0])]
     return {
-        "reward_pair_updates_per_s": speeds["batched"],
-        "reward_pair_updates_per_s_looped_members": speeds["looped"],
-        "batched_vs_looped_speedup": speeds["batched"] / speeds["looped"],
+        "reward_pair_updates_per_s": first["train_pair_updates_per_s"]["batched"],
+        "reward_pair_updates_per_s_looped_members": first["train_pair_updates_per_s"]["looped"],
+        "batched_vs_looped_speedup": first["train_speedup"],
+        "ensemble": {
+            "env": env_id, "hidden": list(hidden), "pairs": pairs, "horizon": horizon, "updates": updates,
+            "batch_pairs": 64, "inference_rows": infer_rows, "repeats": repeats, "sizes": ensemble,
+        },
     }
 
 
@@ -113,8 +175,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--labels", type=int, default=250, help="label budget of the full-loop runs (700 per 300k, scaled)")
     parser.add_argument("--out", default=str(RESULTS / "throughput.json"))
+    parser.add_argument("--only", choices=("all", "ensemble"), default="all",
+                        help="'ensemble': skip the PPO runs and merge the ensemble numbers into --out")
+    parser.add_argument("--ensemble-sizes", type=int, nargs="+", default=[3, 5])
+    parser.add_argument("--ensemble-hidden", type=int, nargs="+", default=[64, 64])
+    parser.add_argument("--ensemble-repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)  # as `prefrl train` does
+    machine = f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), python {platform.python_version()}"
+    command = "python " + " ".join(sys.argv)
+    ensemble = lambda: reward_training_speed(  # noqa: E731
+        args.env, args.ensemble_sizes, args.ensemble_hidden, args.ensemble_repeats)
+
+    if args.only == "ensemble":  # keep the PPO numbers of the last full run, replace the ensemble ones
+        out = Path(args.out)
+        result = json.loads(out.read_text()) if out.is_file() else {}
+        result.update(ensemble())
+        result["ensemble"]["machine"], result["ensemble"]["command"] = machine, command
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps({k: v for k, v in result.items() if k != "fps_runs"}))
+        return
 
     fps: dict[str, list[float]] = {"true": [], "inference": [], "learned": []}
     for r in range(args.repeats):
@@ -132,10 +213,10 @@ def main() -> None:
         "inference_only_fps": med["inference"],
         "learned_vs_true_fps_ratio": med["learned"] / med["true"],
         "inference_only_fps_ratio": med["inference"] / med["true"],
-        **reward_training_speed(args.env),
+        **ensemble(),
         "fps_runs": fps,
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), python {platform.python_version()}",
-        "command": "python " + " ".join(sys.argv),
+        "machine": machine,
+        "command": command,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -122,6 +122,19 @@ def test_local_process_pool_runs_in_parallel(tmp_path):
     args[args.index("--workers") + 1] = "2"
     assert sweep.main(args) == 0
     assert len(json.loads((tmp_path / "results" / "mujoco_summary.json").read_text())["rows"]) == 2
+    # Each record is written as its run ends and holds the run's duration: each run's time window is
+    # [written - seconds, written]. Two workers ran the two runs at once, so the windows overlap for
+    # most of the shorter run; one after the other, they would not overlap at all.
+    paths = sorted((tmp_path / "results" / "runs").glob("*.json"))
+    records = [json.loads(p.read_text()) for p in paths]
+    assert len(records) == 2 and all(r["status"] == "ok" for r in records)
+    ends = [p.stat().st_mtime for p in paths]
+    starts = [end - r["seconds"] for end, r in zip(ends, records)]
+    overlap = min(ends) - max(starts)
+    assert overlap > 0.5 * min(r["seconds"] for r in records), (starts, ends)
+    # and, read off the run directories alone: both runs had started (written their config) before either ended
+    configs = [p.stat().st_mtime for p in (tmp_path / "runs").glob("*/config.json")]
+    assert len(configs) == 2 and max(configs) < min(ends)
 
 
 def test_ray_backend_on_a_local_ray_instance(tmp_path):

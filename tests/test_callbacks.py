@@ -2,15 +2,15 @@
 
 import gymnasium as gym
 import numpy as np
+import prefrl_envs  # noqa: F401
 import pytest
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-import prefrl_envs  # noqa: F401
-from prefrl.sb3.callback import LabelSchedule, PreferenceCallback, StateEntropyReward
 from prefrl.core.data import ComparisonDataset, TrajectoryBuffer
-from prefrl.reward.model import RewardModel
 from prefrl.feedback.teachers import make_teacher
+from prefrl.reward.model import RewardModel
+from prefrl.sb3.callback import LabelSchedule, PreferenceCallback, StateEntropyReward
 from prefrl.sb3.wrappers import LearnedRewardVecEnv
 
 
@@ -42,8 +42,8 @@ def test_ppo_loop_spends_the_budget_and_saves_every_label(tmp_path):
                             num_queries=5, warmup_steps=1000, run_dir=tmp_path, sampler="disagreement")
     ppo.learn(6000, callback=cb)
     assert cb.labels_asked == 40 and len(cb.dataset) == 40
-    assert cb.warmup_done == 1000
-    assert len(cb.fit_reports) >= 4  # initial fit + decaying queries
+    assert cb.state.warmup_steps == 1000
+    assert len(cb.state.fit_reports) >= 4  # initial fit + decaying queries
     saved = ComparisonDataset.load(tmp_path / "comparisons.npz")
     np.testing.assert_array_equal(saved.labels, cb.dataset.labels)
     assert (tmp_path / "reward_model.pt").exists()
@@ -93,7 +93,7 @@ def test_pebble_pretraining_uses_state_entropy_before_the_first_labels():
     first_learned = sources.index("learned")
     assert set(sources[:first_learned]) == {"StateEntropyReward"}
     assert first_learned >= 500  # learning_starts + pre-training
-    assert cb.fit_reports[0]["env_steps"] >= 500
+    assert cb.state.fit_reports[0]["env_steps"] >= 500
 
 
 def test_state_entropy_reward_is_larger_for_novel_states():

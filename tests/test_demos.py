@@ -5,12 +5,13 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
+from scripted import FALL, steer
 
 import prefrl  # noqa: F401  (registers the custom tasks)
-from prefrl.runs.cli import main
 from prefrl.core.demos import Demonstrations, load_demos_for_env
+from prefrl.runs.cli import main
 from prefrl.sb3.policies import record_demos
-from scripted import FALL, steer
+
 
 @pytest.fixture(scope="module")
 def demos():

@@ -12,10 +12,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium as gym
 import numpy as np
+import prefrl_envs
 import pytest
 from gymnasium.utils.env_checker import check_env
-
-import prefrl_envs
 
 POINT_MASS = "prefrl/PointMass-v0"
 FALL = "prefrl/PointMassFall-v0"
@@ -157,7 +156,7 @@ def test_fall_reward_termination_and_controller() -> None:
 
     obs, _ = env.reset(seed=0)
     total = 0.0
-    for step in range(200):
+    for _step in range(200):
         action = _pd_ridge(obs)
         x_before = float(unwrapped.data.qpos[0])
         obs, reward, terminated, truncated, info = env.step(action)

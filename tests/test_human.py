@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scripted import FALL, steer
 
-from prefrl.human.clips import SegmentRenderer, write_clip
 from prefrl.core.data import ComparisonDataset
+from prefrl.human.clips import SegmentRenderer, write_clip
 from prefrl.human.server import LabelServer
 from prefrl.human.store import STORE_NAME, LabelStore, UnknownQuery
 from prefrl.sb3.policies import record_demos
-from scripted import FALL, steer
 
 
 @pytest.fixture(scope="module")
@@ -230,17 +230,32 @@ def _wait_until_up(base, timeout=30):
 
 
 # ----------------------------------------------------------- a real browser
+def _in_ci():
+    """CI=true (as .ci/run and CI services set it): the browser test must run there, never be skipped."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _missing(what):
+    """Skip the browser test for lack of `what`, except under CI, where that is a failure (see the README)."""
+    if _in_ci():
+        pytest.fail(f"{what}, and CI=true: in CI the browser test must run, not be skipped",
+                    pytrace=False)
+    pytest.skip(what)
+
+
 def _chromium():
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        if os.environ.get("CI"):
-            raise AssertionError("CI must have Chromium: .ci/run installs Debian's chromium package")
-        pytest.skip("Chromium is not installed here (.ci/run installs it for CI)")
+        _missing("Chromium is not installed here (.ci/run installs it for CI)")
     return path
 
 
 def test_page_in_headless_chromium(tmp_path, segments):
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        _missing("Playwright is not installed (the [dev] extra)")
+    chromium = _chromium()
     store, ids = _store_with_queries(tmp_path, segments, 2, clips=False)
     renderer = SegmentRenderer(FALL, size=96)
     for q in ids:
@@ -254,7 +269,7 @@ def test_page_in_headless_chromium(tmp_path, segments):
              "--autoplay-policy=no-user-gesture-required"]
     try:
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=_chromium(), args=flags, headless=True)
+            browser = p.chromium.launch(executable_path=chromium, args=flags, headless=True)
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{server.port}/")
             page.fill("#annotator", "alice")
@@ -279,36 +294,78 @@ def test_page_in_headless_chromium(tmp_path, segments):
 
 # ------------------------------------------------------- training with people
 class _Person:
-    """A simulated annotator: answers every query it is shown through the page's API, by true return."""
+    """A simulated annotator: answers every query it is shown through the page's API, by true return.
+
+    It works in a thread, where a failed `assert` would only end that thread (and leave the run waiting
+    for answers until the test times out). So what goes wrong is recorded instead, the person keeps
+    answering so the run can finish, and the `with` block's end checks it all in the test's thread:
+    the thread stopped, nothing went wrong, and every answer the server accepted is in the label store.
+    """
 
     def __init__(self, run, port, name="pat"):
         self.run, self.base, self.name = run, f"http://127.0.0.1:{port}/", name
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._work, daemon=True)
+        self.errors = []  # what went wrong, in words
+        self.accepted = []  # (query id, answer) the server answered 200 to
 
     def __enter__(self):
         self.thread.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
         self.stop.set()
-        self.thread.join()
+        self.thread.join(timeout=30)
+        if exc_type is not None:  # the test already failed: don't hide why
+            return False
+        assert not self.thread.is_alive(), "the simulated person did not stop within 30 s"
+        assert not self.errors, "the simulated person saw:\n" + "\n".join(self.errors[:10])
+        assert self.accepted, "the simulated person answered nothing"
+        stored = LabelStore(self.run / STORE_NAME).annotators().get(self.name, 0)
+        assert stored == len({q for q, _ in self.accepted}), (
+            f"the server accepted {len(self.accepted)} answers from {self.name}, the store holds {stored}")
+        return False
 
     def _work(self):
         while not self.stop.is_set():
             try:
-                status, _, body = _request(self.base + f"api/next?annotator={self.name}")
-            except OSError:
+                if not self._answer_one():
+                    time.sleep(0.2)
+            except Exception as exc:  # noqa: BLE001 - recorded, checked in the test's thread
+                self.errors.append(f"{exc.__class__.__name__}: {exc}")
                 time.sleep(0.2)
-                continue
-            q = json.loads(body).get("query") if status == 200 else None
-            if q is None:
-                time.sleep(0.2)
-                continue
-            assert _request(self.base + q["clip_a"])[0] == 200  # the clip exists before the query is shown
-            a, b = LabelStore(self.run / STORE_NAME).segments(q["query_id"])
-            answer = "left" if a.true_returns()[0] >= b.true_returns()[0] else "right"
-            _post(self.base, {"query_id": q["query_id"], "answer": answer, "annotator": self.name})
+
+    def _answer_one(self):
+        """Answer the next query, if there is one; False if there was nothing to answer (or no server)."""
+        try:
+            status, _, body = _request(self.base + f"api/next?annotator={self.name}")
+        except OSError:  # the run's server is not up yet, or has stopped
+            return False
+        if status != 200:
+            self.errors.append(f"GET api/next gave HTTP {status}: {body[:200]!r}")
+            return False
+        q = json.loads(body).get("query")
+        if q is None:
+            return False
+        if any(q["query_id"] == done for done, _ in self.accepted):  # its answer was accepted, then lost
+            self.errors.append(f"query {q['query_id']} was shown again after the server accepted its answer")
+        try:
+            clip_status = _request(self.base + q["clip_a"])[0]
+        except OSError:
+            return False
+        if clip_status != 200:  # the clip must exist before the query is shown
+            self.errors.append(f"query {q['query_id']} was shown, but GET {q['clip_a']} gave HTTP {clip_status}")
+        a, b = LabelStore(self.run / STORE_NAME).segments(q["query_id"])
+        answer = "left" if a.true_returns()[0] >= b.true_returns()[0] else "right"
+        try:
+            status, _, body = _post(self.base, {"query_id": q["query_id"], "answer": answer, "annotator": self.name})
+        except OSError:
+            return False
+        if status == 200:
+            self.accepted.append((q["query_id"], answer))
+        else:
+            self.errors.append(f"answering query {q['query_id']} gave HTTP {status}: {body[:200]!r}")
+        return True
 
 
 def test_training_with_a_human_teacher(tmp_path):
@@ -336,8 +393,9 @@ def test_training_with_a_human_teacher(tmp_path):
 
 
 def test_human_teacher_on_a_non_mujoco_env_uses_render_frames(tmp_path):
-    from prefrl.runs.cli import main
     from scripted import LineWalk
+
+    from prefrl.runs.cli import main
 
     env_id = LineWalk.register()
     run, port = tmp_path / "run", _free_port()

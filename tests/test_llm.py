@@ -1,6 +1,7 @@
 """LLM path: sequence log-probs, encoding errors, records, and the shared loss core (tiny local GPT-2 models)."""
 
 import json
+import time
 
 import pytest
 import torch
@@ -9,8 +10,8 @@ transformers = pytest.importorskip("transformers")  # the [llm] extra, installed
 
 from prefrl.core import losses  # noqa: E402
 from prefrl.llm.sequences import encode, sequence_logprobs  # noqa: E402
-from prefrl.llm.tasks import build_tokenizer, get_task  # noqa: E402
-from prefrl.llm.train import LLMTrainConfig, read_records, train_llm  # noqa: E402
+from prefrl.llm.tasks import build_tokenizer, evaluate, get_task  # noqa: E402
+from prefrl.llm.train import LLMTrainConfig, load_model, read_records, train_llm  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,36 @@ def test_llm_and_mujoco_trainers_share_the_loss_core(tiny, tmp_path, monkeypatch
         assert (tmp_path / method / "config.json").is_file()  # save_pretrained output
 
 
+PAIRS = [("sort : 3 1 =", "1 3", "3 1"), ("sort : 2 1 =", "1 2", "2 1"),
+         ("sort : 5 4 2 =", "2 4 5", "5 4 2"), ("sort : 9 0 =", "0 9", "9 0")]
+
+
+def _margins(model, tok):
+    """Chosen minus rejected sequence log-prob of each pair of PAIRS under `model`."""
+    prompts = [p for p, _, _ in PAIRS]
+    chosen = encode(tok, prompts, [c for _, c, _ in PAIRS], 16)
+    rejected = encode(tok, prompts, [r for _, _, r in PAIRS], 16)
+    with torch.no_grad():
+        return sequence_logprobs(model, chosen) - sequence_logprobs(model, rejected)
+
+
+def test_dpo_steps_raise_the_margin_and_move_the_kl(tiny, tmp_path):
+    """A few DPO steps raise chosen-minus-rejected on the training pairs (the log-ratio margin: the
+    reference's margin is subtracted), and move the evaluated KL away from the ~0 of a model against itself."""
+    reference, tok, path = tiny
+    (tmp_path / "prefs.jsonl").write_text("\n".join(json.dumps({"prompt": p, "chosen": c, "rejected": r})
+                                                    for p, c, r in PAIRS))
+    train_llm(LLMTrainConfig(model=str(path), out=str(tmp_path / "dpo"), method="dpo",
+                             prefs=str(tmp_path / "prefs.jsonl"), epochs=5, batch_size=4, lr=1e-3), progress=False)
+    trained, _ = load_model(tmp_path / "dpo")
+    trained.eval()
+    log_ratio_margin = _margins(trained, tok) - _margins(reference, tok)
+    assert (log_ratio_margin > 0.5).all() and log_ratio_margin.mean() > 1.0, log_ratio_margin
+    task = get_task("sorting")
+    assert evaluate(reference, reference, tok, task, n=16)["kl"] == pytest.approx(0.0, abs=1e-6)
+    assert abs(evaluate(trained, reference, tok, task, n=16)["kl"]) > 0.01
+
+
 def test_bad_training_configs(tiny, tmp_path):
     _, _, path = tiny
     for kwargs, message in (({"method": "ppo"}, "unknown method 'ppo'"), ({"loss": "square"}, "unknown DPO loss"),
@@ -114,13 +145,28 @@ def test_cli_make_task_train_eval(tmp_path, capsys):
                  "--pretrain-steps", "30"]) == 0
     assert len((task / "prefs.jsonl").read_text().splitlines()) == 16
     capsys.readouterr()
+    t0 = time.perf_counter()
     assert main(["llm", "train", "--model", str(task / "reference"), "--prefs", str(task / "prefs.jsonl"),
-                 "--method", "dpo", "--loss", "ipo", "--epochs", "1", "--out", str(tmp_path / "dpo"), "--no-progress"]) == 0
-    assert json.loads(capsys.readouterr().out)["ms_per_step"] > 0
+                 "--method", "dpo", "--loss", "ipo", "--epochs", "2", "--batch-size", "8", "--lr", "1e-3",
+                 "--out", str(tmp_path / "dpo"), "--no-progress"]) == 0
+    wall_ms = 1000 * (time.perf_counter() - t0)
+    printed = json.loads(capsys.readouterr().out)
+    log = json.loads((tmp_path / "dpo" / "train_log.json").read_text())
+    assert printed["steps"] == len(log["losses"]) == 4  # 2 epochs of 16 pairs in batches of 8
+    assert printed["final_loss"] == pytest.approx(sum(log["losses"]) / 4)
+    # milliseconds per training step: the steps took some, but not more than the whole command
+    assert 0 < printed["ms_per_step"] * printed["steps"] < wall_ms
     assert any((tmp_path / "dpo" / "tb").iterdir())
-    assert main(["llm", "eval", "--model", str(tmp_path / "dpo"), "--task", "sentiment", "--samples", "8"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["samples"] == 8 and result["kl"] == result["kl"]  # a number, not NaN
+    evals = {}
+    for name, model, extra in (("trained", tmp_path / "dpo", []),  # reference read from the train log
+                               ("trained_vs_ref", tmp_path / "dpo", ["--reference", str(task / "reference")]),
+                               ("self", task / "reference", ["--reference", str(task / "reference")])):
+        assert main(["llm", "eval", "--model", str(model), "--task", "sentiment", "--samples", "8", *extra]) == 0
+        evals[name] = json.loads(capsys.readouterr().out)
+        assert evals[name]["samples"] == 8
+    assert evals["self"]["kl"] == pytest.approx(0.0, abs=1e-6)  # a model against itself
+    assert abs(evals["trained"]["kl"]) > 0.05  # the trained model has moved away from its reference
+    assert evals["trained"]["kl"] == pytest.approx(evals["trained_vs_ref"]["kl"])  # the train log named the reference
     assert main(["llm", "train", "--model", str(tmp_path / "none"), "--prefs", "p", "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
 

@@ -66,10 +66,34 @@ def test_trained_ensemble_ranks_true_better_segments_higher():
     assert np.corrcoef(learned, segs.true_rewards.reshape(-1))[0, 1] > 0.9
 
 
-def test_predict_matches_torch_forward_and_is_normalized():
+@pytest.mark.parametrize("absorbing", [False, True])
+def test_predict_matches_torch_forward_and_is_normalized(absorbing):
+    """After a fit, each member is scaled to unit std on the fitted (real) steps and shifted: to mean 0,
+    or, when episodes end in the data, so the absorbing state is worth exactly 0; predict averages them."""
     rng = np.random.default_rng(3)
     model = RewardModel(OBS, ACT, ensemble_size=2, seed=1)
-    RewardTrainer(model, seed=0, max_updates=50).fit(_oracle_dataset(rng, 60))
+    ds = _oracle_dataset(rng, 60, absorbing=absorbing)
+    RewardTrainer(model, seed=0, max_updates=50).fit(ds)
+    segs = [ds.segments_a, ds.segments_b]
+    if absorbing:
+        assert all((s.mask == 0).any() for s in segs)  # the data does hold absorbing steps
+    obs = np.concatenate([s.obs[s.mask > 0] for s in segs])
+    acts = np.concatenate([s.acts[s.mask > 0] for s in segs])
+    nxt = np.concatenate([s.next_obs[s.mask > 0] for s in segs])
+    with torch.no_grad():
+        raw = model.member_rewards(torch.as_tensor(model.features(obs, acts, nxt)))
+        members = ((raw - model.out_shift[:, None]) / model.out_scale[:, None]).numpy()  # (K, steps)
+        absorbing_reward = ((model.absorbing - model.out_shift) / model.out_scale).numpy()
+    np.testing.assert_allclose(members.std(axis=1, ddof=1), 1.0, rtol=1e-3)  # unit scale per member
+    assert raw.std(dim=1).min() > 1e-3  # (the members do vary: the scale above is not a given)
+    if absorbing:
+        np.testing.assert_allclose(absorbing_reward, 0.0, atol=1e-5)  # ending an episode is worth 0
+    else:
+        np.testing.assert_allclose(members.mean(axis=1), 0.0, atol=1e-3)
+    # the policy-facing numpy path: the mean of the normalized members, on the fitted steps and elsewhere
+    fitted = model.predict(obs, acts, nxt)
+    np.testing.assert_allclose(fitted, members.mean(0), rtol=1e-4, atol=1e-4)
+    assert 0.7 < fitted.std() <= 1.0 + 1e-3  # a mean of unit-std members that largely agree
     obs, acts = rng.normal(size=(100, 3)).astype(np.float32), rng.uniform(-1, 1, (100, 2)).astype(np.float32)
     fast = model.predict(obs, acts, obs)
     with torch.no_grad():
@@ -159,3 +183,25 @@ def test_predict_follows_weights_loaded_into_an_existing_model():
     b.load_state_dict(a.state_dict())
     np.testing.assert_array_equal(b.predict(x, u, x), a.predict(x, u, x))
     assert not np.array_equal(before, a.predict(x, u, x))
+
+
+@pytest.mark.parametrize("shared_inputs", [True, False])
+def test_member_by_member_ensemble_matches_batched_matmuls(shared_inputs):
+    """The CPU path (hand-written backward) gives the batched-matmul form's outputs and gradients."""
+    from prefrl.reward.model import _batched_forward
+
+    torch.manual_seed(0)
+    net = EnsembleMLP(3, 7, hidden=(16, 8)).double()
+    x = torch.randn(40, 7, dtype=torch.float64) if shared_inputs else torch.randn(3, 40, 7, dtype=torch.float64)
+    x.requires_grad_(True)
+    params = [t for pair in zip(net.weights, net.biases) for t in pair]
+    weights = torch.randn(3, 40, dtype=torch.float64)
+    got = net(x)
+    grads = torch.autograd.grad((got * weights).sum(), [x, *params])
+    want = _batched_forward(x, params, net.negative_slope)
+    want_grads = torch.autograd.grad((want * weights).sum(), [x, *params])
+    torch.testing.assert_close(got, want)
+    for g, w in zip(grads, want_grads):
+        torch.testing.assert_close(g, w)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), want.detach())

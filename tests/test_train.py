@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from prefrl.runs.cli import main
 from prefrl.core.data import ComparisonDataset
+from prefrl.runs.cli import main
 
 METRIC_KEYS = {"env", "algo", "seed", "env_steps", "labels", "true_return", "learned_return",
                "pref_accuracy_heldout", "reward_correlation", "wall_seconds", "history"}

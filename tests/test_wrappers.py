@@ -45,10 +45,14 @@ def _model(env, seed=0):
 
 
 class CountingModel(RewardModel):
-    calls = 0
+    """Records the batch size of every `predict` call (the policy-facing reward forward)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batches = []
 
     def predict(self, obs, acts, next_obs):
-        CountingModel.calls += 1
+        self.batches.append(len(obs))
         return super().predict(obs, acts, next_obs)
 
 
@@ -60,10 +64,12 @@ def test_vec_wrapper_swaps_reward_keeps_truth_and_records_episode_ends():
     wrapped = LearnedRewardVecEnv(venv, model, buf)
     obs = wrapped.reset()
     learned_sum, true_sum = np.zeros(4), np.zeros(4)
-    for step in range(6):
+    for _step in range(6):
         actions = np.full((4, 1), 0.5, np.float32)
         prev = obs
+        calls_before = len(model.batches)
         obs, rewards, dones, infos = wrapped.step(actions)
+        assert model.batches[calls_before:] == [4]  # one batched forward for the 4 envs
         next_obs = np.stack([info.get("terminal_observation", o) for info, o in zip(infos, obs)])
         np.testing.assert_allclose(rewards, model.predict(prev, actions, next_obs), rtol=1e-6)
         learned_sum += rewards
@@ -77,6 +83,18 @@ def test_vec_wrapper_swaps_reward_keeps_truth_and_records_episode_ends():
     np.testing.assert_array_equal(eps0[0].next_obs[:, 0], [1, 2, 3])
     np.testing.assert_array_equal(eps0[0].true_rewards, [1, 2, 3])
     assert any(len(e) == 4 and not e.terminated for e in buf.episodes)  # truncated env 1
+
+
+@pytest.mark.parametrize("n_envs", [1, 3, 8])
+def test_vec_wrapper_makes_one_batched_forward_per_vector_step(n_envs):
+    venv = DummyVecEnv([lambda i=i: ToyEnv(length=2 + i % 3, terminate=i % 2 == 0) for i in range(n_envs)])
+    model = CountingModel(venv.observation_space, venv.action_space, ensemble_size=2, seed=0)
+    wrapped = LearnedRewardVecEnv(venv, model, TrajectoryBuffer(n_envs))
+    wrapped.reset()
+    assert model.batches == []  # resetting computes no reward
+    for _step in range(7):  # across auto-resets of every env
+        wrapped.step(np.zeros((n_envs, 1), np.float32))
+    assert model.batches == [n_envs] * 7
 
 
 def info_close(a, b):
@@ -176,3 +194,47 @@ def test_single_env_wrapper_matches_and_records():
     assert len(buf.episodes) == 1 and buf.episodes[0].terminated
     with pytest.raises(ValueError, match="n_envs=1"):
         LearnedRewardWrapper(ToyEnv(), None, TrajectoryBuffer(2))
+
+
+def _qpos_qvel(env):
+    data = env.unwrapped.data
+    return np.concatenate([data.qpos, data.qvel]).astype(np.float32)
+
+
+def test_single_env_wrapper_records_mujoco_states_before_each_step():
+    import prefrl  # noqa: F401  (registers prefrl/PointMassFall-v0)
+
+    env = gym.make("prefrl/PointMassFall-v0")
+    buf = TrajectoryBuffer(1)
+    wrapped = LearnedRewardWrapper(env, _model(env), buf)
+    rng = np.random.default_rng(0)
+    expected, current = [], []
+    wrapped.reset(seed=0)
+    for _step in range(120):
+        current.append(_qpos_qvel(env))  # the state the step starts from
+        _, _, term, trunc, _ = wrapped.step(rng.uniform(-1, 1, 2).astype(np.float32))
+        if term or trunc:
+            expected.append(current)
+            current = []
+            wrapped.reset()
+    wrapped.reset()  # cuts the episode in progress: recorded too
+    if current:
+        expected.append(current)
+    assert [len(e) for e in buf.episodes] == [len(e) for e in expected]
+    for ep, states in zip(buf.episodes, expected):
+        assert ep.states.shape == (len(ep), 4)
+        np.testing.assert_array_equal(ep.states, np.stack(states))
+    # the states move from step to step (so "before" and "after" a step are told apart above)
+    assert not np.allclose(buf.episodes[0].states[1:], buf.episodes[0].states[:-1])
+
+
+def test_single_env_wrapper_records_no_states_for_a_non_mujoco_env():
+    env = gym.make("Pendulum-v1")
+    buf = TrajectoryBuffer(1)
+    wrapped = LearnedRewardWrapper(env, _model(env), buf)
+    wrapped.reset(seed=0)
+    for _ in range(5):
+        wrapped.step(np.zeros(1, np.float32))
+    wrapped.reset()
+    assert len(buf.episodes) == 1 and len(buf.episodes[0]) == 5
+    assert buf.episodes[0].states is None

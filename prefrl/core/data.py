@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Sequence
+from typing import BinaryIO
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class Segments:
         """Steps per segment (H)."""
         return self.mask.shape[1]
 
-    def __getitem__(self, idx: np.ndarray | slice) -> "Segments":
+    def __getitem__(self, idx: np.ndarray | slice) -> Segments:
         return Segments(**{f.name: (None if (a := getattr(self, f.name)) is None else a[idx]) for f in fields(self)})
 
     def true_returns(self) -> np.ndarray:
@@ -57,7 +58,7 @@ class Segments:
         return (self.true_rewards * self.mask).sum(axis=1)
 
     @staticmethod
-    def concatenate(parts: Sequence["Segments"]) -> "Segments":
+    def concatenate(parts: Sequence[Segments]) -> Segments:
         """Stack several batches of segments with the same horizon."""
         out = {}
         for f in fields(Segments):
@@ -121,7 +122,7 @@ class ComparisonDataset:
         self.env_steps = np.concatenate([self.env_steps, np.full(len(labels), env_step, dtype=np.int64)])
         return int(len(labels))
 
-    def subset(self, idx: np.ndarray) -> "ComparisonDataset":
+    def subset(self, idx: np.ndarray) -> ComparisonDataset:
         """A new dataset holding the pairs at `idx`."""
         out = ComparisonDataset()
         if self.segments_a is not None:
@@ -146,7 +147,7 @@ class ComparisonDataset:
         atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "ComparisonDataset":
+    def load(cls, path: str | os.PathLike) -> ComparisonDataset:
         """Read a file written by `save`, with a clear error for a missing, corrupt or foreign file."""
         path = Path(path)
         if not path.is_file():

@@ -70,7 +70,7 @@ class Demonstrations:
             "episode_length_mean": float(np.mean([len(e) for e in self.episodes])),
         }
 
-    def first(self, n: int) -> "Demonstrations":
+    def first(self, n: int) -> Demonstrations:
         """The first n episodes (e.g. the 1-demo setting of a benchmark)."""
         if not 1 <= n <= len(self):
             raise ValueError(f"asked for {n} demonstration episodes, the file has {len(self)}: expected 1..{len(self)}")
@@ -142,7 +142,7 @@ class Demonstrations:
             atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
     @classmethod
-    def load(cls, source: str | Path) -> "Demonstrations":
+    def load(cls, source: str | Path) -> Demonstrations:
         """Load an npz or HDF5 file, or `minari:DATASET_ID`; ValueError naming what is wrong."""
         text = str(source)
         if text.startswith(MINARI_PREFIX):
@@ -167,7 +167,7 @@ class Demonstrations:
         return cls.from_arrays(arrays, str(path))
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], name: str = "demonstrations") -> "Demonstrations":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], name: str = "demonstrations") -> Demonstrations:
         """Check a file's datasets and split them into episodes."""
         missing = [k for k in _REQUIRED if k not in arrays]
         if missing:
@@ -214,7 +214,7 @@ class Demonstrations:
         return cls(episodes, meta if isinstance(meta, dict) else {})
 
     @classmethod
-    def from_buffer(cls, buffer: TrajectoryBuffer, meta: dict[str, Any] | None = None) -> "Demonstrations":
+    def from_buffer(cls, buffer: TrajectoryBuffer, meta: dict[str, Any] | None = None) -> Demonstrations:
         """The finished episodes a wrapper recorded."""
         return cls(list(buffer.episodes), dict(meta or {}))
 

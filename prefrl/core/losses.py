@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -52,7 +51,7 @@ REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 DPO_LOSS_TYPES: tuple[str, ...] = ("sigmoid", "ipo", "hinge", "robust")
 """Valid values of ``dpo_loss(loss_type=...)``, named as in TRL's ``DPOTrainer``."""
 
-Number = Union[int, float]
+Number = int | float
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -116,7 +115,7 @@ def _check_number(
     return v
 
 
-def _as_nonneg(name: str, value: Union[Number, Tensor], like: Tensor) -> Union[float, Tensor]:
+def _as_nonneg(name: str, value: Number | Tensor, like: Tensor) -> float | Tensor:
     """Validate a nonnegative scalar or per-example tensor (e.g. a margin)."""
     if isinstance(value, Tensor) and value.numel() != 1:
         if not bool(torch.isfinite(value).all()) or bool((value < 0).any()):
@@ -165,9 +164,9 @@ def bradley_terry_probability(score_a: Tensor, score_b: Tensor, *, noise: float 
 def bradley_terry_loss(
     score_a: Tensor,
     score_b: Tensor,
-    label: Union[float, Tensor],
+    label: float | Tensor,
     *,
-    margin: Union[float, Tensor] = 0.0,
+    margin: float | Tensor = 0.0,
     noise: float = 0.0,
     reduction: str = "mean",
 ) -> Tensor:
@@ -213,7 +212,7 @@ def reward_model_loss(
     reward_chosen: Tensor,
     reward_rejected: Tensor,
     *,
-    margin: Union[float, Tensor] = 0.0,
+    margin: float | Tensor = 0.0,
     center_coef: float = 0.0,
     reduction: str = "mean",
 ) -> Tensor:
@@ -313,7 +312,7 @@ def dpo_rewards(
 
 
 def sequence_nll(
-    logp_sum: Tensor, n_tokens: Union[int, Tensor], *, reduction: str = "mean"
+    logp_sum: Tensor, n_tokens: int | Tensor, *, reduction: str = "mean"
 ) -> Tensor:
     """Per-token negative log-likelihood ``-logp_sum / n_tokens`` of each sequence."""
     _check_reduction(reduction)
@@ -333,7 +332,7 @@ def sequence_nll(
 def rpo_loss(
     logratio_chosen: Tensor,
     logratio_rejected: Tensor,
-    chosen_nll: Optional[Tensor],
+    chosen_nll: Tensor | None,
     *,
     beta: float = 0.1,
     alpha: float = 1.0,
@@ -392,8 +391,8 @@ def ml_irl_loss(
 
 
 def aihf_loss(
-    pref_loss: Optional[Tensor],
-    demo_loss: Optional[Tensor],
+    pref_loss: Tensor | None,
+    demo_loss: Tensor | None,
     *,
     pref_weight: float = 1.0,
     demo_weight: float = 1.0,
@@ -422,10 +421,10 @@ def aihf_loss(
 
 
 def aihf_dpo_loss(
-    logratio_chosen: Optional[Tensor],
-    logratio_rejected: Optional[Tensor],
-    logratio_demo: Optional[Tensor],
-    logratio_ref_sample: Optional[Tensor],
+    logratio_chosen: Tensor | None,
+    logratio_rejected: Tensor | None,
+    logratio_demo: Tensor | None,
+    logratio_ref_sample: Tensor | None,
     *,
     beta: float = 0.1,
     pref_weight: float = 1.0,
@@ -472,7 +471,7 @@ def modpo_loss(
     margin_reward_chosen: Tensor,
     margin_reward_rejected: Tensor,
     *,
-    weights: Union[Sequence[float], Tensor],
+    weights: Sequence[float] | Tensor,
     beta: float = 0.1,
     reduction: str = "mean",
 ) -> Tensor:

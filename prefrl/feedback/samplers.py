@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from prefrl.core.numeric import sigmoid
+
 __all__ = [
     "SAMPLERS",
     "preference_probabilities",
@@ -36,12 +38,6 @@ SAMPLERS: tuple[str, ...] = (
 
 # Cap on the elements of one (N, chunk) distance block so large labelled sets stay memory-bounded.
 _DISTANCE_BLOCK_ELEMENTS = 1 << 22
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    """Numerically stable logistic function."""
-    # tanh form never overflows, unlike 1 / (1 + exp(-x)) for large negative x.
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def _check_n(n: int, num_candidates: int) -> int:
@@ -110,7 +106,7 @@ def _top_n(scores: np.ndarray, n: int) -> np.ndarray:
 def preference_probabilities(member_returns_a: np.ndarray, member_returns_b: np.ndarray) -> np.ndarray:
     """Return each member's P(a preferred) = sigmoid(R_a - R_b), shape (K, N)."""
     ra, rb = _check_returns(member_returns_a, member_returns_b)
-    return _sigmoid(ra - rb)
+    return sigmoid(ra - rb)
 
 
 def disagreement_scores(member_returns_a: np.ndarray, member_returns_b: np.ndarray) -> np.ndarray:

@@ -14,13 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from prefrl.core.numeric import sigmoid
+from prefrl.feedback.base import Teacher
+
 __all__ = ["SyntheticTeacher", "TEACHERS", "make_teacher"]
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    """Numerically stable logistic function."""
-    # 0.5 * (1 + tanh(x / 2)) never overflows, unlike 1 / (1 + exp(-x)) for large negative x.
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def _check_rewards(rewards: object, arg: str) -> np.ndarray:
@@ -48,7 +45,7 @@ def _check_mask(mask: object, shape: tuple[int, ...], arg: str) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class SyntheticTeacher:
+class SyntheticTeacher(Teacher):
     """Scripted teacher answering preference queries from the true reward, with B-Pref irrationalities."""
 
     name: str = "oracle"
@@ -129,7 +126,7 @@ class SyntheticTeacher:
             rational = np.where(diff > 0, 1.0, np.where(diff < 0, 0.0, 0.5))
         else:
             # Draw for every pair so the random stream does not depend on which pairs were skipped.
-            rational = (rng.random(n) < _sigmoid(self.beta * diff)).astype(np.float64)
+            rational = (rng.random(n) < sigmoid(self.beta * diff)).astype(np.float64)
         labels[answered] = rational[answered]
         labels[tied] = 0.5
         labels[skipped] = np.nan

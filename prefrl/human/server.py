@@ -19,9 +19,9 @@ import json
 import re
 import secrets
 import threading
-from importlib import resources
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -84,7 +84,7 @@ class LabelServer:
     def serve_forever(self) -> None:
         self.httpd.serve_forever()
 
-    def start(self) -> "LabelServer":
+    def start(self) -> LabelServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="prefrl-label-server", daemon=True)
         self._thread.start()
         return self

@@ -20,9 +20,10 @@ import io
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from prefrl.human.clips import ClipRenderer, FrameSegmentRenderer, FrameStore, SegmentRenderer
 from prefrl.core.data import ComparisonDataset, Segments
+from prefrl.feedback.base import AsyncTeacher
+from prefrl.human.clips import ClipRenderer, FrameSegmentRenderer, FrameStore, SegmentRenderer
 from prefrl.human.store import STORE_NAME, LabelStore
 
 
-class HumanTeacher:
+class HumanTeacher(AsyncTeacher):
     """Asks people: pairs become queries in `run_dir/labels.sqlite`, clips go to `run_dir/clips/`."""
 
     name = "human"
-    asynchronous = True
 
     def __init__(self, run_dir: str | Path, env_id: str, *, frames: FrameStore | None = None,
                  answers_wanted: int = 1, clip_size: int = 160):
@@ -63,9 +61,6 @@ class HumanTeacher:
     def dataset(self) -> ComparisonDataset:
         """Every answered pair with its aggregate (soft) label."""
         return self.store.dataset()
-
-    def label(self, *args, **kwargs) -> np.ndarray:
-        raise TypeError("the human teacher answers asynchronously: submit() pairs and read dataset()")
 
     def close(self) -> None:
         """Finish rendering the queued clips."""

@@ -12,9 +12,9 @@ best reward: preference training has room to improve it. Nothing is downloaded.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch

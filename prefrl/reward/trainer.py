@@ -17,6 +17,7 @@ from prefrl.core import losses
 from prefrl.core.data import ComparisonDataset, Segments
 from prefrl.core.demos import Demonstrations
 from prefrl.core.training import EarlyStopping
+from prefrl.core.validation import check_positive_int
 from prefrl.reward.model import RewardModel
 
 
@@ -45,10 +46,14 @@ class RewardTrainer:
 
     Given demonstrations and `demo_weight > 0`, `fit` trains the AIHF objective instead
     (`losses.aihf_loss` of the Bradley-Terry term and `losses.ml_irl_loss` of demonstration
-    segments against segments of the current policy), `demo_updates` steps per call, warm-started,
-    since the IRL term follows a moving policy and has no held-out optimum to stop at. The same
-    pairs are held out as in preference-only training. `demo_weight = 0` (or no demonstrations) is
-    preference-only training, `pref_weight = 0` demonstration-only IRL: the other term is skipped.
+    segments against segments of the current policy). As in ML-IRL, the reward moves slowly
+    against a policy that keeps up with it: `demo_updates` full-batch steps per refit (default 1)
+    at `demo_lr` with weight decay `demo_weight_decay`, and the input normalization is fixed at the
+    first joint fit (re-standardizing inputs on every refit would move the reward more than a step
+    does). When labels have arrived since the last fit, the Bradley-Terry term is first fitted to
+    them as in preference-only training (warm-started, early-stopped), then the joint step follows.
+    `demo_weight = 0` (or no demonstrations) is preference-only training, `pref_weight = 0`
+    demonstration-only IRL: the other term is skipped.
     """
 
     def __init__(
@@ -66,8 +71,11 @@ class RewardTrainer:
         demos: Demonstrations | None = None,
         demo_weight: float = 1.0,
         pref_weight: float = 1.0,
-        demo_l2: float = 0.1,
-        demo_updates: int = 100,
+        demo_lr: float = 1e-4,
+        demo_updates: int = 1,
+        demo_batch: int | None = None,
+        demo_weight_decay: float = 1e-3,
+        demo_l2: float = 0.0,
         demo_pool: int = 512,
         absorbing_lr: float = 1e-2,
     ):
@@ -76,15 +84,22 @@ class RewardTrainer:
         self.weight_decay, self.label_noise, self.holdout_fraction = weight_decay, label_noise, holdout_fraction
         self.seed, self.rng = seed, np.random.default_rng(seed)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        if demos is not None and demo_weight > 0:
-            # The absorbing reward is one scalar per member: at the network's learning rate it would
-            # barely move within a refit, while the IRL term pushes the policy's real steps down
-            # fast, leaving falling (absorbing) ranked above staying up. It gets a faster rate.
-            rest = [p for n, p in model.named_parameters() if n != "absorbing"]
-            self.optimizer = torch.optim.Adam([{"params": rest}, {"params": [model.absorbing], "lr": absorbing_lr}], lr=lr)
         self.pref_weight, self.demo_weight = losses.check_aihf_weights(pref_weight, demo_weight)
-        self.demo_l2, self.demo_updates, self.demo_pool = demo_l2, demo_updates, demo_pool
+        for name, value in (("demo_updates", demo_updates), ("demo_pool", demo_pool)):
+            check_positive_int(name, value)
+        if demo_batch is not None:
+            check_positive_int("demo_batch", demo_batch)
+        self.demo_l2, self.demo_updates, self.demo_pool, self.demo_batch = demo_l2, demo_updates, demo_pool, demo_batch
         self.demos = demos.buffer() if demos is not None and self.demo_weight > 0 else None
+        if self.demos is not None:
+            # The absorbing reward is one scalar per member: at the network's learning rate it would
+            # barely move, while the IRL term pushes the policy's real steps down, leaving falling
+            # (absorbing) ranked above staying up. It gets a faster rate.
+            rest = [p for n, p in model.named_parameters() if n != "absorbing"]
+            self.demo_optimizer = torch.optim.Adam(
+                [{"params": rest}, {"params": [model.absorbing], "lr": absorbing_lr}], lr=demo_lr,
+                weight_decay=demo_weight_decay)
+        self._inputs_fixed, self._pairs_fitted = False, 0
         if demos is not None:
             demos.check_env(model.observation_space, model.action_space)
 
@@ -107,13 +122,13 @@ class RewardTrainer:
         fixed per pair like the split, so members stay diverse across refits)."""
         return np.stack([np.random.default_rng([self.seed, 1, k]).poisson(1.0, n) for k in range(self.model.ensemble_size)])
 
-    def _losses(self, pairs: "_PairTensors", ids: torch.Tensor) -> torch.Tensor:
+    def _losses(self, pairs: _PairTensors, ids: torch.Tensor) -> torch.Tensor:
         """Per-member BT losses (K, B) of the pairs at ids (B,)."""
         ra = self.model.segment_returns(pairs.features_a[ids], pairs.mask_a[ids])
         rb = self.model.segment_returns(pairs.features_b[ids], pairs.mask_b[ids])
         return losses.bradley_terry_loss(ra, rb, pairs.y[ids], noise=self.label_noise, reduction="none")
 
-    def _weighted_losses(self, pairs: "_PairTensors", ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def _weighted_losses(self, pairs: _PairTensors, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Sum over members of each member's bootstrap-weighted mean BT loss on the pairs at ids
         (members are independent: the sum trains each on its own weighted mean)."""
         w = weights[:, ids]
@@ -144,6 +159,25 @@ class RewardTrainer:
         for g in self.optimizer.param_groups:
             g["weight_decay"] = self.weight_decay
 
+        epoch, pair_updates = self._bradley_terry_epochs(pairs, train, val, weights)
+        model.eval()
+        val_loss, val_acc = pairs.evaluate(model, val, self.label_noise) if n_val else (math.nan, math.nan)
+        train_loss, _ = pairs.evaluate(model, torch.as_tensor(train), self.label_noise)
+        if n_val and train_loss > 0:  # keep held-out loss within 1.1-1.5x training loss
+            ratio = val_loss / train_loss
+            if ratio > 1.5:
+                self.weight_decay = min(self.weight_decay * 2, 1.0)
+            elif ratio < 1.1:
+                self.weight_decay = max(self.weight_decay / 2, 1e-7)
+        model.set_output_normalization(pairs.real_features, anchor_absorbing=pairs.has_absorbing)
+        return FitReport(epoch, train_loss, val_loss, val_acc, n, self.weight_decay, time.perf_counter() - t0, pair_updates)
+
+
+    def _bradley_terry_epochs(self, pairs: _PairTensors, train: np.ndarray, val: torch.Tensor,
+                              weights: torch.Tensor) -> tuple[int, int]:
+        """Epochs of the bootstrap-weighted BT loss until held-out loss stops improving (or `max_updates`);
+        the best state is kept. Returns (epochs, pair updates)."""
+        model = self.model
         stopper = EarlyStopping(model, self.patience)
         epoch = updates = pair_updates = 0
         while updates < self.max_updates:
@@ -158,25 +192,14 @@ class RewardTrainer:
                 self.optimizer.step()
                 updates += 1
                 pair_updates += ids.numel() * model.ensemble_size
-            if n_val == 0:
+            if len(val) == 0:
                 continue
             with torch.no_grad():
                 val_loss = float(self._losses(pairs, val).mean())
             if stopper.update(val_loss, epoch):
                 break
         stopper.restore()
-        model.eval()
-        val_loss, val_acc = pairs.evaluate(model, val, self.label_noise) if n_val else (math.nan, math.nan)
-        train_loss, _ = pairs.evaluate(model, torch.as_tensor(train), self.label_noise)
-        if n_val and train_loss > 0:  # keep held-out loss within 1.1-1.5x training loss
-            ratio = val_loss / train_loss
-            if ratio > 1.5:
-                self.weight_decay = min(self.weight_decay * 2, 1.0)
-            elif ratio < 1.1:
-                self.weight_decay = max(self.weight_decay / 2, 1e-7)
-        model.set_output_normalization(pairs.real_features, anchor_absorbing=pairs.has_absorbing)
-        return FitReport(epoch, train_loss, val_loss, val_acc, n, self.weight_decay, time.perf_counter() - t0, pair_updates)
-
+        return epoch, pair_updates
 
     def _fit_joint(self, dataset: ComparisonDataset, policy_segments: Segments | None) -> FitReport:
         t0 = time.perf_counter()
@@ -194,28 +217,36 @@ class RewardTrainer:
             pairs = _PairTensors.from_dataset(model, dataset)
             real.append(pairs.real_features)
             weights = torch.as_tensor(self.bootstrap_counts(n), dtype=torch.float32)
-        model.set_input_normalization(np.concatenate(real))
+        if not self._inputs_fixed:
+            model.set_input_normalization(np.concatenate(real))
+            self._inputs_fixed = True
         demo_x, policy_x = torch.as_tensor(demo_x), torch.as_tensor(policy_x)
         for g in self.optimizer.param_groups:
             g["weight_decay"] = self.weight_decay
-        model.train()
         pair_updates = 0
+        if use_pairs and n > self._pairs_fitted:  # new labels: fit the preference term to them first
+            self._pairs_fitted = n
+            pair_updates += self._bradley_terry_epochs(pairs, train, torch.as_tensor(val), weights)[1]
+        model.train()
         for _ in range(self.demo_updates):
             pref_loss = None
             if use_pairs and len(train):
                 ids = torch.as_tensor(self.rng.choice(train, size=min(self.batch_size, len(train)), replace=False))
                 pref_loss = self._weighted_losses(pairs, ids, weights)
                 pair_updates += ids.numel() * k
-            demo_ids = torch.as_tensor(self.rng.integers(0, len(demo_x), self.batch_size))
-            policy_ids = torch.as_tensor(self.rng.integers(0, len(policy_x), self.batch_size))
+            if self.demo_batch is None:  # full batch, as ML-IRL
+                demo_ids, policy_ids = torch.arange(len(demo_x)), torch.arange(len(policy_x))
+            else:
+                demo_ids = torch.as_tensor(self.rng.integers(0, len(demo_x), self.demo_batch))
+                policy_ids = torch.as_tensor(self.rng.integers(0, len(policy_x), self.demo_batch))
             demo_returns = model.segment_returns(demo_x[demo_ids], demo_mask[demo_ids])  # (K, B)
             policy_returns = model.segment_returns(policy_x[policy_ids], policy_mask[policy_ids])
-            demo_loss = k * losses.ml_irl_loss(demo_returns, policy_returns, l2=self.demo_l2)  # each member its own mean, as above
+            demo_loss = k * losses.ml_irl_loss(demo_returns, policy_returns, l2=self.demo_l2)  # each member its own mean
             loss = losses.aihf_loss(pref_loss, demo_loss, pref_weight=self.pref_weight if pref_loss is not None else 0.0,
                                     demo_weight=self.demo_weight)
-            self.optimizer.zero_grad(set_to_none=True)
+            self.demo_optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
+            self.demo_optimizer.step()
         model.eval()
         with torch.no_grad():
             gap = float(model.segment_returns(demo_x, demo_mask).mean() - model.segment_returns(policy_x, policy_mask).mean())
@@ -244,7 +275,7 @@ class _PairTensors:
     has_absorbing: bool
 
     @classmethod
-    def from_dataset(cls, model: RewardModel, dataset: ComparisonDataset) -> "_PairTensors":
+    def from_dataset(cls, model: RewardModel, dataset: ComparisonDataset) -> _PairTensors:
         sa, sb = dataset.segments_a, dataset.segments_b
         features_a, features_b = model.segment_features(sa), model.segment_features(sb)
         return cls(

@@ -22,8 +22,12 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from prefrl.core.data import atomic_write, write_json
 from prefrl.core.demos import load_demos_for_env
-from prefrl.sb3.evaluation import evaluate_policy
+from prefrl.core.training import EarlyStopping
 from prefrl.core.validation import check_positive_int
+from prefrl.runs.common import prepare_run_dir
+from prefrl.sb3.envs import check_env_id, make_vec_env
+from prefrl.sb3.evaluation import evaluate_policy
+from prefrl.sb3.policies import normalization_stats, save_normalization
 
 
 @dataclass
@@ -31,23 +35,36 @@ class BCConfig:
     """One behaviour-cloning run (saved to config.json)."""
 
     env: str
+    """Gymnasium env id the demonstrations come from."""
     demos: str
+    """Demonstrations (npz, HDF5 or minari:ID)."""
     out: str
+    """Run directory."""
     demo_episodes: int | None = None
+    """Use only the first N episodes."""
     seed: int = 0
+    """Seed of the policy's initialization, the held-out split and the evaluation env."""
     epochs: int = 300
+    """Most passes over the demonstrations."""
     batch_size: int = 256
+    """Transitions per gradient step."""
     lr: float = 1e-3
+    """Adam learning rate."""
     patience: int = 30
+    """Stop after this many epochs without a better held-out log-likelihood."""
     eval_episodes: int = 10
+    """Episodes of the true-reward evaluation."""
     threads: int = 1
+    """Torch threads."""
     progress: bool = True
-    algo: str = "ppo"  # the policy class written (read back by prefrl.policies.load_policy)
+    """Show a progress bar."""
+    algo: str = "ppo"
+    """The policy class written (read back by prefrl.sb3.policies.load_policy)."""
     kind: str = "bc"
+    """Marks the run directory as behaviour cloning."""
 
     def validate(self) -> None:
-        from prefrl.runs.train import check_env_id
-
+        """Refuse bad values before anything is built, naming the value and what was expected."""
         check_env_id(self.env)
         for name in ("epochs", "batch_size", "patience", "eval_episodes", "threads"):
             check_positive_int(name, getattr(self, name))
@@ -61,11 +78,9 @@ class BCConfig:
 
 def behaviour_clone(config: BCConfig, overwrite: bool = False) -> dict[str, Any]:
     """Clone the demonstrations, evaluate on the true reward, write the run directory; returns metrics."""
-    from prefrl.runs.train import make_vec_env, prepare_run_dir
-
     config.validate()
     t0 = time.perf_counter()
-    demos = load_demos_for_env(config.demos, config.env, config.demo_episodes)
+    demos = load_demos_for_env(config.demos, check_env_id(config.env), config.demo_episodes)
     out = prepare_run_dir(Path(config.out), overwrite)
     torch.set_num_threads(config.threads)
     write_json(out / "config.json", asdict(config))
@@ -96,7 +111,7 @@ def behaviour_clone(config: BCConfig, overwrite: bool = False) -> dict[str, Any]
         _, log_prob, _ = policy.evaluate_actions(x[idx], y[idx])
         return -log_prob.mean()
 
-    best, best_state, best_epoch, epoch = math.inf, None, 0, 0
+    stopper, epoch = EarlyStopping(policy, config.patience), 0
     bar = None
     if config.progress:
         from tqdm.auto import tqdm
@@ -115,28 +130,22 @@ def behaviour_clone(config: BCConfig, overwrite: bool = False) -> dict[str, Any]
         if bar is not None:
             bar.update(1)
             bar.set_postfix({"val_nll": f"{score:.3f}"}, refresh=False)
-        if score < best - 1e-4:
-            best, best_epoch = score, epoch
-            best_state = {k: v.clone() for k, v in policy.state_dict().items()}
-        elif epoch - best_epoch >= config.patience:
+        if stopper.update(score, epoch):
             break
     if bar is not None:
         bar.close()
-    if best_state is not None:
-        policy.load_state_dict(best_state)
+    stopper.restore()
     policy.set_training_mode(False)
 
     atomic_write(out / "policy.zip", model.save)
-    rms = venv.obs_rms
-    atomic_write(out / "vecnormalize.npz",
-                 lambda fh: np.savez(fh, obs_mean=rms.mean, obs_var=rms.var, obs_count=rms.count))
+    save_normalization(out / "vecnormalize.npz", normalization_stats(venv))
     result = evaluate_policy(model, venv, config.eval_episodes)
     metrics = {
         "env": config.env, "method": "bc", "algo": "ppo", "seed": config.seed, "reward": None, "labels": 0,
         "labels_answered": 0, "demos": len(demos), "demo_return": float(demos.returns().mean()),
         "true_return": result["true_return"], "true_return_std": result["true_return_std"],
-        "learned_return": None, "eval_episodes": config.eval_episodes, "epochs": epoch, "best_epoch": best_epoch,
-        "val_nll": best, "transitions": len(x), "env_steps": 0, "wall_seconds": time.perf_counter() - t0,
+        "learned_return": None, "eval_episodes": config.eval_episodes, "epochs": epoch, "best_epoch": stopper.best_epoch,
+        "val_nll": stopper.best, "transitions": len(x), "env_steps": 0, "wall_seconds": time.perf_counter() - t0,
         "history": [{"env_steps": 0, "true_return": result["true_return"], "learned_return": None}],
     }
     write_json(out / "metrics.json", metrics)

@@ -6,67 +6,36 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
+
+from prefrl.runs.options import add_config_arguments, config_from_args, read_config_file
 
 
-def _train_parser(sub: argparse._SubParsersAction) -> None:
-    from prefrl.runs.train import TrainConfig
+def _train_parser(sub: argparse._SubParsersAction, file_values: dict | None = None) -> None:
+    from prefrl.runs.config import TrainConfig
 
-    d = TrainConfig(env="", out="")
     p = sub.add_parser("train", help="train PPO/SAC on a learned (or the true) reward",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--env", help="Gymnasium env id, e.g. Hopper-v5 or prefrl/PointMass-v0")
-    p.add_argument("--algo", default=d.algo, help="ppo or sac")
-    p.add_argument("--teacher", default=d.teacher,
-                   help="oracle, noisy, mistake, myopic, skip, equal, christiano, or human (people, through "
-                        "`prefrl label serve`)")
-    p.add_argument("--labels", type=int, default=d.labels, help="label budget (number of queries)")
-    p.add_argument("--steps", type=int, default=d.steps, help="env steps of policy training")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--out", help="run directory")
-    p.add_argument("--reward", default=d.reward, help="learned, or true for the true-reward baseline")
-    p.add_argument("--sampler", default=d.sampler,
-                   help="uniform, disagreement, entropy, kcenter, disagreement_kcenter, entropy_kcenter")
-    p.add_argument("--ensemble", type=int, default=d.ensemble, help="reward ensemble members")
-    p.add_argument("--segment-len", type=int, default=d.segment_len, help="steps per compared segment")
-    p.add_argument("--n-envs", type=int, default=d.n_envs, help="parallel envs")
-    p.add_argument("--num-queries", type=int, default=d.num_queries, help="reward updates over the run")
-    p.add_argument("--eval-episodes", type=int, default=d.eval_episodes, help="episodes in the final evaluation")
-    p.add_argument("--evals", type=int, default=d.evals, help="evaluations during the run (the history)")
-    p.add_argument("--pretrain-steps", type=int, default=d.pretrain_steps,
-                   help="SAC only: PEBBLE unsupervised pre-training steps before the first labels")
-    p.add_argument("--min-labels", type=int, default=d.min_labels,
-                   help="--teacher human: wait for this many answers before the first reward update")
-    p.add_argument("--serve", action="store_true", help="--teacher human: serve the labelling page from this process")
-    p.add_argument("--port", type=int, default=d.port, help="port of --serve (on 127.0.0.1)")
-    p.add_argument("--demos", default=None, metavar="FILE",
-                   help="demonstrations (npz, HDF5 or minari:ID): trains the AIHF joint reward (IRL with --labels 0)")
-    p.add_argument("--demo-episodes", type=int, default=None, help="use only the first N episodes of --demos")
-    p.add_argument("--demo-weight", type=float, default=d.demo_weight, help="AIHF weight W_D of the demonstration term")
-    p.add_argument("--pref-weight", type=float, default=d.pref_weight, help="AIHF weight W_P of the preference term")
-    p.add_argument("--threads", type=int, default=d.threads, help="torch threads")
+    add_config_arguments(p, TrainConfig)
+    p.add_argument("--config", metavar="FILE", help="YAML/JSON file of these options (e.g. benchmarks/configs/"
+                                                    "aihf.yaml); options given here override it")
     p.add_argument("--resume", metavar="DIR", help="continue the stopped run in DIR (other options are ignored)")
     p.add_argument("--overwrite", action="store_true", help="delete an earlier run in --out instead of refusing")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    if file_values:  # the config file's values become the defaults; options on the command line win
+        p.set_defaults(**{k: v for k, v in file_values.items() if not isinstance(v, dict)})
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from prefrl.runs.train import TrainConfig, resume, train
+    from prefrl.runs.config import TrainConfig
+    from prefrl.runs.train import resume, train
 
     if args.resume:
-        metrics = resume(args.resume, progress=not args.no_progress)
+        metrics = resume(args.resume, progress=args.progress)
     else:
-        if not args.env or not args.out:
+        config = config_from_args(TrainConfig, args, getattr(args, "file_values", None))
+        if not config.env or not config.out:
             raise ValueError("prefrl train needs --env and --out (or --resume DIR)")
-        metrics = train(TrainConfig(
-            env=args.env, out=args.out, algo=args.algo, teacher=args.teacher, labels=args.labels, steps=args.steps,
-            seed=args.seed, reward=args.reward, sampler=args.sampler, ensemble=args.ensemble,
-            segment_len=args.segment_len, n_envs=args.n_envs, num_queries=args.num_queries,
-            eval_episodes=args.eval_episodes, evals=args.evals, pretrain_steps=args.pretrain_steps,
-            min_labels=args.min_labels, serve=args.serve, port=args.port,
-            demos=args.demos, demo_episodes=args.demo_episodes, demo_weight=args.demo_weight,
-            pref_weight=args.pref_weight, threads=args.threads, progress=not args.no_progress,
-        ), overwrite=args.overwrite)
+        metrics = train(config, overwrite=args.overwrite)
     summary = {k: metrics.get(k) for k in ("env", "algo", "method", "labels", "demos", "true_return", "learned_return",
                                        "pref_accuracy_heldout", "reward_correlation", "wall_seconds")}
     print(json.dumps(summary))
@@ -76,30 +45,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _bc_parser(sub: argparse._SubParsersAction) -> None:
     from prefrl.runs.bc import BCConfig
 
-    d = BCConfig(env="", demos="", out="")
     p = sub.add_parser("bc", help="behaviour cloning from demonstrations into an SB3 PPO policy",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--demos", required=True, metavar="FILE", help="demonstrations (npz, HDF5 or minari:ID)")
-    p.add_argument("--env", required=True, help="Gymnasium env id the demonstrations come from")
-    p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--demo-episodes", type=int, default=None, help="use only the first N episodes")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--epochs", type=int, default=d.epochs, help="most passes over the demonstrations")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--eval-episodes", type=int, default=d.eval_episodes, help="episodes of the true-reward evaluation")
+    add_config_arguments(p, BCConfig, exclude=("algo", "kind"), required=("env", "demos", "out"))
     p.add_argument("--overwrite", action="store_true", help="delete an earlier run in --out instead of refusing")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _cmd_bc(args: argparse.Namespace) -> int:
     from prefrl.runs.bc import BCConfig, behaviour_clone
 
-    metrics = behaviour_clone(BCConfig(
-        env=args.env, demos=args.demos, out=args.out, demo_episodes=args.demo_episodes, seed=args.seed,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, eval_episodes=args.eval_episodes,
-        progress=not args.no_progress,
-    ), overwrite=args.overwrite)
+    metrics = behaviour_clone(config_from_args(BCConfig, args), overwrite=args.overwrite)
     print(json.dumps({k: metrics[k] for k in ("env", "method", "demos", "demo_return", "true_return", "true_return_std")}))
     return 0
 
@@ -130,10 +85,9 @@ def _cmd_demos(args: argparse.Namespace) -> int:
         demos.save(args.out)
         print(json.dumps({"out": args.out, **demos.summary()}))
     elif args.env:
-        from prefrl.runs.train import check_env_id
+        from prefrl.sb3.envs import check_env_id
 
-        check_env_id(args.env)
-        print(json.dumps(load_demos_for_env(args.file, args.env).summary()))
+        print(json.dumps(load_demos_for_env(args.file, check_env_id(args.env)).summary()))
     else:
         print(json.dumps(Demonstrations.load(args.file).summary()))
     return 0
@@ -194,6 +148,8 @@ def _cmd_label(args: argparse.Namespace) -> int:
 
 
 def _llm_parser(sub: argparse._SubParsersAction) -> None:
+    from prefrl.llm.train import LLMTrainConfig
+
     p = sub.add_parser("llm", help="preference fine-tuning of causal language models (pip install 'prefrl[llm]')")
     lsub = p.add_subparsers(dest="llm_command", required=True)
     fmt = argparse.ArgumentDefaultsHelpFormatter
@@ -207,18 +163,8 @@ def _llm_parser(sub: argparse._SubParsersAction) -> None:
     mk.add_argument("--pretrain-steps", type=int, default=600, help="steps of pretraining the reference model")
     tr = lsub.add_parser("train", help="fine-tune a local causal LM from preferences (and demonstrations)",
                          formatter_class=fmt)
-    tr.add_argument("--model", required=True, metavar="PATH", help="a save_pretrained directory (nothing is downloaded)")
-    tr.add_argument("--prefs", metavar="FILE", help="JSONL (or a saved HF dataset) with prompt, chosen, rejected")
-    tr.add_argument("--demos", metavar="FILE", help="JSONL (or a saved HF dataset) with prompt, completion")
-    tr.add_argument("--method", default="dpo", help="sft, dpo, rpo, aihf or aihf-dpo")
-    tr.add_argument("--loss", default="sigmoid", help="DPO loss: sigmoid, ipo, hinge or robust")
-    tr.add_argument("--out", required=True, metavar="DIR")
-    for name, default in (("beta", 0.1), ("alpha", 1.0), ("pref-weight", 1.0), ("demo-weight", 1.0), ("lr", 1e-4)):
-        tr.add_argument(f"--{name}", type=float, default=default)
-    tr.add_argument("--epochs", type=int, default=10)
-    tr.add_argument("--batch-size", type=int, default=16)
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--no-progress", action="store_true")
+    add_config_arguments(tr, LLMTrainConfig, required=("model", "out"))
+    tr.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
     ev = lsub.add_parser("eval", help="mean true reward of sampled completions and KL to the reference model",
                          formatter_class=fmt)
     ev.add_argument("--model", required=True, metavar="DIR")
@@ -237,10 +183,7 @@ def _cmd_llm(args: argparse.Namespace) -> int:
         print(json.dumps(tasks.make_task(args.name, args.out, prefs=args.prefs, demos=args.demos, seed=args.seed,
                                          pretrain_steps=args.pretrain_steps, progress=True)))
     elif args.llm_command == "train":
-        result = train_llm(LLMTrainConfig(
-            model=args.model, out=args.out, method=args.method, prefs=args.prefs, demos=args.demos, loss=args.loss,
-            beta=args.beta, alpha=args.alpha, pref_weight=args.pref_weight, demo_weight=args.demo_weight, lr=args.lr,
-            epochs=args.epochs, batch_size=args.batch_size, seed=args.seed), progress=not args.no_progress)
+        result = train_llm(config_from_args(LLMTrainConfig, args), progress=args.progress)
         print(json.dumps(result))
     else:
         from pathlib import Path
@@ -268,11 +211,11 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the `prefrl` command."""
+def build_parser(train_file_values: dict | None = None) -> argparse.ArgumentParser:
+    """The argument parser of the `prefrl` command (`prefrl train`'s defaults from a --config file's values)."""
     parser = argparse.ArgumentParser(prog="prefrl", description="Preference-based RL on Gymnasium + Stable-Baselines3")
     sub = parser.add_subparsers(dest="command", required=True)
-    _train_parser(sub)
+    _train_parser(sub, train_file_values)
     _bc_parser(sub)
     _demos_parser(sub)
     _label_parser(sub)
@@ -287,8 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: bad input ends with one clear line on stderr and exit status 2, not a traceback."""
     args = build_parser().parse_args(argv)
-    handler = {"train": _cmd_train, "bc": _cmd_bc, "demos": _cmd_demos, "label": _cmd_label, "llm": _cmd_llm, "plot": _cmd_plot}[args.command]
+    handler = {"train": _cmd_train, "bc": _cmd_bc, "demos": _cmd_demos, "label": _cmd_label, "llm": _cmd_llm,
+               "plot": _cmd_plot}[args.command]
     try:
+        if args.command == "train" and args.config:
+            from prefrl.runs.config import TrainConfig
+
+            file_values = read_config_file(args.config, TrainConfig)
+            args = build_parser(file_values).parse_args(argv)
+            args.file_values = file_values
         return handler(args)
     except (ValueError, OSError, TypeError, ImportError) as exc:
         print(f"prefrl {args.command}: error: {exc}", file=sys.stderr)

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -64,7 +65,8 @@ def run_task(task: Task) -> dict[str, Any]:
     """Train (or resume a killed) run and write its record; a failure is recorded, not raised."""
     import torch
 
-    from prefrl.runs.train import TrainConfig, resume, train
+    from prefrl.runs.config import TrainConfig
+    from prefrl.runs.train import resume, train
 
     torch.set_num_threads(1)
     out = Path(task.config["out"])
@@ -177,3 +179,38 @@ def run_ray(tasks: list[Task], address: str | None, progress: Progress) -> None:
                 progress.finished(ray.get(ref))
             except Exception as exc:  # noqa: BLE001 - the Ray worker died
                 progress.finished(_lost(task, exc))
+
+
+# --------------------------------------------------------------------------- summaries over seeds
+def group_records(records: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], tuple]) -> dict[tuple, list]:
+    """Records grouped by `key(record)` (e.g. everything but the seed), in first-seen order."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(key(r), []).append(r)
+    return groups
+
+
+def seed_stats(values: Iterable[float]) -> tuple[float, float | None]:
+    """(mean, sample std with ddof=1) over seeds; the std is None for a single seed."""
+    arr = np.asarray(list(values), dtype=np.float64)
+    if arr.size == 0:
+        raise ValueError("no values to summarize")
+    return float(arr.mean()), (float(arr.std(ddof=1)) if arr.size > 1 else None)
+
+
+def mean_or_none(values: Iterable[Any]) -> float | None:
+    """Mean of the values that are not None (None if there are none)."""
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def mean_std_text(mean: float, std: float | None, fmt: str = "{:.1f}") -> str:
+    """'mean ± std' ('mean' alone for one seed)."""
+    return fmt.format(mean) if std is None else f"{fmt.format(mean)} ± {fmt.format(std)}"
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """Lines of a markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines

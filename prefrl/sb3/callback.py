@@ -1,77 +1,115 @@
 """The learning loop as an SB3 callback: users keep `model.learn(...)`, PPO and SAC alike.
 
-PreferenceCallback owns the label schedule, samples segments from what the wrapper recorded,
-asks the teacher, stores the answers durably, refits the reward ensemble and relabels SAC's
-replay buffer. For off-policy learners it can first run PEBBLE's unsupervised pre-training
-(a state-entropy reward) so the first queries compare varied behaviour.
+PreferenceCallback composes the parts of the loop, each in its own module: the label schedule
+(`prefrl.feedback.schedule`), query selection and teacher I/O (`prefrl.feedback.queries`),
+reward refits (`prefrl.reward.trainer`), replay relabelling (`prefrl.sb3.relabel`) and PEBBLE's
+pre-training reward (`prefrl.sb3.exploration`). What it owns is *when* each happens.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
-from gymnasium import spaces as gym_spaces
 
-from prefrl.core.data import ComparisonDataset, Segments, TrajectoryBuffer, write_json
+from prefrl.core.data import ComparisonDataset, write_json
+from prefrl.core.validation import check_choice, check_positive_int
+from prefrl.feedback.base import Teacher
+from prefrl.feedback.queries import LabelCollector, QuerySelector
+from prefrl.feedback.samplers import SAMPLERS
+from prefrl.feedback.schedule import LabelSchedule
 from prefrl.reward.model import RewardModel
 from prefrl.reward.trainer import RewardTrainer
-from prefrl.feedback.samplers import SAMPLERS, select_queries
-from prefrl.core.spaces import flatten_batch
-from prefrl.core.validation import check_choice, check_positive_int
+from prefrl.sb3.exploration import StateEntropyReward, random_warmup
+from prefrl.sb3.relabel import check_relabellable, relabel_replay_buffer
 from prefrl.sb3.wrappers import LearnedRewardVecEnv
 
+__all__ = ["FeedbackConfig", "LabelSchedule", "LoopState", "PreferenceCallback", "StateEntropyReward"]
 
-class Teacher(Protocol):
-    """Anything that labels pairs of segments: label = P(a preferred), NaN = skipped."""
-
-    name: str
-
-    def label(self, rewards_a, rewards_b, mask_a=None, mask_b=None, *, rng, scale=None) -> np.ndarray: ...
+STATE_FILE = "pref_state.json"
 
 
-@dataclass(frozen=True)
-class LabelSchedule:
-    """How many labels should have been asked by env step t.
+@dataclass
+class FeedbackConfig:
+    """How the loop asks for feedback and refits the reward."""
 
-    A fraction is spent up front (on random-policy data); the rest at a rate proportional to
-    1/(t + c) (Christiano et al.: 2e6/(T + 2e6)), normalized so the whole budget is spent by
-    `horizon_fraction` of the run, after which labels barely change the final policy.
-    """
-
-    total: int
+    total_labels: int
+    """Label budget (0 with a trainer that has demonstrations: demonstration-only IRL)."""
     total_steps: int
+    """Env steps the learner will take (the schedule spreads the labels over them)."""
+    sampler: str = "uniform"
+    """Query selection: uniform, disagreement, entropy, kcenter, disagreement_kcenter, entropy_kcenter."""
+    segment_len: int = 50
+    """Steps per compared segment."""
     initial_fraction: float = 0.25
-    decay_steps: float | None = None
-    horizon_fraction: float = 0.75
+    """Share of the budget asked up front, on random-policy data."""
+    num_queries: int = 20
+    """Batches the rest of the budget is asked in."""
+    candidate_factor: int = 10
+    """Candidate pairs drawn per pair kept by a non-uniform sampler."""
+    warmup_steps: int | None = None
+    """Random-action steps before an on-policy learner starts (default: 2% of the run, 20 segments to 10k)."""
+    pretrain_steps: int = 0
+    """Off-policy learners: PEBBLE state-entropy pre-training steps before the first labels."""
+    refit_every: int = 2000
+    """With demonstrations: refit every this many env steps (the IRL term follows the policy)."""
+    policy_recent: int = 10_000
+    """With demonstrations: the IRL term's policy segments come from this many newest transitions."""
+    min_labels: int = 0
+    """A teacher that answers later: wait for this many answers before the first reward update."""
+    poll_seconds: float = 1.0
+    """A teacher that answers later: look for new answers at most this often."""
+    seed: int = 0
+    """Seed of segment sampling, query selection and the teacher's randomness."""
 
-    def __post_init__(self) -> None:
-        check_positive_int("label budget", self.total)
-        check_positive_int("total_steps", self.total_steps)
-        if not 0.0 <= self.initial_fraction <= 1.0:
-            raise ValueError(f"initial_fraction must be in [0, 1], got {self.initial_fraction}")
+    def validate(self) -> None:
+        """Refuse values that cannot work, naming them."""
+        check_choice("sampler", self.sampler, SAMPLERS)
+        for name in ("total_steps", "segment_len", "num_queries", "candidate_factor", "policy_recent", "refit_every"):
+            check_positive_int(name, getattr(self, name))
+        if isinstance(self.total_labels, bool) or not isinstance(self.total_labels, int) or self.total_labels < 0:
+            raise ValueError(f"total_labels must be an integer >= 0, got {self.total_labels!r}")
+        if self.min_labels < 0:
+            raise ValueError(f"min_labels={self.min_labels}: expected a number >= 0")
 
-    @property
-    def initial(self) -> int:
-        """Labels asked before any policy learning."""
-        return max(1, int(round(self.total * self.initial_fraction)))
 
-    def due(self, step: int) -> int:
-        """Labels that should have been asked by env step `step`."""
-        c = self.decay_steps or self.total_steps / 5
-        end = max(self.horizon_fraction * self.total_steps, 1.0)
-        frac = min(1.0, math.log1p(max(step, 0) / c) / math.log1p(end / c))
-        return min(self.total, self.initial + int((self.total - self.initial) * frac))
+@dataclass
+class LoopState:
+    """Where the loop stands: what a resumed run restores from `pref_state.json`."""
+
+    labels_asked: int = 0
+    fitted: bool = False
+    warmup_steps: int = 0
+    weight_decay: float | None = None
+    fit_reports: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> LoopState:
+        """The state saved in `run_dir` (a fresh one if there is none)."""
+        path = Path(run_dir) / STATE_FILE
+        if not path.exists():
+            return cls()
+        try:
+            raw = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is corrupt: {exc}") from exc
+        fitted = (Path(run_dir) / "reward_model.pt").exists()
+        return cls(int(raw.get("labels_asked", 0)), fitted, int(raw.get("warmup_steps", 0)), raw.get("weight_decay"),
+                   list(raw.get("fit_reports", [])))
+
+    def save(self, run_dir: Path) -> None:
+        """Write `pref_state.json` atomically."""
+        write_json(run_dir / STATE_FILE, {k: v for k, v in asdict(self).items() if k != "fitted"})
 
 
 def find_wrapper(venv: VecEnv, cls: type) -> Any:
@@ -85,37 +123,6 @@ def find_wrapper(venv: VecEnv, cls: type) -> Any:
         env = env.venv
 
 
-class StateEntropyReward:
-    """PEBBLE's intrinsic reward: distance from next_obs to its k-th nearest recorded state, over its running std."""
-
-    def __init__(self, buffer: TrajectoryBuffer, k: int = 5, reference_size: int = 10_000):
-        self.buffer, self.k, self.reference_size = buffer, k, reference_size
-        self._count, self._mean, self._m2 = 0, 0.0, 0.0
-        self._ref_episodes, self._ref = -1, None
-
-    def _reference(self) -> torch.Tensor | None:
-        """Recent recorded states, rebuilt only when an episode has closed since the last call."""
-        if self._ref_episodes != len(self.buffer.episodes):
-            self._ref_episodes = len(self.buffer.episodes)
-            eps = list(self.buffer.iter_recent(self.reference_size))
-            self._ref = torch.as_tensor(np.concatenate([e.next_obs for e in eps])[-self.reference_size :]) if eps else None
-        return self._ref
-
-    def __call__(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
-        ref = self._reference()
-        if ref is None:
-            return np.zeros(len(next_obs))
-        k = min(self.k, len(ref))
-        dist = torch.cdist(torch.as_tensor(next_obs, dtype=torch.float32), ref).kthvalue(k, dim=1).values.numpy()
-        for d in dist:  # Welford running variance, so the scale stays stable as states spread out
-            self._count += 1
-            delta = d - self._mean
-            self._mean += delta / self._count
-            self._m2 += delta * (d - self._mean)
-        std = math.sqrt(self._m2 / self._count) if self._count > 1 else 1.0
-        return dist / max(std, 1e-8)
-
-
 class PreferenceCallback(BaseCallback):
     """Asks for labels on schedule, refits the reward ensemble, relabels off-policy replay buffers.
 
@@ -123,73 +130,64 @@ class PreferenceCallback(BaseCallback):
     into a TrajectoryBuffer. Every answer is saved to `run_dir/comparisons.npz` the moment it
     arrives, before the reward model is refitted.
 
-    A teacher with `asynchronous = True` (people, through `prefrl.human.HumanTeacher`) gets the
-    pairs `submit`ted instead; the loop keeps training on the labels it has, picks new answers up
-    at most every `poll_seconds`, and waits for `min_labels` answers before the first reward update.
-
-    With a trainer that uses demonstrations (AIHF, or IRL with `total_labels=0`) the reward is
-    also refitted every `refit_every` env steps against segments of the newest `policy_recent`
-    transitions, since the demonstration term compares the demos with the current policy.
+    :param reward_model: the ensemble the LearnedRewardVecEnv uses; refitted in place
+    :param teacher: a `prefrl.feedback.base.Teacher`; an asynchronous one (people) gets pairs
+        submitted, and the loop keeps training on the labels it has while answers come in
+    :param config: every knob of the loop (`FeedbackConfig`); or pass its fields as keywords
+    :param trainer: fits the reward (default: Bradley-Terry `RewardTrainer`); a trainer with
+        demonstrations (AIHF, or IRL with `total_labels=0`) is also refitted every
+        `refit_every` env steps, since its IRL term compares the demos with the current policy
+    :param dataset: labels gathered before (a resumed run)
+    :param run_dir: where labels, the reward model and the loop state are written
+    :param state: the loop state of a resumed run (`LoopState.load(run_dir)`)
     """
 
-    def __init__(
-        self,
-        reward_model: RewardModel,
-        teacher: Teacher,
-        *,
-        total_labels: int,
-        total_steps: int,
-        sampler: str = "uniform",
-        segment_len: int = 50,
-        initial_fraction: float = 0.25,
-        num_queries: int = 20,
-        candidate_factor: int = 10,
-        warmup_steps: int | None = None,
-        pretrain_steps: int = 0,
-        refit_every: int | None = None,
-        policy_recent: int = 10_000,
-        dataset: ComparisonDataset | None = None,
-        trainer: RewardTrainer | None = None,
-        run_dir: str | Path | None = None,
-        labels_asked: int = 0,
-        fitted: bool = False,
-        min_labels: int = 0,
-        poll_seconds: float = 1.0,
-        seed: int = 0,
-        verbose: int = 0,
-    ):
+    def __init__(self, reward_model: RewardModel, teacher: Teacher, config: FeedbackConfig | None = None, *,
+                 trainer: RewardTrainer | None = None, dataset: ComparisonDataset | None = None,
+                 run_dir: str | Path | None = None, state: LoopState | None = None, verbose: int = 0, **options: Any):
         super().__init__(verbose)
-        check_choice("sampler", sampler, SAMPLERS)
-        for name, value in (("segment_len", segment_len), ("num_queries", num_queries), ("candidate_factor", candidate_factor)):
-            check_positive_int(name, value)
-        self.reward_model, self.teacher = reward_model, teacher
-        self.trainer = trainer or RewardTrainer(reward_model, seed=seed)
-        if total_labels == 0 and not self.trainer.uses_demos:
+        if config is not None and options:
+            raise TypeError(f"pass either config or its fields as keywords, not both (got {sorted(options)})")
+        self.config = config = config if config is not None else FeedbackConfig(**options)
+        config.validate()
+        self.reward_model = reward_model
+        self.trainer = trainer or RewardTrainer(reward_model, seed=config.seed)
+        if config.total_labels == 0 and not self.trainer.uses_demos:
             raise ValueError("total_labels is 0 and the trainer has no demonstrations: nothing to learn the reward from")
-        self.schedule = LabelSchedule(total_labels, total_steps, initial_fraction) if total_labels else None
-        self.sampler, self.segment_len, self.candidate_factor = sampler, segment_len, candidate_factor
-        self.total_steps = total_steps
-        self.query_every = max(1, int(LabelSchedule.horizon_fraction * total_steps / num_queries))
-        self.refit_every = refit_every or max(1000, total_steps // 50)
-        check_positive_int("refit_every", self.refit_every)
-        check_positive_int("policy_recent", policy_recent)
-        self.policy_recent = policy_recent
-        self.warmup_steps = warmup_steps
-        self.pretrain_steps = pretrain_steps
-        self.dataset = dataset if dataset is not None else ComparisonDataset()
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.labels_asked, self.fitted = labels_asked, fitted
-        self.asynchronous = bool(getattr(teacher, "asynchronous", False))
-        if min_labels < 0 or (min_labels and not self.asynchronous):
-            raise ValueError(f"min_labels={min_labels}: expected 0, or a positive number with an asynchronous (human) teacher")
-        self.min_labels, self.poll_seconds, self._last_poll = min_labels, poll_seconds, -math.inf
-        self.rng = np.random.default_rng(seed)
-        self.policy_rng = np.random.default_rng([seed, 2])  # the IRL term's policy segments: a stream of their own
-        self.seed = seed
+        rng = np.random.default_rng(config.seed)  # one stream for segments, selection and teacher, in that order
+        self.schedule = (LabelSchedule(config.total_labels, config.total_steps, config.initial_fraction,
+                                       num_queries=config.num_queries) if config.total_labels else None)
+        self.selector = QuerySelector(reward_model, sampler=config.sampler, segment_len=config.segment_len,
+                                      candidate_factor=config.candidate_factor, rng=rng)
+        self.labels = LabelCollector(teacher, dataset, self.run_dir / "comparisons.npz" if self.run_dir else None,
+                                     rng=rng)
+        if config.min_labels and not teacher.asynchronous:
+            raise ValueError(f"min_labels={config.min_labels}: expected 0, or a positive number with an "
+                             f"asynchronous (human) teacher")
+        self.state = state if state is not None else LoopState()
+        if self.state.weight_decay is not None:
+            self.trainer.weight_decay = self.state.weight_decay
+        self.policy_rng = np.random.default_rng([config.seed, 2])  # the IRL term's policy segments: their own stream
         self.last_query_step = self.last_fit_step = -math.inf
         self.first_query_step = 0
-        self.warmup_done = 0
-        self.fit_reports: list[dict[str, Any]] = []
+        self._last_poll = -math.inf
+
+    # ---------------------------------------------------------- read-outs
+    @property
+    def teacher(self) -> Teacher:
+        """Who answers."""
+        return self.labels.teacher
+
+    @property
+    def dataset(self) -> ComparisonDataset:
+        """Every label so far."""
+        return self.labels.dataset
+
+    @property
+    def labels_asked(self) -> int:
+        """Queries asked so far (answered or not)."""
+        return self.state.labels_asked
 
     # ------------------------------------------------------------ SB3 hooks
     def _init_callback(self) -> None:
@@ -199,223 +197,121 @@ class PreferenceCallback(BaseCallback):
         if self.wrapper.buffer is None:
             raise ValueError("the LearnedRewardVecEnv must record into a TrajectoryBuffer for the callback to sample segments")
         self.buffer = self.wrapper.buffer
-        rb = getattr(self.model, "replay_buffer", None)
-        if rb is not None and getattr(rb, "optimize_memory_usage", False):
-            raise ValueError("replay buffers with optimize_memory_usage=True cannot be relabelled; set it to False")
+        check_relabellable(self.model)
 
     def _on_training_start(self) -> None:
-        if self.labels_asked > 0 or self.fitted:  # resumed run: the reward model is already trained
+        if self.state.labels_asked > 0 or self.state.fitted:  # resumed run: the reward model is already trained
             return
         if isinstance(self.model, OffPolicyAlgorithm):
             # SAC: random steps for learning_starts, then optional PEBBLE pre-training, then the first labels.
-            self.first_query_step = self.model.num_timesteps + max(self.model.learning_starts, 1) + self.pretrain_steps
-            if self.pretrain_steps > 0:
+            self.first_query_step = self.model.num_timesteps + max(self.model.learning_starts, 1) + self.config.pretrain_steps
+            if self.config.pretrain_steps > 0:
                 self.wrapper.set_reward_source(StateEntropyReward(self.buffer))
+            return
+        cfg = self.config
+        steps = cfg.warmup_steps
+        if steps is None:
+            steps = int(np.clip(0.02 * cfg.total_steps, 20 * cfg.segment_len, 10_000))
+        self.state.warmup_steps += random_warmup(self.model, steps, cfg.seed)
+        if not self.buffer.can_sample(self.config.segment_len):
+            return  # the first labels / fit come at the first rollout end that can
+        if self.schedule is not None:
+            self._query(self.schedule.initial)
+            self._wait_for_labels()
         else:
-            self._warmup()
-            if not self.buffer.can_sample(self.segment_len):
-                return  # the first labels / fit come at the first rollout end that can
-            if self.schedule is not None:
-                self._query(self.schedule.initial)
-                self._wait_for_labels()
-            else:
-                self._fit()
+            self._fit()
 
     def _on_step(self) -> bool:
         return True
 
-    def _labels_due(self, t: int) -> int:
-        """How many labels to ask for now (0 if none)."""
-        if self.schedule is None or self.labels_asked >= self.schedule.total:
-            return 0
-        if self.labels_asked == 0:
-            return self.schedule.initial
-        if t - self.last_query_step < self.query_every:
-            return 0
-        return self.schedule.due(t) - self.labels_asked
-
     def _on_rollout_end(self) -> None:
         t = self.num_timesteps
-        if self.asynchronous and time.monotonic() - self._last_poll >= self.poll_seconds:
+        if self.labels.asynchronous and time.monotonic() - self._last_poll >= self.config.poll_seconds:
             self._collect()
-        if t < self.first_query_step or not self.buffer.can_sample(self.segment_len):
+        if t < self.first_query_step or not self.buffer.can_sample(self.config.segment_len):
             return  # still warming up, or no finished episode long enough yet (e.g. just after a resume)
-        n = self._labels_due(t)
+        n = self.schedule.to_ask(t, self.state.labels_asked, self.last_query_step) if self.schedule else 0
         if n > 0:
             self._query(n)
             self._wait_for_labels()
-        elif self.trainer.uses_demos and t - self.last_fit_step >= self.refit_every:
+        elif self.trainer.uses_demos and t - self.last_fit_step >= self.config.refit_every:
             self._fit()
         else:
             return
         self.wrapper.set_reward_source("learned")  # ends PEBBLE pre-training, if any
 
     # -------------------------------------------------------------- the loop
-    def _warmup(self) -> None:
-        """Random actions (on-policy learners) so the first labels compare varied behaviour."""
-        env = self.training_env
-        steps = self.warmup_steps
-        if steps is None:
-            steps = int(np.clip(0.02 * self.total_steps, 20 * self.segment_len, 10_000))
-        space = env.action_space
-        space.seed(self.seed)
-        for _ in range(math.ceil(steps / env.num_envs)):
-            env.step(np.stack([space.sample() for _ in range(env.num_envs)]))
-            self.warmup_done += env.num_envs
-        # SB3 keeps the observation it will act on next: give it a fresh one.
-        self.model._last_obs = env.reset()
-        self.model._last_episode_starts = np.ones(env.num_envs, dtype=bool)
-
-    def pair_features(self, seg_a: Segments, seg_b: Segments) -> np.ndarray:
-        """What k-center compares: both segments' observations, flattened."""
-        return np.concatenate([seg_a.obs.reshape(len(seg_a), -1), seg_b.obs.reshape(len(seg_b), -1)], axis=1)
-
     def _query(self, n: int) -> None:
-        """Ask the teacher about n pairs, store the answers, refit the reward, relabel replay data."""
-        n = min(n, self.schedule.total - self.labels_asked)
+        """Ask about n pairs; with a teacher that answers at once, refit on the answers."""
+        n = min(n, self.schedule.total - self.state.labels_asked)
         if n <= 0:
             return
-        m = n if self.sampler == "uniform" else n * self.candidate_factor
-        # a teacher that can only show recent steps (clips from kept render() frames) says how recent
-        segs = self.buffer.sample_segments(2 * m, self.segment_len, self.rng,
-                                           recent=getattr(self.teacher, "recent_transitions", None))
-        seg_a, seg_b = segs[:m], segs[m:]
-        kwargs: dict[str, Any] = {}
-        if self.sampler != "uniform":
-            kwargs["member_returns_a"] = self.reward_model.segment_member_returns(seg_a)
-            kwargs["member_returns_b"] = self.reward_model.segment_member_returns(seg_b)
-        if "kcenter" in self.sampler:
-            kwargs["features"] = self.pair_features(seg_a, seg_b)
-            labelled = self.pair_features(self.dataset.segments_a, self.dataset.segments_b) if len(self.dataset) else None
-            kwargs["labelled_features"] = labelled
-        idx = select_queries(self.sampler, n, rng=self.rng, **kwargs) if self.sampler != "uniform" else np.arange(n)
-        seg_a, seg_b = seg_a[idx], seg_b[idx]
-        if self.asynchronous:  # people answer later; _collect picks the answers up
-            self.teacher.submit(seg_a, seg_b, int(self.num_timesteps))
-            self.labels_asked += n
-            self.last_query_step = self.num_timesteps
-            if self.run_dir is not None:
-                self._write_state(self.run_dir)
-            return
-        scale = abs(self.buffer.mean_step_reward()) * self.segment_len
-        labels = self.teacher.label(seg_a.true_rewards, seg_b.true_rewards, seg_a.mask, seg_b.mask, rng=self.rng, scale=scale)
-        kept = self.dataset.add(seg_a, seg_b, labels, self.teacher.name, int(self.num_timesteps))
-        self.labels_asked += n
+        seg_a, seg_b = self.selector.select(self.buffer, n, self.labels.dataset, recent=self.teacher.recent_transitions)
+        scale = abs(self.buffer.mean_step_reward()) * self.config.segment_len
+        kept = self.labels.ask(seg_a, seg_b, int(self.num_timesteps), scale=scale)  # durable before anything else
+        self.state.labels_asked += n
         self.last_query_step = self.num_timesteps
-        if self.run_dir is not None:  # durable before anything else can fail
-            self.dataset.save(self.run_dir / "comparisons.npz")
-            self._write_state(self.run_dir)
-        if kept == 0:
-            # e.g. B-Pref's skip teacher on a task whose returns are all negative skips every query
-            warnings.warn(f"teacher {self.teacher.name!r} answered none of {n} queries at step {self.num_timesteps} "
-                          f"({len(self.dataset)} labels so far)", stacklevel=2)
-        self._fit(new_labels=kept)
+        self._save_state()
+        if not self.labels.asynchronous:
+            self._fit(new_labels=kept)
 
     def _collect(self) -> None:
-        """Take in the answers people gave since the last look; refit if there are new ones."""
+        """Take in the answers people gave since the last look; refit if there are enough."""
         self._last_poll = time.monotonic()
-        if not self.teacher.changed():
-            return
-        before = len(self.dataset)
-        self.dataset = self.teacher.dataset()
-        if self.run_dir is not None:
-            self.dataset.save(self.run_dir / "comparisons.npz")  # an export: the label store is the record
-        if len(self.dataset) >= max(self.min_labels, 1):
-            self._fit(new_labels=len(self.dataset) - before)
+        new = self.labels.collect()
+        if new is not None and len(self.labels.dataset) >= max(self.config.min_labels, 1):
+            self._fit(new_labels=new)
 
     def _wait_for_labels(self) -> None:
         """Block until `min_labels` answers exist (only before the first reward update)."""
-        if not self.asynchronous or self.fitted or self.min_labels == 0:
+        if not self.labels.asynchronous or self.state.fitted or self.config.min_labels == 0:
             return
         said = -math.inf
         while True:
             self._collect()
-            if self.fitted:
+            have = len(self.labels.dataset)
+            if self.state.fitted:
+                print(f"prefrl: {have} labels in, training resumes", file=sys.stderr, flush=True)
                 return
-            if self.teacher.outstanding() == 0:  # everything asked is answered (or skipped), still too few
-                more = min(self.min_labels - len(self.dataset), self.schedule.total - self.labels_asked)
+            if self.labels.outstanding() == 0:  # everything asked is answered (or skipped), still too few
+                more = min(self.config.min_labels - have, self.schedule.total - self.state.labels_asked)
                 if more <= 0:
-                    warnings.warn(f"the label budget is spent with {len(self.dataset)} usable answers, fewer than "
-                                  f"min_labels={self.min_labels}: training goes on with them", stacklevel=2)
-                    if len(self.dataset):
+                    warnings.warn(f"the label budget is spent with {have} usable answers, fewer than "
+                                  f"min_labels={self.config.min_labels}: training goes on with them", stacklevel=2)
+                    if have:
                         self._fit()
                     return
                 self._query(more)  # bring later queries forward rather than wait for nothing
             if time.monotonic() - said > 30:
-                print(f"prefrl: waiting for {self.min_labels} labels before the first reward update "
-                      f"({len(self.dataset)} so far); answer in `prefrl label serve`", file=sys.stderr, flush=True)
+                print(f"prefrl: waiting for {self.config.min_labels} labels before the first reward update "
+                      f"({have} so far); answer in `prefrl label serve`", file=sys.stderr, flush=True)
                 said = time.monotonic()
-            time.sleep(self.poll_seconds)
+            time.sleep(self.config.poll_seconds)
 
     def _fit(self, new_labels: int = 0) -> None:
         """Refit the reward on every label (and the demonstrations), relabel replay data, save."""
-        if len(self.dataset) == 0 and not self.trainer.uses_demos:
+        dataset = self.labels.dataset
+        if len(dataset) == 0 and not self.trainer.uses_demos:
             return
         policy_segments = None
         if self.trainer.uses_demos:
-            policy_segments = self.buffer.sample_segments(self.trainer.demo_pool, self.segment_len, self.policy_rng,
-                                                          recent=self.policy_recent)
-        report = self.trainer.fit(self.dataset, policy_segments)
-        self.fitted, self.last_fit_step = True, self.num_timesteps
-        self.relabel_replay_buffer()
-        self.fit_reports.append({"env_steps": int(self.num_timesteps), **report.__dict__})
-        for key, value in (
-            ("labels_asked", self.labels_asked),
-            ("labels_kept", len(self.dataset)),
-            ("labels_new", new_labels),
-            ("reward_train_loss", report.train_loss),
-            ("reward_val_loss", report.val_loss),
-            ("reward_val_accuracy", report.val_accuracy),
-            ("reward_epochs", report.epochs),
-            ("reward_weight_decay", report.weight_decay),
-            ("reward_demo_gap", report.demo_gap),
-        ):
-            self.logger.record(f"pref/{key}", value)
+            policy_segments = self.buffer.sample_segments(self.trainer.demo_pool, self.config.segment_len,
+                                                          self.policy_rng, recent=self.config.policy_recent)
+        report = self.trainer.fit(dataset, policy_segments)
+        self.state.fitted, self.last_fit_step = True, self.num_timesteps
+        relabel_replay_buffer(self.model, self.reward_model, self.wrapper.observation_space, self.wrapper.action_space)
+        self.state.fit_reports.append({"env_steps": int(self.num_timesteps), **report.__dict__})
+        self.logger.record("pref/labels_asked", self.state.labels_asked)
+        self.logger.record("pref/labels_kept", len(dataset))
+        self.logger.record("pref/labels_new", new_labels)
+        for key, value in report.__dict__.items():
+            if key not in ("pairs", "seconds", "pair_updates"):
+                self.logger.record(f"reward/{key}", value)
         if self.run_dir is not None:
-            self.save_state(self.run_dir)
+            self.reward_model.save(self.run_dir / "reward_model.pt")
+            self._save_state()
 
-    def save_state(self, run_dir: Path) -> None:
-        """Reward model + loop state (the labels are saved as they arrive)."""
-        self.reward_model.save(run_dir / "reward_model.pt")
-        self._write_state(run_dir)
-
-    def _write_state(self, run_dir: Path) -> None:
-        write_json(
-            run_dir / "pref_state.json",
-            {
-                "labels_asked": self.labels_asked,
-                "weight_decay": self.trainer.weight_decay,
-                "warmup_steps": self.warmup_done,
-                "fit_reports": self.fit_reports,
-            },
-        )
-
-    @torch.no_grad()
-    def relabel_replay_buffer(self) -> None:
-        """Recompute every stored reward of an off-policy learner with the current reward model."""
-        rb = getattr(self.model, "replay_buffer", None)
-        if rb is None:
-            return
-        size = rb.buffer_size if rb.full else rb.pos
-        if size == 0:
-            return
-        obs_space, act_space = self.wrapper.observation_space, self.wrapper.action_space
-        n_envs = rb.n_envs
-
-        def flat(store, space):
-            if isinstance(store, dict):
-                return flatten_batch(space, {k: v[:size].reshape(size * n_envs, *v.shape[2:]) for k, v in store.items()})
-            return flatten_batch(space, store[:size].reshape(size * n_envs, *store.shape[2:]))
-
-        obs, next_obs = flat(rb.observations, obs_space), flat(rb.next_observations, obs_space)
-        acts = rb.actions[:size].reshape(size * n_envs, *rb.actions.shape[2:])
-        if isinstance(act_space, gym_spaces.Box):  # SAC stores actions squashed to [-1, 1]
-            acts = self.model.policy.unscale_action(acts)
-        acts = flatten_batch(act_space, acts)  # e.g. DQN stores Discrete actions as indices
-        rewards = np.concatenate(
-            [
-                self.reward_model.predict(obs[s : s + 65536], acts[s : s + 65536], next_obs[s : s + 65536])
-                for s in range(0, len(obs), 65536)
-            ]
-        )
-        rb.rewards[:size] = rewards.reshape(size, n_envs).astype(rb.rewards.dtype)
+    def _save_state(self) -> None:
+        if self.run_dir is not None:
+            self.state.weight_decay = self.trainer.weight_decay
+            self.state.save(self.run_dir)

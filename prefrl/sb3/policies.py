@@ -20,7 +20,8 @@ from prefrl.core.data import TrajectoryBuffer, atomic_write
 from prefrl.core.demos import Demonstrations
 from prefrl.core.spaces import describe
 from prefrl.core.validation import check_positive_int
-from prefrl.sb3.wrappers import LearnedRewardVecEnv, check_env_id, make_vec_env
+from prefrl.sb3.envs import check_env_id, make_vec_env
+from prefrl.sb3.wrappers import LearnedRewardVecEnv
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
 

@@ -9,7 +9,8 @@ into a TrajectoryBuffer, handle early termination and any episode length, and re
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -18,8 +19,8 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
 from prefrl.core.data import TrajectoryBuffer
-from prefrl.reward.model import RewardModel
 from prefrl.core.spaces import check_space, flatten_batch
+from prefrl.reward.model import RewardModel
 
 RewardFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 

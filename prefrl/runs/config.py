@@ -1,0 +1,216 @@
+"""What defines a `prefrl train` run: `TrainConfig`, saved to config.json and turned into the command line."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+from prefrl.core import losses
+from prefrl.core.demos import Demonstrations, load_demos_for_env
+from prefrl.core.validation import check_choice, check_positive_int
+from prefrl.feedback.samplers import SAMPLERS
+from prefrl.feedback.teachers import TEACHERS
+from prefrl.reward.model import INPUT_KINDS
+from prefrl.sb3.envs import check_env_id
+from prefrl.sb3.policies import ALGOS
+
+REWARDS = ("learned", "true")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (saved to config.json, so `--resume` needs only the directory)."""
+
+    env: str
+    """Gymnasium env id, e.g. Hopper-v5 or prefrl/PointMass-v0; `module:EnvId` imports the module that registers it."""
+    out: str
+    """Run directory."""
+    algo: str = "ppo"
+    """The SB3 learner: ppo or sac."""
+    teacher: str = "oracle"
+    """oracle, noisy, mistake, myopic, skip, equal, christiano, or human (people, through `prefrl label serve`)."""
+    labels: int = 700
+    """Label budget (number of queries)."""
+    steps: int = 300_000
+    """Env steps of policy training."""
+    seed: int = 0
+    """Seed of the env, the learner, the reward model and every sampling."""
+    reward: str = "learned"
+    """learned, or true for the true-reward baseline (same code path)."""
+    sampler: str = "uniform"
+    """Query selection: uniform, disagreement, entropy, kcenter, disagreement_kcenter, entropy_kcenter."""
+    ensemble: int = 3
+    """Reward ensemble members."""
+    segment_len: int = 50
+    """Steps per compared segment."""
+    n_envs: int | None = None
+    """Parallel envs (default 1, or the --hyperparams file's)."""
+    num_queries: int = 20
+    """Batches the label budget is asked in (reward updates over the run)."""
+    eval_episodes: int = 10
+    """Episodes of the final true-reward evaluation."""
+    evals: int = 10
+    """Evaluations during the run (the history)."""
+    history_episodes: int = 5
+    """Episodes per evaluation during the run."""
+    pretrain_steps: int = 0
+    """SAC only: PEBBLE unsupervised pre-training steps before the first labels."""
+    reward_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layer sizes of each reward ensemble member."""
+    reward_inputs: list[str] | None = None
+    """What the reward sees, any of obs, act, next_obs (default: obs act; obs alone with --demos, which IRL needs)."""
+    min_labels: int = 0
+    """--teacher human: wait for this many answers before the first reward update."""
+    serve: bool = False
+    """--teacher human: serve the labelling page from this process."""
+    port: int = 8765
+    """Port of --serve (on 127.0.0.1)."""
+    demos: str | None = None
+    """Demonstrations (npz, HDF5 or minari:ID): trains the AIHF joint reward (IRL with --labels 0)."""
+    demo_episodes: int | None = None
+    """Use only the first N episodes of --demos."""
+    demo_weight: float = 1.0
+    """AIHF weight W_D of the demonstration term."""
+    pref_weight: float = 1.0
+    """AIHF weight W_P of the preference term."""
+    refit_every: int = 2000
+    """With --demos: refit the reward every this many env steps (the IRL term follows the policy)."""
+    demo_updates: int = 1
+    """With --demos: gradient steps of the joint objective per refit."""
+    demo_lr: float = 1e-4
+    """With --demos: Adam learning rate of the joint objective."""
+    demo_weight_decay: float = 1e-3
+    """With --demos: Adam weight decay of the joint objective."""
+    demo_batch: int | None = None
+    """With --demos: segments per side in a step of the IRL term (default: all of them, a full batch)."""
+    demo_l2: float = 0.0
+    """With --demos: penalty on the squared segment returns in the IRL term."""
+    policy_recent: int = 10_000
+    """With --demos: the IRL term's policy segments come from this many newest transitions."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of gym.make, e.g. terminate_when_unhealthy=false."""
+    algo_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Arguments of the SB3 learner, e.g. n_steps=512 batch_size=64 learning_rate=lin_3e-4 (over --hyperparams)."""
+    hyperparams: str | None = None
+    """RL Baselines3 Zoo YAML file: the env's tuned learner settings, n_envs and normalization."""
+    threads: int = 1
+    """Torch threads."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def validate(self) -> None:
+        """Refuse bad values before anything is built, naming the value and what was expected."""
+        env_id = self.env_id  # imports the module of a `module:EnvId` (config.json keeps the form typed)
+        check_choice("algo", self.algo, tuple(ALGOS))
+        check_choice("reward", self.reward, REWARDS)
+        check_positive_int("steps", self.steps)
+        for name in ("ensemble", "segment_len", "eval_episodes", "evals", "history_episodes", "num_queries", "threads"):
+            check_positive_int(name, getattr(self, name))
+        if self.n_envs is not None:
+            check_positive_int("n_envs", self.n_envs)
+        for name in ("env_kwargs", "algo_kwargs"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be a mapping of keyword arguments, got {getattr(self, name)!r}")
+        if self.reward_inputs is not None and (not isinstance(self.reward_inputs, list) or not self.reward_inputs
+                                               or any(i not in INPUT_KINDS for i in self.reward_inputs)):
+            raise ValueError(f"reward_inputs {self.reward_inputs!r}: expected a non-empty list of {', '.join(INPUT_KINDS)}")
+        for name in ("refit_every", "demo_updates", "policy_recent"):
+            check_positive_int(name, getattr(self, name))
+        if self.demo_batch is not None:
+            check_positive_int("demo_batch", self.demo_batch)
+        for name in ("demo_lr", "demo_weight_decay", "demo_l2"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.hyperparams is not None and not Path(self.hyperparams).is_file():
+            raise ValueError(f"hyperparameter file {self.hyperparams} does not exist")
+        if self.reward == "learned":
+            check_choice("teacher", self.teacher, (*TEACHERS, "human"))
+            check_choice("sampler", self.sampler, SAMPLERS)
+            limit = gym.spec(env_id).max_episode_steps
+            if limit is not None and self.segment_len > limit:
+                raise ValueError(f"segment_len {self.segment_len} is longer than {self.env}'s episodes "
+                                 f"(time limit {limit} steps): expected at most {limit}")
+            self._validate_reward_sources()
+        elif self.demos:
+            raise ValueError("--demos has no effect with --reward true (the true-reward baseline); drop one of them")
+        human = self.reward == "learned" and self.teacher == "human"
+        if isinstance(self.min_labels, bool) or not isinstance(self.min_labels, int) or self.min_labels < 0 or \
+                (self.min_labels and not human):
+            raise ValueError(f"min_labels={self.min_labels!r}: expected 0, or a positive number with --teacher human")
+        if self.min_labels > self.labels:
+            raise ValueError(f"min_labels={self.min_labels} is more than the label budget ({self.labels})")
+        if self.serve and not human:
+            raise ValueError("--serve starts the labelling page of a --teacher human run: add --teacher human")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in 0..65535, got {self.port}")
+        if self.pretrain_steps < 0 or (self.pretrain_steps and self.algo != "sac"):
+            raise ValueError(f"pretrain_steps={self.pretrain_steps}: expected 0, or a positive number with --algo sac")
+
+    def _validate_reward_sources(self) -> None:
+        """Labels and/or demonstrations, with weights that make sense together."""
+        for name in ("demo_weight", "pref_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
+        losses.check_aihf_weights(self.pref_weight, self.demo_weight)
+        irl_only = self.labels == 0 and bool(self.demos) and self.demo_weight > 0
+        if not irl_only:
+            hint = " (the label budget; use --reward true for the baseline, or --demos FILE --labels 0 for IRL)"
+            check_positive_int("labels", self.labels, hint=hint)
+        if self.labels > 0 and self.pref_weight == 0:
+            raise ValueError(f"pref-weight is 0, so the {self.labels} labels asked would never be used: "
+                             f"set --labels 0 for demonstration-only IRL")
+        if self.demo_episodes is not None:
+            if not self.demos:
+                raise ValueError("--demo-episodes needs --demos FILE")
+            check_positive_int("demo_episodes", self.demo_episodes)
+        if self.demos:
+            self.load_demos()
+
+    def load_demos(self) -> Demonstrations:
+        """The demonstrations of this run (the first demo_episodes of the file), checked against the env."""
+        demos = load_demos_for_env(self.demos, self.env_id, self.demo_episodes)
+        if not demos.buffer().can_sample(self.segment_len):
+            raise ValueError(f"the demonstrations' episodes ({[len(e) for e in demos.episodes][:10]} steps) are too short "
+                             f"for segments of {self.segment_len} steps: expected an episode of at least that length "
+                             f"or one that terminated")
+        return demos
+
+    @property
+    def inputs(self) -> list[str]:
+        """The reward model's inputs: as given, else obs + act, or obs alone for IRL and AIHF (the ablation in
+        benchmarks/aihf.md: with actions the demonstration term learns to tell the demonstrator's exact
+        actions apart, and the policy never reaches the demonstrated states)."""
+        if self.reward_inputs is not None:
+            return list(self.reward_inputs)
+        return ["obs"] if self.method in ("aihf", "irl") else ["obs", "act"]
+
+    @property
+    def env_id(self) -> str:
+        """The registered id of `env` (`module:EnvId` imports the module first)."""
+        return check_env_id(self.env)
+
+    @property
+    def method(self) -> str:
+        """true_reward, preference, aihf (labels + demos) or irl (demos only)."""
+        if self.reward == "true":
+            return "true_reward"
+        if not self.demos or self.demo_weight == 0:
+            return "preference"
+        return "irl" if self.labels == 0 else "aihf"
+
+    @classmethod
+    def from_json(cls, path: Path) -> TrainConfig:
+        """Read config.json of a run directory."""
+        try:
+            raw = json.loads(path.read_text())
+            known = {f.name for f in fields(cls)}
+            return cls(**{k: v for k, v in raw.items() if k in known})
+        except (OSError, json.JSONDecodeError, TypeError) as exc:
+            raise ValueError(f"{path} is missing or corrupt: {exc}") from exc
