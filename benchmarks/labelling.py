@@ -25,8 +25,8 @@ import numpy as np
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from prefrl.human.clips import SegmentRenderer  # noqa: E402
 from prefrl.core.data import write_json  # noqa: E402
+from prefrl.human.clips import SegmentRenderer  # noqa: E402
 from prefrl.human.server import LabelServer  # noqa: E402
 from prefrl.human.store import STORE_NAME, LabelStore  # noqa: E402
 from prefrl.sb3.policies import record_demos  # noqa: E402
