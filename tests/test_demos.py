@@ -142,3 +142,19 @@ def test_record_from_a_run_directory_and_cli(tmp_path, capsys):
     assert "no policy at" in capsys.readouterr().err
     assert main(["demos", "record", "--policy", str(run), "--env", FALL, "--episodes", "0", "--out", str(out)]) == 2
     assert "episodes must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_record_keeps_only_episodes_reaching_min_return():
+    """A noisy steering policy: some episodes fall early, some run long; only the good ones are kept."""
+    rng = np.random.default_rng(0)
+
+    def noisy(obs):
+        return np.clip(steer(obs) + rng.normal(0, 0.8, (len(obs), 2)), -1, 1)
+
+    everything = record_demos(FALL, noisy, 6, seed=0)
+    threshold = float(np.median(everything.returns()))
+    good = record_demos(FALL, noisy, 3, seed=0, min_return=threshold)
+    assert len(good) == 3 and (good.returns() >= threshold).all()
+    assert good.meta["episodes_tried"] >= 3 and good.meta["min_return"] == threshold
+    with pytest.raises(ValueError, match=r"only 0 of 4 episodes of prefrl/PointMassFall-v0 reached a true return of 1000000.0 \(best"):
+        record_demos(FALL, noisy, 2, seed=0, min_return=1e6, max_attempts=4)

@@ -69,6 +69,8 @@ def _demos_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", required=True, help="output file (.npz, or .h5 with h5py installed)")
     r.add_argument("--seed", type=int, default=0, help="seed of the first episode's reset")
     r.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the policy's mode")
+    r.add_argument("--min-return", type=float, default=None,
+                   help="keep only episodes whose true return reaches this (a stochastic expert's good episodes)")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     i = dsub.add_parser("info", help="episodes, transitions and true return of a demonstration file")
     i.add_argument("file", help="npz, HDF5 or minari:ID")
@@ -81,7 +83,7 @@ def _cmd_demos(args: argparse.Namespace) -> int:
 
     if args.demos_command == "record":
         demos = record_demos(args.env, args.policy, args.episodes, seed=args.seed, deterministic=not args.stochastic,
-                             progress=not args.no_progress)
+                             min_return=args.min_return, progress=not args.no_progress)
         demos.save(args.out)
         print(json.dumps({"out": args.out, **demos.summary()}))
     elif args.env:

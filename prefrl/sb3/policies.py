@@ -109,14 +109,20 @@ def load_policy(path: str | Path, env: VecEnv) -> LoadedPolicy:
 
 # --------------------------------------------------------------------------- recording
 def record_demos(env_id: str, policy: Any, episodes: int, *, seed: int = 0, deterministic: bool = True,
+                 min_return: float | None = None, max_attempts: int | None = None,
                  progress: bool = False) -> Demonstrations:
     """Run `policy` for `episodes` episodes of `env_id` and record them (with MuJoCo states).
 
     `policy` is a run directory or policy .zip written by prefrl (observation normalization
-    included), an SB3 model, or any callable mapping a batch of observations to actions.
+    included), an SB3 model, or any callable mapping a batch of observations to actions. With
+    `min_return`, only episodes whose true return reaches it are kept (as ML-IRL/AIHF's data
+    collection keeps a stochastic expert's good episodes), trying at most `max_attempts` episodes
+    (default 20 per episode wanted).
     """
     check_env_id(env_id)
     check_positive_int("episodes", episodes)
+    max_attempts = max_attempts if max_attempts is not None else 20 * episodes
+    check_positive_int("max_attempts", max_attempts)
     buffer = TrajectoryBuffer(1)
     base = LearnedRewardVecEnv(make_vec_env(env_id, 1, seed), None, buffer)
     venv = base
@@ -135,18 +141,27 @@ def record_demos(env_id: str, policy: Any, episodes: int, *, seed: int = 0, dete
         from tqdm.auto import tqdm
 
         bar = tqdm(total=episodes, unit="episode")
+    kept: list = []
     obs = venv.reset()
-    while len(buffer.episodes) < episodes:
+    while len(kept) < episodes:
+        if len(buffer.episodes) >= max_attempts:
+            raise ValueError(f"only {len(kept)} of {len(buffer.episodes)} episodes of {env_id} reached a true return of "
+                             f"{min_return} (best {max(float(e.true_rewards.sum()) for e in buffer.episodes):.1f}): "
+                             f"expected {episodes}; lower --min-return or use a better policy")
         before = len(buffer.episodes)
         obs, _, _, _ = venv.step(np.asarray(act(obs)))
-        if bar is not None and len(buffer.episodes) > before:
-            bar.update(len(buffer.episodes) - before)
+        for ep in buffer.episodes[before:]:
+            if min_return is None or float(ep.true_rewards.sum()) >= min_return:
+                kept.append(ep)
+                if bar is not None:
+                    bar.update(1)
     if bar is not None:
         bar.close()
     meta = {"env_id": env_id, "observation_space": describe(venv.observation_space),
             "action_space": describe(venv.action_space), "policy": str(policy) if isinstance(policy, (str, Path)) else
-            type(policy).__name__, "deterministic": deterministic, "seed": seed}
-    demos = Demonstrations(buffer.episodes[:episodes], meta)
+            type(policy).__name__, "deterministic": deterministic, "seed": seed, "min_return": min_return,
+            "episodes_tried": len(buffer.episodes)}
+    demos = Demonstrations(kept[:episodes], meta)
     if not math.isfinite(float(demos.returns().sum())):
         raise ValueError(f"the recorded episodes of {env_id} have non-finite true returns")
     return demos
