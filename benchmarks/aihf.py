@@ -1,28 +1,39 @@
 """AIHF (demonstrations + preferences) against preference-only training, IRL and behaviour cloning.
 
-    python benchmarks/aihf.py --envs Hopper-v5,HalfCheetah-v5 --budgets 0,25,100,400 --demos 1,4 \\
-        --seeds 0,1,2 --steps 150000 --workers 2
+    python benchmarks/aihf.py --setting prefrl --envs Hopper-v5,HalfCheetah-v5,Walker2d-v5 --budgets 0,25,100,400 \\
+        --demos 1,4 --seeds 0,1,2 --steps 150000 --workers 2
+    python benchmarks/aihf.py --setting paper --envs Hopper-v5 --budgets 0 --demos 1 --methods irl --seeds 0 \\
+        --steps 150000 --workers 1
+    python benchmarks/aihf.py --ablation --envs Hopper-v5 --seeds 0,1,2 --steps 150000 --workers 2
 
-The expert behind the demonstrations is the best (by its final true-reward evaluation) of three
-PPO runs on the true reward (`--expert-steps`, seeds 0-2) — exactly the true-reward baseline runs of
-`benchmarks/mujoco_sweep.py`, so they are shared with (and cached by) that sweep; nothing is
-downloaded. Its deterministic policy records `max(--demos)` episodes (`prefrl demos record`), and
-a run with D demonstrations uses the first D of them.
+A setting is a `prefrl train --config` file under benchmarks/configs/: `prefrl` (aihf.yaml: PPO, state-only
+reward, the IRL term on ML-IRL's schedule) or `paper` (aihf_paper.yaml: ML-IRL/AIHF's SAC setting). Where each
+value comes from is in benchmarks/aihf.md.
 
-Methods, each trained by PPO for `--steps` env steps and judged on the true return (10 episodes):
-- `aihf`: `prefrl train --demos FILE --demo-episodes D --labels L` (W_D = W_P = 1), L > 0;
-- `preference`: `prefrl train --labels L` (no demonstrations), L > 0;
-- `irl`: `prefrl train --demos FILE --demo-episodes D --labels 0` (AIHF at budget 0);
+The expert behind the demonstrations is the best (by its final true-reward evaluation) of three PPO runs on the
+true reward (`--expert-steps`, seeds 0-2), exactly the true-reward baseline runs of `benchmarks/mujoco_sweep.py`, so
+they are shared with (and cached by) that sweep; nothing is downloaded. As ML-IRL and AIHF's data collection does,
+its policy is rolled out with sampled actions and only episodes reaching 0.8x its deterministic return are kept
+(`prefrl demos record --stochastic --min-return`); a run with D demonstrations uses the first D of them.
+
+Methods, each trained for `--steps` env steps and judged on the true return (10 episodes):
+- `aihf`: `prefrl train --config SETTING --demos FILE --demo-episodes D --labels L` (W_D = W_P = 1), L > 0;
+- `preference`: `prefrl train --config SETTING --labels L` (no demonstrations), L > 0;
+- `irl`: `prefrl train --config SETTING --demos FILE --demo-episodes D --labels 0` (AIHF at budget 0);
 - `bc`: `prefrl bc --demos FILE --demo-episodes D` (no environment interaction).
 All labels come from the oracle teacher with uniform queries.
 
-Outputs: `results/aihf_runs/*.json` (one record per run; the runs themselves stay in `--runs-dir`),
-`results/aihf_summary.json` (rows with env, method, labels, demos, seeds, true_return_mean/std ...
-and the checks of the claims below), `results/aihf.md` and `results/aihf.png` (true return vs
-preference budget per method, one panel per env). Stopped sweeps resume as in mujoco_sweep.py.
+`--ablation` runs IRL alone (1 demonstration) under each variant of `VARIANTS`: the IRL term as it was, then one
+change at a time towards the prefrl setting, and back from it; `results/aihf_ablation.md` is the table.
 
-Claims checked (by the mean over seeds): with 1 demonstration and 25 or 100 labels, AIHF beats
-preference-only and BC; with 400 labels it is not worse than preference-only.
+Outputs: `results/aihf_runs/*.json` (one record per run; the runs themselves stay in `--runs-dir`),
+`results/aihf_summary.json` (rows with env, setting, method, labels, demos, seeds, true_return_mean/std (sample std,
+ddof=1), demo_return ... and the checks of the claims below), `results/aihf.md`, `results/aihf.png` (true return
+vs preference budget per method, one panel per env and setting) and `results/aihf_ablation.md`. Stopped sweeps
+resume as in mujoco_sweep.py.
+
+Claims checked per setting (means over seeds, each method on its own): with 1 demonstration and 25 or 100 labels
+AIHF beats preference-only and beats IRL alone; IRL alone reaches 0.8x the demonstrations' return.
 """
 
 from __future__ import annotations
@@ -30,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -45,10 +55,13 @@ from prefrl.core.data import write_json  # noqa: E402
 from prefrl.core.demos import Demonstrations  # noqa: E402
 from prefrl.runs.bc import BCConfig  # noqa: E402
 from prefrl.runs.config import TrainConfig  # noqa: E402
+from prefrl.runs.options import read_config_file  # noqa: E402
 from prefrl.runs.sweep import (  # noqa: E402
     IncompatibleResults,
     Progress,
     Task,
+    group_records,
+    markdown_table,
     mean_or_none,
     mean_std_text,
     read_record,
@@ -60,7 +73,27 @@ from prefrl.sb3.envs import check_env_id  # noqa: E402
 from prefrl.sb3.policies import record_demos  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+CONFIGS = Path(__file__).resolve().parent / "configs"
+SETTINGS = {"prefrl": CONFIGS / "aihf.yaml", "paper": CONFIGS / "aihf_paper.yaml"}
 METHODS = ("aihf", "preference", "irl", "bc")
+DEMO_RETURN_FRACTION = 0.8  # demonstrations: sampled-action episodes reaching this share of the expert's return
+
+# IRL alone, one change at a time: from the IRL term as it was (PPO, state-action reward, 100 minibatch steps at
+# 3e-4 per refit every 3000 steps, L2 0.1 on returns, inputs re-standardized every refit) to the prefrl setting,
+# and single changes back from it. Each is a set of TrainConfig overrides on top of the prefrl setting.
+BEFORE = {"reward_inputs": ["obs", "act"], "demo_updates": 100, "demo_lr": 3e-4, "demo_batch": 64,
+          "demo_weight_decay": 1e-4, "demo_l2": 0.1, "refit_every": 3000, "demo_renormalize": True}
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "before": ("the IRL term before this change", BEFORE),
+    "before+state": ("before, with a state-only reward", {**BEFORE, "reward_inputs": ["obs"]}),
+    "before+schedule": ("before, with ML-IRL's schedule (1 full-batch 1e-4 step per 2000 steps, inputs fixed)",
+                        {"reward_inputs": ["obs", "act"]}),
+    "now": ("state-only reward and ML-IRL's schedule (the prefrl setting)", {}),
+    "now-renorm": ("now, inputs re-standardized at every refit", {"demo_renormalize": True}),
+    "now-minibatch": ("now, minibatches of 64 segments instead of the full batch", {"demo_batch": 64}),
+    "now-100steps": ("now, 100 steps per refit", {"demo_updates": 100}),
+    "now-refit5000": ("now, a refit every 5000 steps (ML-IRL's cadence)", {"refit_every": 5000}),
+}
 
 
 @dataclass(frozen=True)
@@ -73,32 +106,42 @@ class AihfSpec:
     demos: int
     seed: int
     steps: int
-    segment_len: int = 50
+    setting: str = "prefrl"
+    variant: str = "-"
     demo_weight: float = 1.0
 
     @property
     def run_id(self) -> str:
         env = self.env.replace("/", "_")
         weight = f"__WD{self.demo_weight:g}" if self.demo_weight != 1.0 else ""
-        return f"{env}__{self.method}__L{self.labels}__D{self.demos}{weight}__s{self.steps}__seed{self.seed}"
+        variant = f"__{self.variant}" if self.variant != "-" else ""
+        return (f"{env}__{self.setting}{variant}__{self.method}__L{self.labels}__D{self.demos}{weight}"
+                f"__s{self.steps}__seed{self.seed}")
 
 
-def grid(envs: list[str], budgets: list[int], demos: list[int], methods: list[str], seeds: list[int],
-         steps: int, segment_len: int, demo_weights: tuple[float, ...] = (1.0,)) -> list[AihfSpec]:
+def grid(envs: list[str], budgets: list[int], demos: list[int], methods: list[str], seeds: list[int], steps: int,
+         setting: str, demo_weights: tuple[float, ...] = (1.0,)) -> list[AihfSpec]:
     """Every run: AIHF and preference-only at each positive budget, IRL and BC at budget 0."""
     specs = []
     for env in envs:
         for seed in seeds:
             for labels in budgets:
                 if labels and "preference" in methods:
-                    specs.append(AihfSpec(env, "preference", labels, 0, seed, steps, segment_len))
+                    specs.append(AihfSpec(env, "preference", labels, 0, seed, steps, setting))
                 for d in demos:
                     method = "aihf" if labels else "irl"
                     if method in methods:
-                        specs += [AihfSpec(env, method, labels, d, seed, steps, segment_len, w) for w in demo_weights]
+                        specs += [AihfSpec(env, method, labels, d, seed, steps, setting, demo_weight=w)
+                                  for w in demo_weights]
             if "bc" in methods:
-                specs += [AihfSpec(env, "bc", 0, d, seed, 0, segment_len) for d in demos]
+                specs += [AihfSpec(env, "bc", 0, d, seed, 0, setting) for d in demos]
     return specs
+
+
+def ablation_grid(envs: list[str], seeds: list[int], steps: int) -> list[AihfSpec]:
+    """IRL alone with 1 demonstration under every variant."""
+    return [AihfSpec(env, "irl", 0, 1, seed, steps, "prefrl", variant)
+            for env in envs for variant in VARIANTS for seed in seeds]
 
 
 # ----------------------------------------------------------------- experts + demos
@@ -135,33 +178,40 @@ def _read_ok(path: Path) -> dict[str, Any] | None:
 
 
 def ensure_demos(env: str, expert: dict[str, Any], episodes: int, demo_dir: Path) -> Path:
-    """Record (or reuse) `episodes` deterministic episodes of the expert."""
+    """Record (or reuse) `episodes` sampled-action episodes of the expert that reach 0.8x its return."""
     path = demo_dir / f"{env.replace('/', '_')}.npz"
+    min_return = DEMO_RETURN_FRACTION * expert["true_return"]
     if path.exists():
         try:
             demos = Demonstrations.load(path)
-            if demos.meta.get("policy") == expert["run_dir"] and len(demos) >= episodes:
+            if (demos.meta.get("policy") == expert["run_dir"] and len(demos) >= episodes
+                    and demos.meta.get("min_return") == min_return and not demos.meta.get("deterministic")):
                 return path
         except ValueError:
             pass  # corrupt: record again
     demo_dir.mkdir(parents=True, exist_ok=True)
-    record_demos(env, expert["run_dir"], episodes, seed=0).save(path)
+    record_demos(env, expert["run_dir"], episodes, seed=0, deterministic=False, min_return=min_return).save(path)
     return path
 
 
 # ------------------------------------------------------------------------ tasks
+def train_config(spec: AihfSpec, demo_file: Path, out: str) -> dict[str, Any]:
+    """The `prefrl train` options of a run: its setting's config file, the variant, then the run's own values."""
+    with_demos = spec.method in ("aihf", "irl")
+    values = {**read_config_file(str(SETTINGS[spec.setting]), TrainConfig), **VARIANTS.get(spec.variant, ("", {}))[1]}
+    values.update(env=spec.env, out=out, seed=spec.seed, steps=spec.steps, labels=spec.labels,
+                  demos=str(demo_file) if with_demos else None, demo_episodes=spec.demos if with_demos else None,
+                  demo_weight=spec.demo_weight)
+    return asdict(TrainConfig(**values))
+
+
 def make_task(spec: AihfSpec, demo_file: Path, results: Path, runs_dir: Path) -> Task:
     """The `prefrl train` (or `prefrl bc`) config of one run."""
     out = str(runs_dir / spec.run_id)
     if spec.method == "bc":
         config = asdict(BCConfig(env=spec.env, demos=str(demo_file), out=out, demo_episodes=spec.demos, seed=spec.seed))
     else:
-        with_demos = spec.method in ("aihf", "irl")
-        config = asdict(TrainConfig(
-            env=spec.env, out=out, seed=spec.seed, steps=spec.steps, segment_len=spec.segment_len, labels=spec.labels,
-            demos=str(demo_file) if with_demos else None, demo_episodes=spec.demos if with_demos else None,
-            demo_weight=spec.demo_weight,
-        ))
+        config = train_config(spec, demo_file, out)
     return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
 
 
@@ -171,27 +221,24 @@ def record_path(results: Path, spec: AihfSpec) -> Path:
 
 # -------------------------------------------------------------------- aggregate
 def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Summary rows over seeds, one per env / method / budget / demos / steps."""
-    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        s = r["spec"]
-        groups[(s["env"], s["method"], s["labels"], s["demos"], s["steps"], s.get("demo_weight", 1.0))].append(r)
-    rows = []
+    """Summary rows over seeds (std: sample std, ddof=1), one per env / setting / variant / method / budget / demos."""
+    groups = group_records(records, lambda r: (
+        r["spec"]["env"], r["spec"].get("setting", "prefrl"), r["spec"].get("variant", "-"), r["spec"]["method"],
+        r["spec"]["labels"], r["spec"]["demos"], r["spec"]["steps"], r["spec"].get("demo_weight", 1.0)))
     order = {m: i for i, m in enumerate(METHODS)}
-    for (env, method, labels, demos, steps, wd), runs in sorted(
-            groups.items(), key=lambda kv: (kv[0][0], order[kv[0][1]], -kv[0][5], kv[0][3], kv[0][2])):
-        returns = np.array([r["metrics"]["true_return"] for r in runs])
-        late = [_late_return(r["metrics"]) for r in runs]
+    rows = []
+    for (env, setting, variant, method, labels, demos, steps, wd), runs in sorted(
+            groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], order[kv[0][3]], -kv[0][7], kv[0][5], kv[0][4])):
+        mean, std = seed_stats(r["metrics"]["true_return"] for r in runs)
+        late_mean, late_std = seed_stats(_late_return(r["metrics"]) for r in runs)
         rows.append({
-            "env": env, "method": method, "labels": labels, "demos": demos, "steps": steps,
-            "demo_weight": wd if method in ("aihf", "irl") else None,
+            "env": env, "setting": setting, "variant": variant, "method": method, "labels": labels, "demos": demos,
+            "steps": steps, "demo_weight": wd if method in ("aihf", "irl") else None,
             "seeds": sorted(r["spec"]["seed"] for r in runs),
-            "true_return_mean": seed_stats(returns)[0], "true_return_std": seed_stats(returns)[1],
-            "late_return_mean": seed_stats(late)[0], "late_return_std": seed_stats(late)[1],
+            "true_return_mean": mean, "true_return_std": std, "late_return_mean": late_mean, "late_return_std": late_std,
             "demo_return": mean_or_none(r["metrics"].get("demo_return") for r in runs),
             "reward_correlation_mean": mean_or_none(r["metrics"].get("reward_correlation") for r in runs),
-            "pref_accuracy_heldout_mean": mean_or_none(
-                r["metrics"].get("pref_accuracy_heldout") for r in runs),
+            "pref_accuracy_heldout_mean": mean_or_none(r["metrics"].get("pref_accuracy_heldout") for r in runs),
             "wall_seconds_mean": float(np.mean([r["metrics"]["wall_seconds"] for r in runs])),
         })
     return rows
@@ -207,22 +254,30 @@ def _late_return(metrics: dict[str, Any]) -> float:
 
 
 def check_claims(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The claims of the docstring, each with both means and whether it holds."""
-    find = {(r["env"], r["method"], r["labels"], r["demos"]): r for r in rows if r.get("demo_weight") in (None, 1.0)}
+    """The claims of the docstring, each method on its own, with both means and whether it holds."""
+    main_rows = [r for r in rows if r["variant"] == "-" and r.get("demo_weight") in (None, 1.0)]
+    find = {(r["env"], r["setting"], r["method"], r["labels"], r["demos"]): r for r in main_rows}
     checks = []
-    for env in sorted({r["env"] for r in rows}):
-        for labels, against, relation in ((25, "preference", ">"), (25, "bc", ">"), (100, "preference", ">"),
-                                          (100, "bc", ">"), (400, "preference", ">=")):
-            mine = find.get((env, "aihf", labels, 1))
-            other = find.get((env, against, 0 if against == "bc" else labels, 1 if against == "bc" else 0))
-            if mine is None or other is None:
-                continue
-            holds = (lambda a, b: a > b) if relation == ">" else (lambda a, b: a >= b)
-            a, b = mine["true_return_mean"], other["true_return_mean"]
-            la, lb = mine["late_return_mean"], other["late_return_mean"]
-            checks.append({"env": env, "labels": labels, "demos": 1, "claim": f"aihf {relation} {against}",
-                           "aihf": a, against: b, "holds": bool(holds(a, b)),
-                           "aihf_late": la, f"{against}_late": lb, "holds_late": bool(holds(la, lb))})
+    for env, setting in sorted({(r["env"], r["setting"]) for r in main_rows}):
+        for labels in (25, 100):
+            mine = find.get((env, setting, "aihf", labels, 1))
+            for against, key in (("preference", (env, setting, "preference", labels, 0)),
+                                 ("irl", (env, setting, "irl", 0, 1))):
+                other = find.get(key)
+                if mine is None or other is None:
+                    continue
+                a, b = mine["true_return_mean"], other["true_return_mean"]
+                la, lb = mine["late_return_mean"], other["late_return_mean"]
+                checks.append({"env": env, "setting": setting, "labels": labels, "demos": 1,
+                               "claim": f"aihf > {against}", "value": a, "against": b, "holds": bool(a > b),
+                               "value_late": la, "against_late": lb, "holds_late": bool(la > lb)})
+        for r in main_rows:
+            if (r["env"], r["setting"], r["method"]) == (env, setting, "irl") and r["demo_return"]:
+                target = DEMO_RETURN_FRACTION * r["demo_return"]
+                checks.append({"env": env, "setting": setting, "labels": 0, "demos": r["demos"],
+                               "claim": "irl >= 0.8 x demo return", "value": r["true_return_mean"], "against": target,
+                               "holds": bool(r["true_return_mean"] >= target), "value_late": r["late_return_mean"],
+                               "against_late": target, "holds_late": bool(r["late_return_mean"] >= target)})
     return checks
 
 
@@ -231,63 +286,87 @@ def write_markdown(rows: list[dict[str, Any]], checks: list[dict[str, Any]], exp
     fmt = lambda v, f="{:.3f}": "–" if v is None else f.format(v)  # noqa: E731
     lines = ["Produced by:", *[f"- `{c}`" for c in commands], ""]
     for env, e in sorted(experts.items()):
-        lines.append(f"- {env} expert: `{e['run_id']}` (true return {e['true_return']:.0f}; candidates "
-                     + ", ".join(f"{v:.0f}" for v in e["candidates"].values()) + ")")
-    lines += ["", "| env | method | labels | demos | steps | seeds | true return (mean ± std) | last 30% of run "
-              "| demo return | reward corr. | held-out pref. acc. |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
+        demos = e.get("demos", {})
+        lines.append(f"- {env} expert: `{e['run_id']}` (deterministic true return {e['true_return']:.0f}; candidates "
+                     + ", ".join(f"{v:.0f}" for v in e["candidates"].values()) + "); demonstrations: sampled actions, "
+                     f"episodes of return >= {DEMO_RETURN_FRACTION} x {e['true_return']:.0f}, mean "
+                     f"{demos.get('true_return_mean', float('nan')):.0f} over {demos.get('episodes', 0)}")
+    table = []
+    for r in (r for r in rows if r["variant"] == "-"):
         method = r["method"] if r.get("demo_weight") in (None, 1.0) else f"{r['method']} (W_D={r['demo_weight']:g})"
-        lines.append(f"| {r['env']} | {method} | {r['labels']} | {r['demos']} | {r['steps']} | {len(r['seeds'])} | "
-                     f"{mean_std_text(r['true_return_mean'], r['true_return_std'])} | "
-                     f"{mean_std_text(r['late_return_mean'], r['late_return_std'])} | {fmt(r['demo_return'], '{:.0f}')} | "
-                     f"{fmt(r['reward_correlation_mean'])} | {fmt(r['pref_accuracy_heldout_mean'])} |")
-    lines += ["", "true return: the final policy over 10 episodes (mean over seeds ± std across seeds); last 30% of "
-              "run: the mean of the evaluations (5 episodes each) in the last 30% of training, less noisy where "
-              "the learned reward keeps moving. BC does not interact with the env: both columns are its one evaluation."]
+        table.append([r["env"], r["setting"], method, r["labels"], r["demos"], r["steps"], len(r["seeds"]),
+                      mean_std_text(r["true_return_mean"], r["true_return_std"]),
+                      mean_std_text(r["late_return_mean"], r["late_return_std"]), fmt(r["demo_return"], "{:.0f}"),
+                      fmt(r["reward_correlation_mean"]), fmt(r["pref_accuracy_heldout_mean"])])
+    lines += ["", *markdown_table(["env", "setting", "method", "labels", "demos", "steps", "seeds",
+                                   "true return (mean ± std)", "last 30% of run", "demo return", "reward corr.",
+                                   "held-out pref. acc."], table),
+              "", "true return: the final policy over 10 episodes (mean over seeds ± sample std across seeds); last 30% "
+              "of run: the mean of the evaluations (5 episodes each) in the last 30% of training, less noisy where "
+              "the learned reward keeps moving. BC does not interact with the env: both columns are its one "
+              "evaluation. demo return: mean true return of the demonstrations a run learned from."]
     if checks:
-        lines += ["", "Claims (means over seeds, 1 demonstration):", ""]
+        lines += ["", "Claims (means over seeds, each method on its own):", ""]
         for c in checks:
-            other = c["claim"].split()[-1]
-            lines.append(f"- {c['env']}, {c['labels']} labels: {c['claim']}: final {c['aihf']:.0f} vs {c[other]:.0f} — "
-                         f"{'holds' if c['holds'] else 'does NOT hold'}; last 30% {c['aihf_late']:.0f} vs "
-                         f"{c[other + '_late']:.0f} — {'holds' if c['holds_late'] else 'does NOT hold'}")
+            lines.append(f"- {c['env']} ({c['setting']}), {c['labels']} labels, {c['demos']} demo: {c['claim']}: "
+                         f"final {c['value']:.0f} vs {c['against']:.0f} — {'holds' if c['holds'] else 'does NOT hold'}; "
+                         f"last 30% {c['value_late']:.0f} vs {c['against_late']:.0f} — "
+                         f"{'holds' if c['holds_late'] else 'does NOT hold'}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_ablation(rows: list[dict[str, Any]], path: Path, commands: list[str]) -> None:
+    """The ablation table: IRL alone under each variant."""
+    table = []
+    for r in (r for r in rows if r["variant"] != "-"):
+        table.append([r["env"], f"`{r['variant']}`", VARIANTS.get(r["variant"], ("?",))[0], len(r["seeds"]),
+                      mean_std_text(r["true_return_mean"], r["true_return_std"], "{:.0f}"),
+                      mean_std_text(r["late_return_mean"], r["late_return_std"], "{:.0f}"),
+                      "–" if r["demo_return"] is None else f"{r['demo_return']:.0f}",
+                      "–" if r["reward_correlation_mean"] is None else f"{r['reward_correlation_mean']:.2f}"])
+    lines = ["Produced by:", *[f"- `{c}`" for c in commands if "--ablation" in c], "",
+             "IRL alone (no labels, 1 demonstration), PPO; one change at a time.", "",
+             *markdown_table(["env", "variant", "what", "seeds", "true return (mean ± std)", "last 30% of run",
+                              "demo return", "reward corr."], table),
+             "", "std: sample std across seeds (ddof=1). reward corr.: Pearson r of learned vs true returns of 1000 "
+             "fresh segments of the run's own data."]
     path.write_text("\n".join(lines) + "\n")
 
 
 def plot(rows: list[dict[str, Any]], experts: dict[str, Any], path: Path) -> None:
-    """True return vs preference budget per method, one panel per env (IRL is AIHF's budget-0 point)."""
+    """True return vs preference budget per method, one panel per env and setting (IRL is AIHF's budget-0 point)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    envs = sorted({r["env"] for r in rows})
-    fig, axes = plt.subplots(1, len(envs), figsize=(6 * len(envs), 4.5), squeeze=False)
+    rows = [r for r in rows if r["variant"] == "-"]
+    panels = sorted({(r["env"], r["setting"]) for r in rows})
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
     budgets = sorted({r["labels"] for r in rows})
     xpos = {b: i for i, b in enumerate(budgets)}
-    for ax, env in zip(axes[0], envs):
-        mine = [r for r in rows if r["env"] == env]
-        lines: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for ax, (env, setting) in zip(axes[0], panels):
+        mine = [r for r in rows if (r["env"], r["setting"]) == (env, setting)]
+        lines: dict[str, list[dict[str, Any]]] = {}
         for r in mine:
             if r["method"] in ("aihf", "irl"):
                 weight = "" if r.get("demo_weight") in (None, 1.0) else f", W_D={r['demo_weight']:g}"
-                lines[f"AIHF, {r['demos']} demo{'s' if r['demos'] > 1 else ''}{weight} (IRL at 0)"].append(r)
+                lines.setdefault(f"AIHF, {r['demos']} demo{'s' if r['demos'] > 1 else ''}{weight} (IRL at 0)", []).append(r)
             elif r["method"] == "preference":
-                lines["preference only"].append(r)
+                lines.setdefault("preference only", []).append(r)
         for name, rs in sorted(lines.items()):
             rs = sorted(rs, key=lambda r: r["labels"])
-            x = [xpos[r["labels"]] for r in rs]
-            ax.errorbar(x, [r["true_return_mean"] for r in rs], yerr=[r["true_return_std"] or 0.0 for r in rs], marker="o",
-                        capsize=3, label=name)
+            ax.errorbar([xpos[r["labels"]] for r in rs], [r["true_return_mean"] for r in rs],
+                        yerr=[r["true_return_std"] or 0.0 for r in rs], marker="o", capsize=3, label=name)
         for r in mine:
             if r["method"] == "bc":
                 ax.axhline(r["true_return_mean"], ls="--", lw=1, color="grey" if r["demos"] == 1 else "black",
                            label=f"BC, {r['demos']} demo{'s' if r['demos'] > 1 else ''}")
-        if env in experts:
-            ax.axhline(experts[env]["true_return"], ls=":", color="green", label="expert (demonstrator)")
+        demo_returns = [r["demo_return"] for r in mine if r["demo_return"]]
+        if demo_returns:
+            ax.axhline(float(np.mean(demo_returns)), ls=":", color="green", label="demonstrations (mean)")
         ax.set_xticks(range(len(budgets)), [str(b) for b in budgets])
-        ax.set(title=env, xlabel="preference labels", ylabel="true return (mean ± std over seeds)")
+        ax.set(title=f"{env} ({setting})", xlabel="preference labels", ylabel="true return (mean ± std over seeds)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -296,7 +375,7 @@ def plot(rows: list[dict[str, Any]], experts: dict[str, Any], path: Path) -> Non
 
 
 def summarize(results: Path, command: str, experts: dict[str, Any]) -> list[dict[str, Any]]:
-    """Aggregate every finished run under results/aihf_runs into the summary JSON, markdown and plot."""
+    """Aggregate every finished run under results/aihf_runs into the summary JSON, markdown, ablation and plot."""
     records = [r for p in sorted((results / "aihf_runs").glob("*.json")) if (r := _read_ok(p)) is not None]
     summary_path = results / "aihf_summary.json"
     try:
@@ -309,7 +388,9 @@ def summarize(results: Path, command: str, experts: dict[str, Any]) -> list[dict
     checks = check_claims(rows)
     write_json(summary_path, {"commands": commands, "experts": experts, "rows": rows, "checks": checks})
     write_markdown(rows, checks, experts, results / "aihf.md", commands)
-    if rows:
+    if any(r["variant"] != "-" for r in rows):
+        write_ablation(rows, results / "aihf_ablation.md", commands)
+    if any(r["variant"] == "-" for r in rows):
         plot(rows, experts, results / "aihf.png")
     return rows
 
@@ -327,14 +408,15 @@ def _positive_floats(name: str, text: str) -> list[float]:
 # -------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--envs", default="Hopper-v5,HalfCheetah-v5")
+    p.add_argument("--setting", default="prefrl", choices=sorted(SETTINGS), help="config file of the runs")
+    p.add_argument("--ablation", action="store_true", help="IRL alone under each variant (prefrl setting)")
+    p.add_argument("--envs", default="Hopper-v5,HalfCheetah-v5,Walker2d-v5")
     p.add_argument("--budgets", default="0,25,100,400", help="preference label budgets (0: IRL)")
     p.add_argument("--demos", default="1,4", help="demonstration episodes")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--demo-weights", default="1", help="W_D values of the aihf and irl runs (W_P = 1)")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--steps", default="150000", help="PPO env steps per run")
-    p.add_argument("--segment-len", default="50")
+    p.add_argument("--steps", default="150000", help="env steps per run")
     p.add_argument("--expert-steps", default="300000", help="PPO steps of the true-reward expert candidates")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--backend", choices=("local", "ray"), default="local")
@@ -352,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.quick:
         args.envs, args.seeds, args.budgets, args.demos = "prefrl/PointMassFall-v0", "0", "0,10", "1"
-        args.steps, args.expert_steps, args.segment_len = "3000", "3000", "20"
+        args.steps, args.expert_steps = "3000", "3000"
     given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--summarize-only"]
     command = "python benchmarks/aihf.py " + " ".join(given)
     results, runs_dir, expert_runs = Path(args.results_dir), Path(args.runs_dir), Path(args.expert_runs_dir)
@@ -369,15 +451,14 @@ def main(argv: list[str] | None = None) -> int:
         seeds = mujoco_sweep._int_list("seeds", args.seeds, allow_zero=True)
         (steps,) = mujoco_sweep._int_list("steps", args.steps, allow_zero=False)
         (expert_steps,) = mujoco_sweep._int_list("expert-steps", args.expert_steps, allow_zero=False)
-        (segment_len,) = mujoco_sweep._int_list("segment-len", args.segment_len, allow_zero=False)
         if args.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {args.workers}")
         demo_weights = tuple(_positive_floats("demo-weights", args.demo_weights))
-        specs = grid(envs, budgets, demos, methods, seeds, steps, segment_len, demo_weights)
-        if args.summarize_only:
-            todo = []
+        if args.ablation:
+            specs, demos = ablation_grid(envs, seeds, steps), [1]
         else:
-            todo = [s for s in specs if _read_ok(record_path(results, s)) is None]
+            specs = grid(envs, budgets, demos, methods, seeds, steps, args.setting, demo_weights)
+        todo = [] if args.summarize_only else [s for s in specs if _read_ok(record_path(results, s)) is None]
     except ValueError as exc:
         print(f"aihf.py: error: {exc}", file=sys.stderr)
         return 2

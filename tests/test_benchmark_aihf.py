@@ -25,8 +25,11 @@ def test_quick_benchmark_writes_summary_table_plot_and_resumes(tmp_path, capsys)
     expert = summary["experts"]["prefrl/PointMassFall-v0"]
     assert expert["true_return"] == max(expert["candidates"].values())
     assert rows[("aihf", 10, 1)]["demo_return"] == expert["demos"]["true_return_mean"]  # the one recorded episode
-    assert summary["checks"] == []  # the claims are about 25, 100 and 400 labels
-    assert "| prefrl/PointMassFall-v0 | aihf | 10 | 1 |" in (results / "aihf.md").read_text()
+    assert [c["claim"] for c in summary["checks"]] == ["irl >= 0.8 x demo return"]  # the others need 25/100 labels
+    assert all(r["setting"] == "prefrl" for r in summary["rows"])
+    demos = aihf.Demonstrations.load(tmp_path / "runs" / "demos" / "prefrl_PointMassFall-v0.npz")
+    assert not demos.meta["deterministic"] and (demos.returns() >= 0.8 * expert["true_return"]).all()
+    assert "| prefrl/PointMassFall-v0 | prefrl | aihf | 10 | 1 |" in (results / "aihf.md").read_text()
     assert (results / "aihf.png").stat().st_size > 10_000
     capsys.readouterr()
     # a second invocation trains nothing: experts, demos and runs are all cached
@@ -47,12 +50,22 @@ def test_bad_options_are_refused_before_anything_runs(tmp_path, capsys):
 
 
 def test_claims_are_checked_on_means():
-    def row(method, labels, demos, mean):
-        return {"env": "E", "method": method, "labels": labels, "demos": demos, "true_return_mean": mean,
-                "late_return_mean": -mean}
+    def row(method, labels, demos, mean, demo_return=None):
+        return {"env": "E", "setting": "prefrl", "variant": "-", "method": method, "labels": labels, "demos": demos,
+                "true_return_mean": mean, "late_return_mean": -mean, "demo_return": demo_return, "demo_weight": None}
 
-    rows = [row("aihf", 25, 1, 500.0), row("preference", 25, 0, 300.0), row("bc", 0, 1, 800.0),
-            row("aihf", 400, 1, 900.0), row("preference", 400, 0, 900.0), row("aihf", 25, 4, 1.0)]
+    rows = [row("aihf", 25, 1, 500.0), row("preference", 25, 0, 300.0), row("irl", 0, 1, 600.0, demo_return=700.0),
+            row("aihf", 100, 1, 900.0), row("preference", 100, 0, 950.0), row("aihf", 25, 4, 1.0)]
     checks = {c["claim"] + str(c["labels"]): (c["holds"], c["holds_late"]) for c in aihf.check_claims(rows)}
-    assert checks == {"aihf > preference25": (True, False), "aihf > bc25": (False, True),
-                      "aihf >= preference400": (True, True)}
+    assert checks == {"aihf > preference25": (True, False), "aihf > irl25": (False, True),
+                      "aihf > preference100": (False, True), "aihf > irl100": (True, False),
+                      "irl >= 0.8 x demo return0": (True, False)}
+
+
+def test_every_ablation_variant_is_a_valid_train_config(tmp_path):
+    for variant in aihf.VARIANTS:
+        spec = aihf.AihfSpec("prefrl/PointMassFall-v0", "irl", 0, 1, 0, 3000, "prefrl", variant)
+        config = aihf.TrainConfig(**aihf.train_config(spec, tmp_path / "d.npz", str(tmp_path / variant)))
+        assert config.reward_inputs in (["obs"], ["obs", "act"]) and config.labels == 0
+    assert aihf.train_config(aihf.AihfSpec("Hopper-v5", "irl", 0, 1, 0, 3000, "paper"), tmp_path / "d.npz",
+                             "o")["algo"] == "sac"

@@ -49,8 +49,8 @@ class RewardTrainer:
     segments against segments of the current policy). As in ML-IRL, the reward moves slowly
     against a policy that keeps up with it: `demo_updates` full-batch steps per refit (default 1)
     at `demo_lr` with weight decay `demo_weight_decay`, and the input normalization is fixed at the
-    first joint fit (re-standardizing inputs on every refit would move the reward more than a step
-    does). When labels have arrived since the last fit, the Bradley-Terry term is first fitted to
+    first joint fit (re-standardizing inputs on every refit, `demo_renormalize`, would move the reward
+    more than a step does). When labels have arrived since the last fit, the Bradley-Terry term is first fitted to
     them as in preference-only training (warm-started, early-stopped), then the joint step follows.
     `demo_weight = 0` (or no demonstrations) is preference-only training, `pref_weight = 0`
     demonstration-only IRL: the other term is skipped.
@@ -76,6 +76,7 @@ class RewardTrainer:
         demo_batch: int | None = None,
         demo_weight_decay: float = 1e-3,
         demo_l2: float = 0.0,
+        demo_renormalize: bool = False,
         demo_pool: int = 512,
         absorbing_lr: float = 1e-2,
     ):
@@ -99,6 +100,7 @@ class RewardTrainer:
             self.demo_optimizer = torch.optim.Adam(
                 [{"params": rest}, {"params": [model.absorbing], "lr": absorbing_lr}], lr=demo_lr,
                 weight_decay=demo_weight_decay)
+        self.demo_renormalize = demo_renormalize
         self._inputs_fixed, self._pairs_fitted = False, 0
         if demos is not None:
             demos.check_env(model.observation_space, model.action_space)
@@ -217,7 +219,7 @@ class RewardTrainer:
             pairs = _PairTensors.from_dataset(model, dataset)
             real.append(pairs.real_features)
             weights = torch.as_tensor(self.bootstrap_counts(n), dtype=torch.float32)
-        if not self._inputs_fixed:
+        if not self._inputs_fixed or self.demo_renormalize:
             model.set_input_normalization(np.concatenate(real))
             self._inputs_fixed = True
         demo_x, policy_x = torch.as_tensor(demo_x), torch.as_tensor(policy_x)
