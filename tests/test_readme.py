@@ -17,3 +17,16 @@ def test_wrap_your_own_env_example_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["feedback"].labels_asked == 20
     assert (tmp_path / "reward_model.pt").is_file()
+
+
+def test_readme_numbers_match_the_committed_summaries():
+    """Every benchmark figure the README quotes sits in a block rendered from benchmarks/results/*."""
+    import sys
+
+    sys.path.insert(0, str(README.parent))
+    from benchmarks import readme_tables
+
+    text = README.read_text()
+    assert readme_tables.render(text) == text, "run: python benchmarks/readme_tables.py"
+    for name in readme_tables.BLOCKS:
+        assert f"<!-- results:{name} -->" in text
