@@ -272,17 +272,18 @@ def test_page_in_headless_chromium(tmp_path, segments):
             browser = p.chromium.launch(executable_path=chromium, args=flags, headless=True)
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{server.port}/")
-            page.fill("#annotator", "alice")
-            page.dispatch_event("#annotator", "change")
+            # typed, then straight to an answer: the name counts as it is typed (no blur/Enter needed),
+            # so the first click is not lost (Playwright's click waits for the button to be enabled)
+            page.type("#annotator", "alice")
             page.wait_for_selector("#slot-a video")
+            first = page.evaluate("() => document.querySelector('#slot-a video').src")
+            page.click("#left")
+            page.wait_for_function(f"() => document.querySelector('#slot-a video') && "
+                                   f"document.querySelector('#slot-a video').src !== {json.dumps(first)}")
+            assert "1 labelled" in page.inner_text("#counts") and "1 waiting" in page.inner_text("#counts")
             # the clip really plays: its clock advances
             page.wait_for_function("() => { const v = document.querySelector('#slot-a video'); "
                                    "return v && v.readyState >= 2 && v.currentTime > 0; }", timeout=15000)
-            assert "2 waiting" in page.inner_text("#counts")
-            first = page.evaluate("() => document.querySelector('#slot-a video').src")
-            page.click("#left")  # by click
-            page.wait_for_function(f"() => document.querySelector('#slot-a video') && "
-                                   f"document.querySelector('#slot-a video').src !== {json.dumps(first)}")
             page.keyboard.press("ArrowRight")  # by keyboard
             page.wait_for_function("() => document.getElementById('counts').textContent.startsWith('2 labelled')")
             browser.close()
