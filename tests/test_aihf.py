@@ -78,16 +78,15 @@ def test_pref_weight_zero_is_exactly_demonstration_only_irl(demo_file, random_da
     assert report_irl.demo_gap == report_zero.demo_gap > 0  # demos now score above the policy's segments
 
 
-def test_joint_fit_raises_demos_against_the_policy_and_fits_the_labels(demo_file, random_data):
+def test_joint_steps_raise_demos_against_the_policy_and_fit_the_labels(demo_file, random_data):
     from prefrl.core.demos import Demonstrations
 
     ds, policy = random_data
     _, first = _fit(ds, policy, demos=Demonstrations.load(demo_file), demo_updates=1)
     model, report = _fit(ds, policy, demos=Demonstrations.load(demo_file))
-    # fitted to random-policy labels alone, the reward ranks the (unseen) demonstrated states low; the IRL
-    # steps raise them against the policy's, while the labels stay fitted
+    # 30 joint steps raise the demonstrations against the policy's segments and fit the labels better than one
     assert report.demo_gap > first.demo_gap + 5
-    assert report.train_loss < np.log(2) / 10 and first.train_loss < np.log(2) / 10
+    assert report.train_loss < first.train_loss - 0.1
     assert report.pairs == len(ds)
     with pytest.raises(ValueError, match="needs segments of the current policy"):
         RewardTrainer(model, demos=Demonstrations.load(demo_file)).fit(ds, None)

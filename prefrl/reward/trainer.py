@@ -50,8 +50,9 @@ class RewardTrainer:
     against a policy that keeps up with it: `demo_updates` full-batch steps per refit (default 1)
     at `demo_lr` with weight decay `demo_weight_decay`, and the input normalization is fixed at the
     first joint fit (re-standardizing inputs on every refit, `demo_renormalize`, would move the reward
-    more than a step does). When labels have arrived since the last fit, the Bradley-Terry term is first fitted to
-    them as in preference-only training (warm-started, early-stopped), then the joint step follows.
+    more than a step does). Both terms share those steps, as in the authors' code (`W_P` plays their
+    `alpha`); fitting the preference term to convergence whenever labels arrive made Hopper runs worse
+    (benchmarks/aihf.md).
     `demo_weight = 0` (or no demonstrations) is preference-only training, `pref_weight = 0`
     demonstration-only IRL: the other term is skipped.
     """
@@ -101,7 +102,7 @@ class RewardTrainer:
                 [{"params": rest}, {"params": [model.absorbing], "lr": absorbing_lr}], lr=demo_lr,
                 weight_decay=demo_weight_decay)
         self.demo_renormalize = demo_renormalize
-        self._inputs_fixed, self._pairs_fitted = False, 0
+        self._inputs_fixed = False
         if demos is not None:
             demos.check_env(model.observation_space, model.action_space)
 
@@ -226,14 +227,12 @@ class RewardTrainer:
         for g in self.optimizer.param_groups:
             g["weight_decay"] = self.weight_decay
         pair_updates = 0
-        if use_pairs and n > self._pairs_fitted:  # new labels: fit the preference term to them first
-            self._pairs_fitted = n
-            pair_updates += self._bradley_terry_epochs(pairs, train, torch.as_tensor(val), weights)[1]
         model.train()
         for _ in range(self.demo_updates):
             pref_loss = None
             if use_pairs and len(train):
-                ids = torch.as_tensor(self.rng.choice(train, size=min(self.batch_size, len(train)), replace=False))
+                size = len(train) if self.demo_batch is None else min(self.demo_batch, len(train))  # full batch too
+                ids = torch.as_tensor(self.rng.choice(train, size=size, replace=False))
                 pref_loss = self._weighted_losses(pairs, ids, weights)
                 pair_updates += ids.numel() * k
             if self.demo_batch is None:  # full batch, as ML-IRL
