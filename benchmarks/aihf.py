@@ -93,6 +93,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "now-minibatch": ("now, minibatches of 64 segments instead of the full batch", {"demo_batch": 64}),
     "now-100steps": ("now, 100 steps per refit", {"demo_updates": 100}),
     "now-refit5000": ("now, a refit every 5000 steps (ML-IRL's cadence)", {"refit_every": 5000}),
+    "state": ("a state-only reward (on top of any setting)", {"reward_inputs": ["obs"]}),
 }
 
 
@@ -120,8 +121,12 @@ class AihfSpec:
 
 
 def grid(envs: list[str], budgets: list[int], demos: list[int], methods: list[str], seeds: list[int], steps: int,
-         setting: str, demo_weights: tuple[float, ...] = (1.0,)) -> list[AihfSpec]:
+         setting: str, demo_weights: tuple[float, ...] = (1.0,), variant: str = "-") -> list[AihfSpec]:
     """Every run: AIHF and preference-only at each positive budget, IRL and BC at budget 0."""
+    if variant != "-":
+        return [AihfSpec(s.env, s.method, s.labels, s.demos, s.seed, s.steps, s.setting, variant, s.demo_weight)
+                for s in grid(envs, budgets, demos, [m for m in methods if m != "bc"], seeds, steps, setting,
+                              demo_weights)]
     specs = []
     for env in envs:
         for seed in seeds:
@@ -318,15 +323,15 @@ def write_markdown(rows: list[dict[str, Any]], checks: list[dict[str, Any]], exp
 def write_ablation(rows: list[dict[str, Any]], path: Path, commands: list[str]) -> None:
     """The ablation table: IRL alone under each variant."""
     table = []
-    for r in (r for r in rows if r["variant"] != "-"):
-        table.append([r["env"], f"`{r['variant']}`", VARIANTS.get(r["variant"], ("?",))[0], len(r["seeds"]),
+    for r in (r for r in rows if r["variant"] != "-" or (r["method"] == "irl" and r["setting"] != "prefrl")):
+        table.append([r["env"], r["setting"], f"`{r['variant']}`", VARIANTS.get(r["variant"], ("?",))[0], len(r["seeds"]),
                       mean_std_text(r["true_return_mean"], r["true_return_std"], "{:.0f}"),
                       mean_std_text(r["late_return_mean"], r["late_return_std"], "{:.0f}"),
                       "–" if r["demo_return"] is None else f"{r['demo_return']:.0f}",
                       "–" if r["reward_correlation_mean"] is None else f"{r['reward_correlation_mean']:.2f}"])
     lines = ["Produced by:", *[f"- `{c}`" for c in commands if "--ablation" in c], "",
-             "IRL alone (no labels, 1 demonstration), PPO; one change at a time.", "",
-             *markdown_table(["env", "variant", "what", "seeds", "true return (mean ± std)", "last 30% of run",
+             "IRL alone (no labels, 1 demonstration); one change at a time.", "",
+             *markdown_table(["env", "setting", "variant", "what", "seeds", "true return (mean ± std)", "last 30% of run",
                               "demo return", "reward corr."], table),
              "", "std: sample std across seeds (ddof=1). reward corr.: Pearson r of learned vs true returns of 1000 "
              "fresh segments of the run's own data."]
@@ -388,7 +393,7 @@ def summarize(results: Path, command: str, experts: dict[str, Any]) -> list[dict
     checks = check_claims(rows)
     write_json(summary_path, {"commands": commands, "experts": experts, "rows": rows, "checks": checks})
     write_markdown(rows, checks, experts, results / "aihf.md", commands)
-    if any(r["variant"] != "-" for r in rows):
+    if any(r["variant"] != "-" or r["setting"] != "prefrl" for r in rows):
         write_ablation(rows, results / "aihf_ablation.md", commands)
     if any(r["variant"] == "-" for r in rows):
         plot(rows, experts, results / "aihf.png")
@@ -410,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--setting", default="prefrl", choices=sorted(SETTINGS), help="config file of the runs")
     p.add_argument("--ablation", action="store_true", help="IRL alone under each variant (prefrl setting)")
+    p.add_argument("--variant", default="-", help="run the grid under one of VARIANTS (e.g. state), '-' for none")
     p.add_argument("--envs", default="Hopper-v5,HalfCheetah-v5,Walker2d-v5")
     p.add_argument("--budgets", default="0,25,100,400", help="preference label budgets (0: IRL)")
     p.add_argument("--demos", default="1,4", help="demonstration episodes")
@@ -457,7 +463,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.ablation:
             specs, demos = ablation_grid(envs, seeds, steps), [1]
         else:
-            specs = grid(envs, budgets, demos, methods, seeds, steps, args.setting, demo_weights)
+            if args.variant != "-" and args.variant not in VARIANTS:
+                raise ValueError(f"--variant {args.variant!r}: expected one of {', '.join(VARIANTS)}")
+            specs = grid(envs, budgets, demos, methods, seeds, steps, args.setting, demo_weights, args.variant)
         todo = [] if args.summarize_only else [s for s in specs if _read_ok(record_path(results, s)) is None]
     except ValueError as exc:
         print(f"aihf.py: error: {exc}", file=sys.stderr)
