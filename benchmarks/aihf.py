@@ -77,6 +77,7 @@ CONFIGS = Path(__file__).resolve().parent / "configs"
 SETTINGS = {"prefrl": CONFIGS / "aihf.yaml", "paper": CONFIGS / "aihf_paper.yaml"}
 METHODS = ("aihf", "preference", "irl", "bc")
 DEMO_RETURN_FRACTION = 0.8  # demonstrations: sampled-action episodes reaching this share of the expert's return
+DEMOS_RECORDED = 4  # episodes recorded per env whatever --demos asks, so every grid reads the same demonstrations
 
 # IRL alone, one change at a time: from the IRL term as it was (PPO, state-action reward, 100 minibatch steps at
 # 3e-4 per refit every 3000 steps, L2 0.1 on returns, inputs re-standardized every refit) to the prefrl setting,
@@ -143,10 +144,10 @@ def grid(envs: list[str], budgets: list[int], demos: list[int], methods: list[st
     return specs
 
 
-def ablation_grid(envs: list[str], seeds: list[int], steps: int) -> list[AihfSpec]:
-    """IRL alone with 1 demonstration under every variant."""
-    return [AihfSpec(env, "irl", 0, 1, seed, steps, "prefrl", variant)
-            for env in envs for variant in VARIANTS for seed in seeds]
+def ablation_grid(envs: list[str], seeds: list[int], steps: int, variants: list[str]) -> list[AihfSpec]:
+    """IRL alone with 1 demonstration under each variant; `now` is the prefrl grid's own IRL run (shared)."""
+    return [AihfSpec(env, "irl", 0, 1, seed, steps, "prefrl", "-" if variant == "now" else variant)
+            for env in envs for variant in variants for seed in seeds]
 
 
 # ----------------------------------------------------------------- experts + demos
@@ -323,8 +324,10 @@ def write_markdown(rows: list[dict[str, Any]], checks: list[dict[str, Any]], exp
 def write_ablation(rows: list[dict[str, Any]], path: Path, commands: list[str]) -> None:
     """The ablation table: IRL alone under each variant."""
     table = []
-    for r in (r for r in rows if r["variant"] != "-" or (r["method"] == "irl" and r["setting"] != "prefrl")):
-        table.append([r["env"], r["setting"], f"`{r['variant']}`", VARIANTS.get(r["variant"], ("?",))[0], len(r["seeds"]),
+    irl_rows = [r for r in rows if r["method"] == "irl" and r["demos"] == 1 and r.get("demo_weight") in (None, 1.0)]
+    for r in sorted(irl_rows, key=lambda r: (r["env"], r["setting"] != "prefrl", r["setting"], _variant_order(r))):
+        variant = "now" if (r["setting"], r["variant"]) == ("prefrl", "-") else r["variant"]
+        table.append([r["env"], r["setting"], f"`{variant}`", VARIANTS.get(variant, ("as configured",))[0], len(r["seeds"]),
                       mean_std_text(r["true_return_mean"], r["true_return_std"], "{:.0f}"),
                       mean_std_text(r["late_return_mean"], r["late_return_std"], "{:.0f}"),
                       "–" if r["demo_return"] is None else f"{r['demo_return']:.0f}",
@@ -336,6 +339,12 @@ def write_ablation(rows: list[dict[str, Any]], path: Path, commands: list[str]) 
              "", "std: sample std across seeds (ddof=1). reward corr.: Pearson r of learned vs true returns of 1000 "
              "fresh segments of the run's own data."]
     path.write_text("\n".join(lines) + "\n")
+
+
+def _variant_order(row: dict[str, Any]) -> int:
+    names = list(VARIANTS)
+    variant = "now" if row["variant"] == "-" else row["variant"]
+    return names.index(variant) if variant in names else len(names)
 
 
 def plot(rows: list[dict[str, Any]], experts: dict[str, Any], path: Path) -> None:
@@ -415,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--setting", default="prefrl", choices=sorted(SETTINGS), help="config file of the runs")
     p.add_argument("--ablation", action="store_true", help="IRL alone under each variant (prefrl setting)")
+    p.add_argument("--variants", default="ablation", help="with --ablation: the variants to run (comma-separated), "
+                                                         "'ablation' for all but `state`")
     p.add_argument("--variant", default="-", help="run the grid under one of VARIANTS (e.g. state), '-' for none")
     p.add_argument("--envs", default="Hopper-v5,HalfCheetah-v5,Walker2d-v5")
     p.add_argument("--budgets", default="0,25,100,400", help="preference label budgets (0: IRL)")
@@ -461,7 +472,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--workers must be >= 1, got {args.workers}")
         demo_weights = tuple(_positive_floats("demo-weights", args.demo_weights))
         if args.ablation:
-            specs, demos = ablation_grid(envs, seeds, steps), [1]
+            variants = [v for v in VARIANTS if v != "state"] if args.variants == "ablation" else \
+                [v for v in args.variants.split(",") if v]
+            for v in variants:
+                if v not in VARIANTS:
+                    raise ValueError(f"--variants: unknown variant {v!r}, expected some of {', '.join(VARIANTS)}")
+            specs, demos = ablation_grid(envs, seeds, steps, variants), [1]
         else:
             if args.variant != "-" and args.variant not in VARIANTS:
                 raise ValueError(f"--variant {args.variant!r}: expected one of {', '.join(VARIANTS)}")
@@ -475,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         tasks = []
         for env in envs:
             experts[env] = ensure_expert(env, expert_steps, results, expert_runs, args.workers)
-            demo_file = ensure_demos(env, experts[env], max(demos), runs_dir / "demos")
+            demo_file = ensure_demos(env, experts[env], max(DEMOS_RECORDED, *demos), runs_dir / "demos")
             experts[env]["demos"] = Demonstrations.load(demo_file).summary()
             tasks += [make_task(s, demo_file, results, runs_dir) for s in todo if s.env == env]
         done = len(specs) - len(tasks)

@@ -4,6 +4,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import aihf  # noqa: E402
 
@@ -24,11 +26,12 @@ def test_quick_benchmark_writes_summary_table_plot_and_resumes(tmp_path, capsys)
         assert row["seeds"] == [0]
     expert = summary["experts"]["prefrl/PointMassFall-v0"]
     assert expert["true_return"] == max(expert["candidates"].values())
-    assert rows[("aihf", 10, 1)]["demo_return"] == expert["demos"]["true_return_mean"]  # the one recorded episode
     assert [c["claim"] for c in summary["checks"]] == ["irl >= 0.8 x demo return"]  # the others need 25/100 labels
     assert all(r["setting"] == "prefrl" for r in summary["rows"])
     demos = aihf.Demonstrations.load(tmp_path / "runs" / "demos" / "prefrl_PointMassFall-v0.npz")
     assert not demos.meta["deterministic"] and (demos.returns() >= 0.8 * expert["true_return"]).all()
+    assert len(demos) == aihf.DEMOS_RECORDED and expert["demos"]["episodes"] == aihf.DEMOS_RECORDED
+    assert rows[("aihf", 10, 1)]["demo_return"] == pytest.approx(demos.returns()[0])  # a run reads the first D
     assert "| prefrl/PointMassFall-v0 | prefrl | aihf | 10 | 1 |" in (results / "aihf.md").read_text()
     assert (results / "aihf.png").stat().st_size > 10_000
     capsys.readouterr()
