@@ -65,7 +65,42 @@ def demo() -> str:
             f"(`benchmarks/results/demo/`).")
 
 
-BLOCKS: dict[str, Callable[[], str]] = {"mujoco": mujoco, "demo": demo}
+def llm() -> str:
+    """Tiny GPT-2 models: DPO, AIHF and AIHF-DPO at the headline beta, and the matched-KL claims."""
+    summary = _load("llm_summary.json")
+    beta, rows = summary["headline_beta"], summary["rows"]
+    find = {(r["task"], r["method"], r["prefs"]): r for r in rows if r["beta"] in (None, beta)}
+    budgets = sorted({r["prefs"] for r in rows if r["method"] == "dpo"})
+
+    def cells(task: str, method: str) -> str:
+        return " / ".join(f"{find[(task, method, n)]['true_reward_mean']:.3f} ({find[(task, method, n)]['kl_mean']:.2f})"
+                          for n in budgets)
+
+    out = []
+    for task in sorted({r["task"] for r in rows}):
+        ref = find[(task, "reference", 0)]
+        sft = find[(task, "sft", budgets[0])]
+        out.append([task, f"{ref['true_reward_mean']:.3f}", cells(task, "dpo"), cells(task, "aihf"),
+                    cells(task, "aihf-dpo"), f"{sft['true_reward_mean']:.3f} ({sft['kl_mean']:.2f})"])
+    pairs = " / ".join(str(n) for n in budgets)
+    matched = [c for c in summary["checks"] if c["kind"] == "matched_kl"]
+
+    def tally(method: str) -> str:
+        mine = [c for c in matched if c["claim"].startswith(f"{method} >")]
+        count = {s: sum(c["status"] == s for c in mine) for s in ("holds", "does not hold", "mixed", "undefined")}
+        return (f"{method.upper()} is above DPO in {count['holds']} of {len(mine)} (task, budget) cases, at or below "
+                f"it in {count['does not hold']}, crosses it in {count['mixed']}, and in {count['undefined']} their KL "
+                "ranges do not overlap (no claim)")
+
+    return (_table(["task", "reference", f"DPO, {pairs} pairs", f"AIHF, {pairs} pairs", f"AIHF-DPO, {pairs} pairs",
+                    "SFT"], out)
+            + f"\n\nbeta = {beta:g}; mean over {len(rows[0]['seeds'])} seeds, KL to the reference in brackets "
+            f"(a sampled estimate, hence -0.00). At matched KL (reward-KL frontiers over beta = "
+            f"{', '.join(f'{b:g}' for b in summary['betas'])}, `llm_frontier.png`): {tally('aihf')}; "
+            f"{tally('aihf-dpo')}.")
+
+
+BLOCKS: dict[str, Callable[[], str]] = {"mujoco": mujoco, "demo": demo, "llm": llm}
 
 
 def render(text: str) -> str:

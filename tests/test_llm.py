@@ -11,7 +11,7 @@ transformers = pytest.importorskip("transformers")  # the [llm] extra, installed
 from prefrl.core import losses  # noqa: E402
 from prefrl.llm.sequences import encode, sequence_logprobs  # noqa: E402
 from prefrl.llm.tasks import build_tokenizer, evaluate, get_task  # noqa: E402
-from prefrl.llm.train import LLMTrainConfig, load_model, read_records, train_llm  # noqa: E402
+from prefrl.llm.train import REF_SAMPLES, LLMTrainConfig, load_model, read_records, train_llm  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -119,12 +119,47 @@ def test_bad_training_configs(tiny, tmp_path):
     _, _, path = tiny
     for kwargs, message in (({"method": "ppo"}, "unknown method 'ppo'"), ({"loss": "square"}, "unknown DPO loss"),
                             ({"prefs": None}, "method dpo needs --prefs FILE"),
-                            ({"method": "aihf", "demos": None}, "method aihf needs --demos FILE")):
+                            ({"method": "aihf", "demos": None}, "method aihf needs --demos FILE"),
+                            ({"ref_samples": "twice"}, "unknown ref_samples 'twice'")):
         config = LLMTrainConfig(model=str(path), out=str(tmp_path / "o"), **{"prefs": "p.jsonl", **kwargs})
         with pytest.raises(ValueError, match=message):
             config.validate()
     with pytest.raises(FileNotFoundError, match="model path .* does not exist"):
         LLMTrainConfig(model=str(tmp_path / "none"), out="o", prefs="p").validate()
+
+
+def test_aihf_dpo_reference_samples_and_the_training_log(tiny, tmp_path, monkeypatch):
+    """AIHF-DPO's y' per mode: `once` samples the reference once, before training; `fresh` samples the
+    reference and `policy` the policy being trained (in training mode until then) at every step; the log
+    holds the margins per step and the monitor's values per epoch."""
+    from prefrl.llm import train
+
+    _, _, path = tiny
+    sampled = []
+    original = train.sample_completions
+    monkeypatch.setattr(train, "sample_completions",
+                        lambda model, *a, **k: sampled.append(model.training) or original(model, *a, **k))
+    (tmp_path / "prefs.jsonl").write_text("\n".join(json.dumps({"prompt": p, "chosen": c, "rejected": r})
+                                                    for p, c, r in PAIRS))
+    (tmp_path / "demos.jsonl").write_text("\n".join(json.dumps({"prompt": p, "completion": c}) for p, c, _ in PAIRS))
+    logs = {}
+    for mode in REF_SAMPLES:
+        calls, sampled[:] = [], []
+        out = tmp_path / mode
+        train_llm(LLMTrainConfig(model=str(path), out=str(out), method="aihf-dpo", prefs=str(tmp_path / "prefs.jsonl"),
+                                 demos=str(tmp_path / "demos.jsonl"), ref_samples=mode, epochs=3, batch_size=2,
+                                 lr=1e-3), progress=False, monitor=lambda policy, _c=calls: _c.append(policy.training) or {"x": 1.0})
+        logs[mode] = json.loads((out / "train_log.json").read_text())
+        assert calls == [False] * 4  # before training and after each of 3 epochs, in eval mode
+        assert sampled == {"once": [False], "fresh": [False] * 6, "policy": [True] * 6}[mode]  # 3 epochs of 2 steps
+        assert [m["step"] for m in logs[mode]["monitor"]] == [0, 2, 4, 6]
+        terms = logs[mode]["terms"]
+        assert set(terms) == {"pref_margin", "demo_margin", "demo_logratio", "ref_sample_logratio"}
+        assert all(len(v) == 6 for v in terms.values())
+        for a, b, d in zip(terms["demo_logratio"], terms["ref_sample_logratio"], terms["demo_margin"]):
+            assert d == pytest.approx(a - b, abs=1e-5)
+    assert logs["fresh"]["config"]["ref_samples"] == "fresh"
+    assert LLMTrainConfig.ref_samples == "policy"  # self-play by default
 
 
 def test_records_from_a_saved_hugging_face_dataset(tmp_path):
@@ -178,13 +213,58 @@ def test_llm_benchmark_smoke(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from benchmarks import llm
 
-    assert llm.main(["--tasks", "sorting", "--budgets", "4", "--seeds", "0", "--methods", "dpo,aihf", "--samples", "8",
-                     "--pretrain-steps", "20", "--work-dir", str(tmp_path / "w"), "--results-dir", str(tmp_path)]) == 0
+    assert llm.main(["--tasks", "sorting", "--budgets", "4", "--seeds", "0", "--methods", "sft,dpo,aihf", "--samples", "8",
+                     "--betas", "0.1,1", "--pretrain-steps", "20", "--work-dir", str(tmp_path / "w"),
+                     "--results-dir", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "llm_summary.json").read_text())
-    rows = {r["method"]: r for r in summary["rows"]}
-    assert set(rows) == {"reference", "dpo", "aihf"}
+    rows = {(r["method"], r["beta"]): r for r in summary["rows"]}
+    assert set(rows) == {("reference", None), ("sft", None), ("dpo", 0.1), ("dpo", 1.0), ("aihf", 0.1), ("aihf", 1.0)}
     for r in rows.values():
-        assert {"task", "method", "prefs", "seeds", "true_reward_mean", "true_reward_std", "kl_mean"} <= set(r)
-    assert rows["reference"]["kl_mean"] == 0.0
-    assert "ms" in (tmp_path / "llm.md").read_text() and (tmp_path / "llm.png").stat().st_size > 5_000
+        assert {"task", "method", "prefs", "beta", "seeds", "true_reward_mean", "true_reward_std", "kl_mean"} <= set(r)
+    assert rows[("reference", None)]["kl_mean"] == 0.0
+    assert summary["headline_beta"] == 0.1 and summary["betas"] == [0.1, 1.0]
+    claims = {(c["kind"], c["claim"]) for c in summary["checks"]}
+    assert claims == {("headline", "dpo > reference"), ("headline", "aihf > dpo"), ("matched_kl", "aihf > dpo at matched KL")}
+    matched = next(c for c in summary["checks"] if c["kind"] == "matched_kl")
+    assert matched["betas"] and matched["status"] in ("holds", "does not hold", "mixed", "undefined")
+    text = (tmp_path / "llm.md").read_text()
+    assert "ms" in text and "## Headline: beta = 0.1" in text and "| beta 0.1 | beta 1 |" in text
+    assert (tmp_path / "llm.png").stat().st_size > 5_000 and (tmp_path / "llm_frontier.png").stat().st_size > 5_000
+    # a second call reuses the trained runs (same configs) and evaluates them again to the same numbers
+    assert llm.main(["--tasks", "sorting", "--budgets", "4", "--seeds", "0", "--methods", "dpo", "--samples", "8",
+                     "--betas", "1", "--pretrain-steps", "20", "--work-dir", str(tmp_path / "w"),
+                     "--results-dir", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "llm_summary.json").read_text())
+    dpo = next(r for r in again["rows"] if r["method"] == "dpo")
+    assert dpo["true_reward_mean"] == rows[("dpo", 1.0)]["true_reward_mean"] and again["headline_beta"] == 1.0
     assert llm.main(["--methods", "ppo", "--results-dir", str(tmp_path)]) == 2
+    assert llm.main(["--betas", "0.1,-1", "--results-dir", str(tmp_path)]) == 2
+    # AIHF-DPO under each source of y', with the final demonstration margin read from the training logs
+    assert llm.main(["--compare-ref-samples", "--tasks", "sorting", "--budgets", "4", "--seeds", "0", "--samples", "8",
+                     "--betas", "0.1", "--pretrain-steps", "20", "--work-dir", str(tmp_path / "w"),
+                     "--results-dir", str(tmp_path / "ys")]) == 0
+    ys = json.loads((tmp_path / "ys" / "llm_ref_samples.json").read_text())
+    assert [r["ref_samples"] for r in ys["rows"]] == ["policy", "fresh", "once"]
+    assert all(isinstance(r["demo_margin_mean"], float) and r["beta"] == 0.1 for r in ys["rows"])
+    assert "| sorting | 4 | once | 1 |" in (tmp_path / "ys" / "llm_ref_samples.md").read_text()
+
+
+def test_llm_benchmark_matched_kl_rule():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import llm
+
+    def front(*points):
+        return [{"kl_mean": k, "true_reward_mean": r} for k, r in points]
+
+    dpo = front((0.0, 0.0), (1.0, 1.0), (2.0, 2.0))
+    above = llm.matched_kl(front((0.5, 1.0), (3.0, 3.0)), dpo)  # compared on KL 0.5 to 2 only
+    assert above["status"] == "holds" and above["kl_range"] == [0.5, 2.0]
+    assert above["reward_dpo"] == pytest.approx([0.5, 0.875, 1.25, 1.625, 2.0])
+    assert above["reward"] == pytest.approx([1.0, 1.3, 1.6, 1.9, 2.2])
+    assert llm.matched_kl(front((0.0, -1.0), (2.0, 1.0)), dpo)["status"] == "does not hold"  # below, then equal
+    assert llm.matched_kl(front((0.0, 1.0), (2.0, 0.0)), dpo)["status"] == "mixed"
+    undefined = llm.matched_kl(front((3.0, 9.0), (4.0, 9.0)), dpo)
+    assert undefined["status"] == "undefined" and undefined["holds"] is None

@@ -6,14 +6,32 @@ Every loss comes from `prefrl.losses`, the same functions the MuJoCo reward trai
 - `rpo`: `rpo_loss` (DPO + alpha * NLL of the chosen completion);
 - `aihf`: `aihf_loss` of the DPO term and the demonstrations' `sequence_nll` (weights W_P, W_D);
 - `aihf-dpo`: `aihf_dpo_loss`, DPO on the preferences plus DPO of each demonstration against a
-  completion sampled once from the reference model for the same prompt.
-Reference log-probabilities are computed once, before training.
+  completion y' for the same prompt. By default (`ref_samples="policy"`, AIHF's self-play) y' is a
+  new sample of the current policy every time the demonstration enters a batch; `fresh` samples it
+  from the reference model instead (AIHF's offline variant), and `once` draws one reference sample
+  per demonstration before training and reuses it (the behaviour before the self-play default).
+Reference log-probabilities of the datasets are computed once, before training (those of new y'
+when they are drawn).
+
+Why self-play (a default chosen after measuring the three, `benchmarks/results/llm_ref_samples.md`):
+training length is `epochs` passes over the largest dataset, so with 16 demonstrations and 256
+preference pairs each demonstration enters a batch 160 times (16x more than at 16 pairs). The DPO
+demonstration term can always be lowered further by pushing the log-ratio of its y' down, and y'
+drawn from the reference can be pushed down wholesale by moving probability to text the reference
+never writes. With `once`, on sorting at 256 pairs, the margin of the same 16 (demonstration, y')
+pairs reaches ~8 nats, the KL to the reference 7.5 and the true reward falls below the reference
+model's; `fresh` y' halve that KL but still lose reward against `policy`. A y' sampled from the
+policy itself moves with the policy, so pushing it down means moving towards the demonstrations:
+its margin stays within 0-5 nats, and it has the highest true reward of the three at 256 pairs on
+both tasks, at the lowest KL of the three.
+`train_log.json` records the loss and, per step, the mean log-ratio margins of the terms (`terms`).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +44,7 @@ from prefrl.core.data import write_json
 from prefrl.llm.sequences import Batch, context_length, encode, reference_logprobs, sequence_logprobs
 
 METHODS = ("sft", "dpo", "rpo", "aihf", "aihf-dpo")
+REF_SAMPLES = ("policy", "fresh", "once")
 
 
 def read_records(path: str | Path, fields: tuple[str, ...]) -> list[dict[str, str]]:
@@ -81,6 +100,12 @@ class LLMTrainConfig:
     """AIHF weight W_P of the preference term."""
     demo_weight: float = 1.0
     """AIHF weight W_D of the demonstration term."""
+    ref_samples: str = "policy"
+    """AIHF-DPO: the completion y' each demonstration is preferred over: policy (a new sample of the current
+    policy every time the demonstration enters a batch: self-play), fresh (a new sample of the reference model)
+    or once (one reference sample per demonstration, drawn before training and reused). With few demonstrations
+    and many preference pairs, reference samples (once, and to a lesser extent fresh) are over-optimised and the
+    policy drifts far from the reference; self-play's y' follow the policy."""
     lr: float = 1e-4
     """Adam learning rate."""
     epochs: int = 10
@@ -93,6 +118,8 @@ class LLMTrainConfig:
     def validate(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}: expected one of {', '.join(METHODS)}")
+        if self.ref_samples not in REF_SAMPLES:
+            raise ValueError(f"unknown ref_samples {self.ref_samples!r}: expected one of {', '.join(REF_SAMPLES)}")
         if self.loss not in losses.DPO_LOSS_TYPES:
             raise ValueError(f"unknown DPO loss {self.loss!r}: expected one of {', '.join(losses.DPO_LOSS_TYPES)}")
         if self.method in ("aihf", "aihf-dpo"):
@@ -134,6 +161,7 @@ class _Data:
     def __init__(self, config: LLMTrainConfig, policy, reference, tokenizer):
         ctx = context_length(policy)
         self.chosen = self.rejected = self.demo = self.ref_sample = None
+        self.demo_prompts: list[str] = []
         uses_prefs = config.method != "sft" or not config.demos  # sft imitates demos, else the chosen completions
         if config.prefs and uses_prefs:
             prefs = read_records(config.prefs, ("prompt", "chosen", "rejected"))
@@ -142,13 +170,28 @@ class _Data:
             self.rejected = encode(tokenizer, prompts, [r["rejected"] for r in prefs], ctx)
         if config.demos:
             demos = read_records(config.demos, ("prompt", "completion"))
-            prompts = [r["prompt"] for r in demos]
+            prompts = self.demo_prompts = [r["prompt"] for r in demos]
             self.demo = encode(tokenizer, prompts, [r["completion"] for r in demos], ctx)
-            if config.method == "aihf-dpo":
-                samples = sample_completions(reference, tokenizer, prompts, seed=config.seed)
+            # y' may be up to 2 tokens longer than the longest demonstration (end of sequence included), within
+            # the context; the end-of-sequence token is appended to a y' cut at that length
+            longest = int(self.demo.completion_tokens.max())
+            room = None if ctx is None else ctx - int((self.demo.completion_mask.cumsum(1) == 0).sum(1).max()) - 1
+            self.sample_tokens = longest + 2 if room is None else max(1, min(longest + 2, room))
+            if config.method == "aihf-dpo" and config.ref_samples == "once":
+                samples = sample_completions(reference, tokenizer, prompts, seed=config.seed,
+                                             max_new_tokens=self.sample_tokens)
                 self.ref_sample = encode(tokenizer, prompts, samples, ctx)
         self.ref = {name: reference_logprobs(reference, b) for name in ("chosen", "rejected", "demo", "ref_sample")
                     if (b := getattr(self, name)) is not None}
+
+    def draw_ref_samples(self, sampler, reference, tokenizer, idx: torch.Tensor, seed: int) -> None:
+        """Fresh y' for the demonstrations `idx` from `sampler` (the reference or the policy), with their
+        reference log-probs; they become `ref_sample` rows 0..len(idx)-1. The global RNG is left as it was."""
+        prompts = [self.demo_prompts[i] for i in idx.tolist()]
+        with torch.random.fork_rng(devices=[]):
+            samples = sample_completions(sampler, tokenizer, prompts, seed=seed, max_new_tokens=self.sample_tokens)
+        self.ref_sample = encode(tokenizer, prompts, samples, context_length(reference))
+        self.ref["ref_sample"] = reference_logprobs(reference, self.ref_sample)
 
 
 def sample_completions(model, tokenizer, prompts: list[str], *, seed: int = 0, max_new_tokens: int = 12,
@@ -167,7 +210,8 @@ def sample_completions(model, tokenizer, prompts: list[str], *, seed: int = 0, m
     return [o if o else tokenizer.eos_token for o in out]
 
 
-def _loss(config: LLMTrainConfig, policy, data: _Data, idx: dict[str, torch.Tensor]) -> torch.Tensor:
+def _loss(config: LLMTrainConfig, policy, data: _Data, idx: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+    """The loss of one batch and, for the log, the mean log-ratio margins of its terms (detached)."""
     def logratio(name: str) -> torch.Tensor:
         batch: Batch = getattr(data, name).select(idx[name])
         return sequence_logprobs(policy, batch) - data.ref[name][idx[name]]
@@ -176,30 +220,43 @@ def _loss(config: LLMTrainConfig, policy, data: _Data, idx: dict[str, torch.Tens
         batch: Batch = getattr(data, name).select(idx[name])
         return losses.sequence_nll(sequence_logprobs(policy, batch), batch.completion_tokens)
 
+    def mean(x: torch.Tensor) -> float:
+        return float(x.detach().mean())
+
     m = config.method
     if m == "sft":
-        return nll("demo" if data.demo is not None else "chosen")
-    if m == "aihf-dpo":
-        return losses.aihf_dpo_loss(logratio("chosen"), logratio("rejected"), logratio("demo"), logratio("ref_sample"),
-                                    beta=config.beta, pref_weight=config.pref_weight, demo_weight=config.demo_weight)
+        return nll("demo" if data.demo is not None else "chosen"), {}
     chosen, rejected = logratio("chosen"), logratio("rejected")
+    stats = {"pref_margin": mean(chosen - rejected)}
+    if m == "aihf-dpo":
+        demo, ref_sample = logratio("demo"), logratio("ref_sample")
+        stats.update(demo_logratio=mean(demo), ref_sample_logratio=mean(ref_sample), demo_margin=mean(demo - ref_sample))
+        return losses.aihf_dpo_loss(chosen, rejected, demo, ref_sample, beta=config.beta,
+                                    pref_weight=config.pref_weight, demo_weight=config.demo_weight), stats
     if m == "rpo":
-        return losses.rpo_loss(chosen, rejected, nll("chosen"), beta=config.beta, alpha=config.alpha)
+        return losses.rpo_loss(chosen, rejected, nll("chosen"), beta=config.beta, alpha=config.alpha), stats
     dpo = losses.dpo_loss(chosen, rejected, beta=config.beta, loss_type=config.loss)
     if m == "dpo":
-        return dpo
-    return losses.aihf_loss(dpo, nll("demo"), pref_weight=config.pref_weight, demo_weight=config.demo_weight)
+        return dpo, stats
+    demo_nll = nll("demo")
+    stats["demo_nll"] = mean(demo_nll)
+    return losses.aihf_loss(dpo, demo_nll, pref_weight=config.pref_weight, demo_weight=config.demo_weight), stats
 
 
-def train_llm(config: LLMTrainConfig, progress: bool = True) -> dict[str, Any]:
-    """Fine-tune `config.model`; writes the model (save_pretrained) and train_log.json to `config.out`."""
+def train_llm(config: LLMTrainConfig, progress: bool = True,
+              monitor: Callable[[Any], dict[str, float]] | None = None) -> dict[str, Any]:
+    """Fine-tune `config.model`; writes the model (save_pretrained) and train_log.json to `config.out`.
+
+    `monitor(policy)`, if given, is called before training and after every epoch (the policy in eval
+    mode, the random state restored afterwards); its dicts go to train_log.json's `monitor`."""
     config.validate()
     torch.manual_seed(config.seed)
     policy, tokenizer = load_model(config.model)
     reference, _ = load_model(config.model)
     data = _Data(config, policy, reference, tokenizer)
     sizes = {name: len(getattr(data, name)) for name in ("chosen", "rejected", "demo", "ref_sample")
-             if getattr(data, name) is not None}
+             if getattr(data, name) is not None}  # ref_sample: only with ref_samples="once"
+    fresh = config.method == "aihf-dpo" and config.ref_samples != "once"
     n = max(sizes.values())
     rng = np.random.default_rng(config.seed)
     opt = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=0.0)
@@ -211,12 +268,22 @@ def train_llm(config: LLMTrainConfig, progress: bool = True) -> dict[str, Any]:
 
     writer = SummaryWriter(str(out / "tb"))
     log: list[float] = []
+    terms: dict[str, list[float]] = {}
+    monitored: list[dict[str, Any]] = []
+
+    def watch(step: int) -> None:
+        if monitor is not None:
+            with torch.random.fork_rng(devices=[]):
+                policy.eval()
+                monitored.append({"step": step, **monitor(policy)})
+                policy.train()
     bar = range(steps)
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(bar, unit="step", desc=config.method, dynamic_ncols=True)
     policy.train()
+    watch(0)
     seconds = 0.0
     save_every = max(per_epoch, steps // 5)  # at most ~5 checkpoints
     for step in bar:
@@ -226,15 +293,24 @@ def train_llm(config: LLMTrainConfig, progress: bool = True) -> dict[str, Any]:
             idx[name] = torch.as_tensor(rng.choice(size, size=min(config.batch_size, size), replace=False))
         if "chosen" in idx:
             idx["rejected"] = idx["chosen"]  # a pair's two sides move together
-        if "ref_sample" in idx:
+        if fresh:  # a new y' for each demonstration of the batch
+            data.draw_ref_samples(policy if config.ref_samples == "policy" else reference, reference, tokenizer,
+                                  idx["demo"], seed=config.seed * 1_000_003 + step)
+            policy.train()  # sampling left the policy in eval mode
+            idx["ref_sample"] = torch.arange(len(idx["demo"]))
+        elif "demo" in idx and data.ref_sample is not None:
             idx["ref_sample"] = idx["demo"]  # each demonstration against its own reference sample
-        loss = _loss(config, policy, data, idx)
+        loss, stats = _loss(config, policy, data, idx)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         log.append(float(loss.detach()))
+        for key, value in stats.items():
+            terms.setdefault(key, []).append(value)
         seconds += time.perf_counter() - t0  # the training step alone, for ms_per_step
         writer.add_scalar(f"llm/{config.method}_loss", log[-1], step)
+        if (step + 1) % per_epoch == 0:
+            watch(step + 1)
         if (step + 1) % save_every == 0 and step + 1 < steps:  # checkpoint, as save_pretrained writes it
             policy.save_pretrained(out)
             tokenizer.save_pretrained(out)
@@ -244,5 +320,6 @@ def train_llm(config: LLMTrainConfig, progress: bool = True) -> dict[str, Any]:
     tokenizer.save_pretrained(out)
     result = {"steps": steps, "final_loss": float(np.mean(log[-10:])), "ms_per_step": 1000 * seconds / steps,
               "reference": str(config.model)}
-    write_json(out / "train_log.json", {"config": config.__dict__, "losses": log, **result})
+    write_json(out / "train_log.json", {"config": config.__dict__, "losses": log, "terms": terms,
+                                        "monitor": monitored, **result})
     return result
