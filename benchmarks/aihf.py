@@ -33,7 +33,9 @@ vs preference budget per method, one panel per env and setting) and `results/aih
 resume as in mujoco_sweep.py.
 
 Claims checked per setting (means over seeds, each method on its own): with 1 demonstration and 25 or 100 labels
-AIHF beats preference-only and beats IRL alone; IRL alone reaches 0.8x the demonstrations' return.
+AIHF beats preference-only and beats IRL alone; IRL alone reaches 0.8x the demonstrations' return, and reaches PPO
+on the true reward at the same env steps (the expert candidates' own evaluations at that step: a matched-cost
+reference, as the 0.8x target is the return of an expert trained twice as long).
 """
 
 from __future__ import annotations
@@ -250,6 +252,29 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def true_reward_rows(results: Path, experts: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """PPO on the true reward at the runs' step counts: the expert candidates' own evaluations at that step
+    (5 episodes each, from their history), so IRL and AIHF can be judged at matched env steps too."""
+    out = []
+    for env, expert in sorted(experts.items()):
+        for steps in sorted({r["steps"] for r in rows if r["env"] == env and r["steps"] and r["setting"] == "prefrl"}):
+            returns, seeds = [], []
+            for run_id in expert["candidates"]:
+                rec = _read_ok(results / "runs" / f"{run_id}.json")
+                at = [h for h in (rec or {}).get("metrics", {}).get("history", []) if h["env_steps"] == steps]
+                if at:
+                    returns.append(at[0]["true_return"])
+                    seeds.append(rec["spec"]["seed"])
+            if len(returns) == len(expert["candidates"]):
+                mean, std = seed_stats(returns)
+                out.append({"env": env, "setting": "prefrl", "variant": "-", "method": "true_reward", "labels": 0,
+                            "demos": 0, "steps": steps, "demo_weight": None, "seeds": sorted(seeds),
+                            "true_return_mean": mean, "true_return_std": std, "late_return_mean": None,
+                            "late_return_std": None, "demo_return": None, "reward_correlation_mean": None,
+                            "pref_accuracy_heldout_mean": None, "wall_seconds_mean": None})
+    return out
+
+
 def _late_return(metrics: dict[str, Any]) -> float:
     """Mean true return of the evaluations in the last 30% of the run (the final one included): less of a
     lottery than the final evaluation alone when the learned reward keeps moving (IRL, AIHF)."""
@@ -277,7 +302,15 @@ def check_claims(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 checks.append({"env": env, "setting": setting, "labels": labels, "demos": 1,
                                "claim": f"aihf > {against}", "value": a, "against": b, "holds": bool(a > b),
                                "value_late": la, "against_late": lb, "holds_late": bool(la > lb)})
+        ppo = next((r for r in main_rows if (r["env"], r["setting"], r["method"]) == (env, setting, "true_reward")), None)
         for r in main_rows:
+            if (r["env"], r["setting"], r["method"]) == (env, setting, "irl") and ppo is not None \
+                    and ppo["steps"] == r["steps"]:
+                checks.append({"env": env, "setting": setting, "labels": 0, "demos": r["demos"],
+                               "claim": "irl >= true-reward PPO at the same steps", "value": r["true_return_mean"],
+                               "against": ppo["true_return_mean"], "holds": bool(r["true_return_mean"] >= ppo["true_return_mean"]),
+                               "value_late": r["late_return_mean"], "against_late": ppo["true_return_mean"],
+                               "holds_late": bool(r["late_return_mean"] >= ppo["true_return_mean"])})
             if (r["env"], r["setting"], r["method"]) == (env, setting, "irl") and r["demo_return"]:
                 target = DEMO_RETURN_FRACTION * r["demo_return"]
                 checks.append({"env": env, "setting": setting, "labels": 0, "demos": r["demos"],
@@ -302,7 +335,8 @@ def write_markdown(rows: list[dict[str, Any]], checks: list[dict[str, Any]], exp
         method = r["method"] if r.get("demo_weight") in (None, 1.0) else f"{r['method']} (W_D={r['demo_weight']:g})"
         table.append([r["env"], r["setting"], method, r["labels"], r["demos"], r["steps"], len(r["seeds"]),
                       mean_std_text(r["true_return_mean"], r["true_return_std"]),
-                      mean_std_text(r["late_return_mean"], r["late_return_std"]), fmt(r["demo_return"], "{:.0f}"),
+                      "–" if r["late_return_mean"] is None else mean_std_text(r["late_return_mean"], r["late_return_std"]),
+                      fmt(r["demo_return"], "{:.0f}"),
                       fmt(r["reward_correlation_mean"]), fmt(r["pref_accuracy_heldout_mean"])])
     lines += ["", *markdown_table(["env", "setting", "method", "labels", "demos", "steps", "seeds",
                                    "true return (mean ± std)", "last 30% of run", "demo return", "reward corr.",
@@ -310,7 +344,8 @@ def write_markdown(rows: list[dict[str, Any]], checks: list[dict[str, Any]], exp
               "", "true return: the final policy over 10 episodes (mean over seeds ± sample std across seeds); last 30% "
               "of run: the mean of the evaluations (5 episodes each) in the last 30% of training, less noisy where "
               "the learned reward keeps moving. BC does not interact with the env: both columns are its one "
-              "evaluation. demo return: mean true return of the demonstrations a run learned from."]
+              "evaluation. true_reward: PPO on the true reward, the expert candidates' own evaluations (5 episodes) "
+              "at the same env step. demo return: mean true return of the demonstrations a run learned from."]
     if checks:
         lines += ["", "Claims (means over seeds, each method on its own):", ""]
         for c in checks:
@@ -373,6 +408,9 @@ def plot(rows: list[dict[str, Any]], experts: dict[str, Any], path: Path) -> Non
             ax.errorbar([xpos[r["labels"]] for r in rs], [r["true_return_mean"] for r in rs],
                         yerr=[r["true_return_std"] or 0.0 for r in rs], marker="o", capsize=3, label=name)
         for r in mine:
+            if r["method"] == "true_reward":
+                ax.axhline(r["true_return_mean"], ls="-.", lw=1, color="red",
+                           label=f"PPO, true reward, {r['steps']:,} steps")
             if r["method"] == "bc":
                 ax.axhline(r["true_return_mean"], ls="--", lw=1, color="grey" if r["demos"] == 1 else "black",
                            label=f"BC, {r['demos']} demo{'s' if r['demos'] > 1 else ''}")
@@ -399,6 +437,7 @@ def summarize(results: Path, command: str, experts: dict[str, Any]) -> list[dict
     commands = [c for c in old.get("commands", []) if c != command] + [command]
     experts = {**old.get("experts", {}), **experts}
     rows = aggregate(records)
+    rows += true_reward_rows(results, experts, rows)
     checks = check_claims(rows)
     write_json(summary_path, {"commands": commands, "experts": experts, "rows": rows, "checks": checks})
     write_markdown(rows, checks, experts, results / "aihf.md", commands)

@@ -100,7 +100,57 @@ def llm() -> str:
             f"{tally('aihf-dpo')}.")
 
 
-BLOCKS: dict[str, Callable[[], str]] = {"mujoco": mujoco, "demo": demo, "llm": llm}
+def aihf() -> str:
+    """Demonstrations + preferences in the prefrl setting: AIHF, preference-only, IRL and BC per env and budget."""
+    summary = _load("aihf_summary.json")
+    rows = [r for r in summary["rows"] if r["setting"] == "prefrl" and r["variant"] == "-"
+            and r.get("demo_weight") in (None, 1.0)]
+    find = {(r["env"], r["method"], r["labels"], r["demos"]): r for r in rows}
+
+    def cell(key: tuple) -> str:
+        r = find.get(key)
+        return "–" if r is None else f"{_ms(r['true_return_mean'], r['true_return_std'])} ({len(r['seeds'])})"
+
+    out = []
+    for env in sorted({r["env"] for r in rows}):
+        for labels in sorted({r["labels"] for r in rows if r["env"] == env}):
+            method = "aihf" if labels else "irl"
+            out.append([env, f"{labels}{' (IRL)' if not labels else ''}", cell((env, "preference", labels, 0)),
+                        cell((env, method, labels, 1)), cell((env, method, labels, 4))])
+        out.append([env, "BC", "–", cell((env, "bc", 0, 1)), cell((env, "bc", 0, 4))])
+    experts = ", ".join(f"{env} {e['true_return']:.0f} (demonstrations {e['demos']['true_return_mean']:.0f})"
+                        for env, e in sorted(summary["experts"].items()))
+    steps = sorted({r["steps"] for r in rows if r["steps"]})
+    checks = [c for c in summary["checks"] if c["setting"] == "prefrl"]
+    held = "; ".join(f"{c['env']} {c['labels']} labels, {c['demos']} demo: {c['claim']} "
+                     f"{c['value']:.0f} vs {c['against']:.0f} ({'holds' if c['holds'] else 'does not hold'})"
+                     for c in checks)
+    return (_table(["env", "labels", "preference only", "AIHF, 1 demo", "AIHF, 4 demos"], out)
+            + f"\n\nFinal true return, mean ± sample std over seeds (number of seeds in brackets); PPO for "
+            f"{', '.join(f'{s:,}' for s in steps)} env steps; experts (deterministic return): {experts}. "
+            f"Claims, each method on its own: {held}.")
+
+
+def aihf_ablation() -> str:
+    """IRL alone (1 demonstration, no labels), one change at a time."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.aihf import VARIANTS
+
+    rows = [r for r in _load("aihf_summary.json")["rows"] if r["method"] == "irl" and r["demos"] == 1
+            and r["setting"] == "prefrl" and r.get("demo_weight") in (None, 1.0)]
+    names = list(VARIANTS)
+    out = []
+    for r in sorted(rows, key=lambda r: (r["env"], names.index("now" if r["variant"] == "-" else r["variant"]))):
+        variant = "now" if r["variant"] == "-" else r["variant"]
+        corr = r["reward_correlation_mean"]
+        out.append([r["env"], f"`{variant}`", VARIANTS[variant][0], f"{_ms(r['true_return_mean'], r['true_return_std'])} "
+                    f"({len(r['seeds'])})", _ms(r["late_return_mean"], r["late_return_std"]),
+                    "–" if corr is None else f"{corr:.2f}"])
+    return _table(["env", "variant", "what", "final true return (seeds)", "last 30% of run", "reward corr."], out)
+
+
+BLOCKS: dict[str, Callable[[], str]] = {"mujoco": mujoco, "demo": demo, "llm": llm, "aihf": aihf,
+                                        "aihf_ablation": aihf_ablation}
 
 
 def render(text: str) -> str:

@@ -20,13 +20,15 @@ def test_quick_benchmark_writes_summary_table_plot_and_resumes(tmp_path, capsys)
     results = tmp_path / "results"
     summary = json.loads((results / "aihf_summary.json").read_text())
     rows = {(r["method"], r["labels"], r["demos"]): r for r in summary["rows"]}
-    assert set(rows) == {("aihf", 10, 1), ("preference", 10, 0), ("irl", 0, 1), ("bc", 0, 1)}
+    assert set(rows) == {("aihf", 10, 1), ("preference", 10, 0), ("irl", 0, 1), ("bc", 0, 1), ("true_reward", 0, 0)}
+    assert rows[("true_reward", 0, 0)]["steps"] == 3000  # the expert candidates' evaluations at the runs' steps
     for row in rows.values():
         assert {"env", "method", "labels", "demos", "seeds", "true_return_mean", "true_return_std"} <= set(row)
-        assert row["seeds"] == [0]
+        assert row["seeds"] == ([0, 1, 2] if row["method"] == "true_reward" else [0])  # the 3 expert candidates
     expert = summary["experts"]["prefrl/PointMassFall-v0"]
     assert expert["true_return"] == max(expert["candidates"].values())
-    assert [c["claim"] for c in summary["checks"]] == ["irl >= 0.8 x demo return"]  # the others need 25/100 labels
+    assert [c["claim"] for c in summary["checks"]] == ["irl >= true-reward PPO at the same steps",
+                                                       "irl >= 0.8 x demo return"]  # the others need 25/100 labels
     assert all(r["setting"] == "prefrl" for r in summary["rows"])
     demos = aihf.Demonstrations.load(tmp_path / "runs" / "demos" / "prefrl_PointMassFall-v0.npz")
     assert not demos.meta["deterministic"] and (demos.returns() >= 0.8 * expert["true_return"]).all()
