@@ -165,6 +165,31 @@ def test_aihf_and_irl_learn_the_early_termination_task(tmp_path, demo_file):
     assert len(state["fit_reports"]) > 5 and all(r["demo_gap"] > 0 for r in state["fit_reports"][1:])
 
 
+def test_irl_with_sac_from_the_cli_relabels_the_replay_buffer_after_every_reward_update(tmp_path, demo_file,
+                                                                                         monkeypatch):
+    """`prefrl train --algo sac --demos ...`: each joint refit recomputes every stored reward with the new reward."""
+    from prefrl.sb3 import callback
+
+    relabelled = []
+    original = callback.relabel_replay_buffer
+
+    def spy(model, reward_model, obs_space, act_space):
+        n = original(model, reward_model, obs_space, act_space)
+        rb = model.replay_buffer
+        size = rb.buffer_size if rb.full else rb.pos
+        acts = model.policy.unscale_action(rb.actions[:size, 0])
+        expected = reward_model.predict(rb.observations[:size, 0], acts, rb.next_observations[:size, 0])
+        np.testing.assert_allclose(rb.rewards[:size, 0], expected, rtol=1e-5, atol=1e-6)
+        relabelled.append(n)
+        return n
+
+    monkeypatch.setattr(callback, "relabel_replay_buffer", spy)
+    _, irl = _train(tmp_path, "sac", "--algo", "sac", "--labels", "0", "--steps", "1500", "--refit-every", "500",
+                    "--demos", str(demo_file), "--demo-episodes", "1", "--algo-kwargs", "learning_starts=100")
+    assert irl["method"] == "irl" and irl["algo"] == "sac"
+    assert len(relabelled) >= 2 and relabelled[-1] > relabelled[0] > 0  # the buffer grows between refits
+
+
 def test_behaviour_cloning(tmp_path, demo_file, capsys):
     assert main(["bc", "--demos", str(demo_file), "--env", FALL, "--out", str(tmp_path / "bc"), "--no-progress",
                  "--eval-episodes", "5"]) == 0
