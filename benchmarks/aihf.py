@@ -426,15 +426,17 @@ def plot(rows: list[dict[str, Any]], experts: dict[str, Any], path: Path) -> Non
     plt.close(fig)
 
 
-def summarize(results: Path, command: str, experts: dict[str, Any]) -> list[dict[str, Any]]:
-    """Aggregate every finished run under results/aihf_runs into the summary JSON, markdown, ablation and plot."""
+def summarize(results: Path, command: str | None, experts: dict[str, Any]) -> list[dict[str, Any]]:
+    """Aggregate every finished run under results/aihf_runs into the summary JSON, markdown, ablation and plot
+    (`command` joins the summary's list of commands; None, as with --summarize-only, adds none)."""
     records = [r for p in sorted((results / "aihf_runs").glob("*.json")) if (r := _read_ok(p)) is not None]
     summary_path = results / "aihf_summary.json"
     try:
         old = json.loads(summary_path.read_text())
     except (OSError, json.JSONDecodeError):
         old = {}
-    commands = [c for c in old.get("commands", []) if c != command] + [command]
+    commands = old.get("commands", []) if command is None else \
+        [c for c in old.get("commands", []) if c != command] + [command]
     experts = {**old.get("experts", {}), **experts}
     rows = aggregate(records)
     rows += true_reward_rows(results, experts, rows)
@@ -541,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
             run_ray(tasks, args.ray_address, progress)
         else:
             run_local(tasks, args.workers, progress)
-    rows = summarize(results, command, experts)
+    rows = summarize(results, None if args.summarize_only else command, experts)
     print(json.dumps({"runs": len(specs), "summary_rows": len(rows), "summary": str(results / "aihf_summary.json")}))
     return 0
 

@@ -101,11 +101,12 @@ def llm() -> str:
 
 
 def aihf() -> str:
-    """Demonstrations + preferences in the prefrl setting: AIHF, preference-only, IRL and BC per env and budget."""
+    """Demonstrations + preferences in the prefrl setting: AIHF, preference-only, IRL, BC and true-reward PPO."""
     summary = _load("aihf_summary.json")
     rows = [r for r in summary["rows"] if r["setting"] == "prefrl" and r["variant"] == "-"
             and r.get("demo_weight") in (None, 1.0)]
     find = {(r["env"], r["method"], r["labels"], r["demos"]): r for r in rows}
+    demos = sorted({r["demos"] for r in rows if r["method"] in ("aihf", "irl", "bc")})
 
     def cell(key: tuple) -> str:
         r = find.get(key)
@@ -113,22 +114,26 @@ def aihf() -> str:
 
     out = []
     for env in sorted({r["env"] for r in rows}):
-        for labels in sorted({r["labels"] for r in rows if r["env"] == env}):
+        ppo = find.get((env, "true_reward", 0, 0))
+        if ppo is not None:
+            out.append([env, f"PPO on the true reward, {ppo['steps']:,} steps", cell((env, "true_reward", 0, 0)),
+                        *["–"] * len(demos)])
+        for labels in sorted({r["labels"] for r in rows if r["env"] == env and r["method"] != "true_reward"}):
             method = "aihf" if labels else "irl"
-            out.append([env, f"{labels}{' (IRL)' if not labels else ''}", cell((env, "preference", labels, 0)),
-                        cell((env, method, labels, 1)), cell((env, method, labels, 4))])
-        out.append([env, "BC", "–", cell((env, "bc", 0, 1)), cell((env, "bc", 0, 4))])
+            out.append([env, f"{labels} labels" + (" (IRL)" if not labels else ""),
+                        cell((env, "preference", labels, 0)) if labels else "–",
+                        *[cell((env, method, labels, d)) for d in demos]])
+        out.append([env, "BC (no env steps)", "–", *[cell((env, "bc", 0, d)) for d in demos]])
     experts = ", ".join(f"{env} {e['true_return']:.0f} (demonstrations {e['demos']['true_return_mean']:.0f})"
                         for env, e in sorted(summary["experts"].items()))
-    steps = sorted({r["steps"] for r in rows if r["steps"]})
     checks = [c for c in summary["checks"] if c["setting"] == "prefrl"]
-    held = "; ".join(f"{c['env']} {c['labels']} labels, {c['demos']} demo: {c['claim']} "
-                     f"{c['value']:.0f} vs {c['against']:.0f} ({'holds' if c['holds'] else 'does not hold'})"
-                     for c in checks)
-    return (_table(["env", "labels", "preference only", "AIHF, 1 demo", "AIHF, 4 demos"], out)
-            + f"\n\nFinal true return, mean ± sample std over seeds (number of seeds in brackets); PPO for "
-            f"{', '.join(f'{s:,}' for s in steps)} env steps; experts (deterministic return): {experts}. "
-            f"Claims, each method on its own: {held}.")
+    claims = "\n".join(f"- {c['env']}, {c['labels']} labels, {c['demos']} demo: {c['claim']}: {c['value']:.0f} vs "
+                       f"{c['against']:.0f}, {'holds' if c['holds'] else '**does not hold**'}" for c in checks)
+    header = ["env", "labels", "preference only / PPO", *[f"AIHF, {d} demo{'s' if d > 1 else ''}" for d in demos]]
+    return (_table(header, out)
+            + "\n\nFinal true return (10 episodes), mean ± sample std over seeds, the number of seeds in brackets; "
+            f"PPO on the true reward: the expert candidates' own evaluations at that step. Experts (deterministic "
+            f"return): {experts}.\n\nClaims, each method on its own (means over seeds):\n\n{claims}")
 
 
 def aihf_ablation() -> str:
