@@ -300,6 +300,7 @@ def check_claims(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 a, b = mine["true_return_mean"], other["true_return_mean"]
                 la, lb = mine["late_return_mean"], other["late_return_mean"]
                 checks.append({"env": env, "setting": setting, "labels": labels, "demos": 1,
+                               "seeds": min(len(mine["seeds"]), len(other["seeds"])),
                                "claim": f"aihf > {against}", "value": a, "against": b, "holds": bool(a > b),
                                "value_late": la, "against_late": lb, "holds_late": bool(la > lb)})
         ppo = next((r for r in main_rows if (r["env"], r["setting"], r["method"]) == (env, setting, "true_reward")), None)
@@ -307,13 +308,14 @@ def check_claims(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if (r["env"], r["setting"], r["method"]) == (env, setting, "irl") and ppo is not None \
                     and ppo["steps"] == r["steps"]:
                 checks.append({"env": env, "setting": setting, "labels": 0, "demos": r["demos"],
+                               "seeds": min(len(r["seeds"]), len(ppo["seeds"])),
                                "claim": "irl >= true-reward PPO at the same steps", "value": r["true_return_mean"],
                                "against": ppo["true_return_mean"], "holds": bool(r["true_return_mean"] >= ppo["true_return_mean"]),
                                "value_late": r["late_return_mean"], "against_late": ppo["true_return_mean"],
                                "holds_late": bool(r["late_return_mean"] >= ppo["true_return_mean"])})
             if (r["env"], r["setting"], r["method"]) == (env, setting, "irl") and r["demo_return"]:
                 target = DEMO_RETURN_FRACTION * r["demo_return"]
-                checks.append({"env": env, "setting": setting, "labels": 0, "demos": r["demos"],
+                checks.append({"env": env, "setting": setting, "labels": 0, "demos": r["demos"], "seeds": len(r["seeds"]),
                                "claim": "irl >= 0.8 x demo return", "value": r["true_return_mean"], "against": target,
                                "holds": bool(r["true_return_mean"] >= target), "value_late": r["late_return_mean"],
                                "against_late": target, "holds_late": bool(r["late_return_mean"] >= target)})
@@ -352,7 +354,8 @@ def write_markdown(rows: list[dict[str, Any]], checks: list[dict[str, Any]], exp
             lines.append(f"- {c['env']} ({c['setting']}), {c['labels']} labels, {c['demos']} demo: {c['claim']}: "
                          f"final {c['value']:.0f} vs {c['against']:.0f} — {'holds' if c['holds'] else 'does NOT hold'}; "
                          f"last 30% {c['value_late']:.0f} vs {c['against_late']:.0f} — "
-                         f"{'holds' if c['holds_late'] else 'does NOT hold'}")
+                         f"{'holds' if c['holds_late'] else 'does NOT hold'}"
+                         + (f" (only {c['seeds']} seed{'s' if c['seeds'] > 1 else ''})" if c["seeds"] < 3 else ""))
     path.write_text("\n".join(lines) + "\n")
 
 

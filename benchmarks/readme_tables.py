@@ -128,7 +128,9 @@ def aihf() -> str:
                         for env, e in sorted(summary["experts"].items()))
     checks = [c for c in summary["checks"] if c["setting"] == "prefrl"]
     claims = "\n".join(f"- {c['env']}, {c['labels']} labels, {c['demos']} demo: {c['claim']}: {c['value']:.0f} vs "
-                       f"{c['against']:.0f}, {'holds' if c['holds'] else '**does not hold**'}" for c in checks)
+                       f"{c['against']:.0f}, {'holds' if c['holds'] else '**does not hold**'}"
+                       + (f" (only {c['seeds']} seed{'s' if c['seeds'] > 1 else ''})" if c["seeds"] < 3 else "")
+                       for c in checks)
     header = ["env", "labels", "preference only / PPO", *[f"AIHF, {d} demo{'s' if d > 1 else ''}" for d in demos]]
     return (_table(header, out)
             + "\n\nFinal true return (10 episodes), mean ± sample std over seeds, the number of seeds in brackets; "

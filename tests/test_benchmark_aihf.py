@@ -55,16 +55,22 @@ def test_bad_options_are_refused_before_anything_runs(tmp_path, capsys):
 
 
 def test_claims_are_checked_on_means():
-    def row(method, labels, demos, mean, demo_return=None):
+    def row(method, labels, demos, mean, demo_return=None, seeds=(0, 1, 2), steps=1000):
         return {"env": "E", "setting": "prefrl", "variant": "-", "method": method, "labels": labels, "demos": demos,
-                "true_return_mean": mean, "late_return_mean": -mean, "demo_return": demo_return, "demo_weight": None}
+                "true_return_mean": mean, "late_return_mean": -mean, "demo_return": demo_return, "demo_weight": None,
+                "seeds": list(seeds), "steps": steps}
 
-    rows = [row("aihf", 25, 1, 500.0), row("preference", 25, 0, 300.0), row("irl", 0, 1, 600.0, demo_return=700.0),
-            row("aihf", 100, 1, 900.0), row("preference", 100, 0, 950.0), row("aihf", 25, 4, 1.0)]
-    checks = {c["claim"] + str(c["labels"]): (c["holds"], c["holds_late"]) for c in aihf.check_claims(rows)}
+    rows = [row("aihf", 25, 1, 500.0, seeds=[0]), row("preference", 25, 0, 300.0),
+            row("irl", 0, 1, 600.0, demo_return=700.0), row("aihf", 100, 1, 900.0), row("preference", 100, 0, 950.0),
+            row("aihf", 25, 4, 1.0), row("true_reward", 0, 0, 650.0)]
+    found = aihf.check_claims(rows)
+    checks = {c["claim"] + str(c["labels"]): (c["holds"], c["holds_late"]) for c in found}
     assert checks == {"aihf > preference25": (True, False), "aihf > irl25": (False, True),
                       "aihf > preference100": (False, True), "aihf > irl100": (True, False),
+                      "irl >= true-reward PPO at the same steps0": (False, False),
                       "irl >= 0.8 x demo return0": (True, False)}
+    assert [c["seeds"] for c in found if c["labels"] == 25] == [1, 1]  # the fewer seeds of the two compared
+    assert all(c["seeds"] == 3 for c in found if c["labels"] != 25)
 
 
 def test_every_ablation_variant_is_a_valid_train_config(tmp_path):
