@@ -96,6 +96,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "now-minibatch": ("now, minibatches of 64 segments instead of the full batch", {"demo_batch": 64}),
     "now-100steps": ("now, 100 steps per refit", {"demo_updates": 100}),
     "now-refit5000": ("now, a refit every 5000 steps (ML-IRL's cadence)", {"refit_every": 5000}),
+    "now-absorbing-slow": ("now, the absorbing reward at the network's learning rate (1e-4, not 1e-2)",
+                           {"demo_absorbing_lr": 1e-4}),
+    "now-entropy": ("now, PPO with an entropy bonus (ent_coef 0.01) that keeps it exploring", {"algo_kwargs": {"ent_coef": 0.01}}),
     "state": ("a state-only reward (on top of any setting)", {"reward_inputs": ["obs"]}),
 }
 

@@ -86,6 +86,8 @@ class TrainConfig:
     """With --demos: Adam learning rate of the joint objective."""
     demo_weight_decay: float = 1e-3
     """With --demos: Adam weight decay of the joint objective."""
+    demo_absorbing_lr: float = 1e-2
+    """With --demos: Adam learning rate of the absorbing state's reward (one scalar per member)."""
     demo_batch: int | None = None
     """With --demos: segments per side in a step of the IRL term (default: all of them, a full batch)."""
     demo_l2: float = 0.0
@@ -125,7 +127,7 @@ class TrainConfig:
             check_positive_int(name, getattr(self, name))
         if self.demo_batch is not None:
             check_positive_int("demo_batch", self.demo_batch)
-        for name in ("demo_lr", "demo_weight_decay", "demo_l2"):
+        for name in ("demo_lr", "demo_weight_decay", "demo_l2", "demo_absorbing_lr"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
