@@ -98,6 +98,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "now-refit5000": ("now, a refit every 5000 steps (ML-IRL's cadence)", {"refit_every": 5000}),
     "now-absorbing-slow": ("now, the absorbing reward at the network's learning rate (1e-4, not 1e-2)",
                            {"demo_absorbing_lr": 1e-4}),
+    "now-policy-zero": ("now, the policy's reward zero at its own mean reward, not at the learned absorbing reward",
+                        {"demo_zero": "policy"}),
     "now-entropy": ("now, PPO with an entropy bonus (ent_coef 0.01) that keeps it exploring", {"algo_kwargs": {"ent_coef": 0.01}}),
     "state": ("a state-only reward (on top of any setting)", {"reward_inputs": ["obs"]}),
 }

@@ -92,6 +92,34 @@ def test_joint_steps_raise_demos_against_the_policy_and_fit_the_labels(demo_file
         RewardTrainer(model, demos=Demonstrations.load(demo_file)).fit(ds, None)
 
 
+def test_absorbing_reward_learns_at_its_own_rate(demo_file, random_data):
+    """The random policy falls, so the IRL term pushes the absorbing reward down, as far as its learning rate lets it."""
+    from prefrl.core.demos import Demonstrations
+
+    ds, policy = random_data
+    moved = {lr: float(_fit(ds, policy, demos=Demonstrations.load(demo_file), pref_weight=0.0, absorbing_lr=lr)[0]
+                       .absorbing.detach().abs().max()) for lr in (1e-2, 1e-4)}
+    assert moved[1e-2] > 0.1 > 10 * moved[1e-4] > 0
+
+
+def test_policy_reward_zero_at_the_absorbing_state_or_at_the_policy_mean(demo_file, random_data):
+    from prefrl.core.demos import Demonstrations
+
+    ds, policy = random_data
+    real = [x[policy.mask > 0] for x in (policy.obs, policy.acts, policy.next_obs)]
+    for zero in ("absorbing", "policy"):
+        model, _ = _fit(ComparisonDataset(), policy, demos=Demonstrations.load(demo_file), demo_zero=zero)
+        absorbing = (model.absorbing.detach() - model.out_shift) / model.out_scale  # what ending an episode is worth
+        policy_mean = model.predict(*real).mean()
+        if zero == "absorbing":
+            torch.testing.assert_close(absorbing, torch.zeros(3))
+            assert abs(policy_mean) > 0.5
+        else:
+            assert abs(policy_mean) < 1e-4 and (absorbing.abs() > 0.5).all()
+    with pytest.raises(ValueError, match="unknown demo_zero 'start': expected one of absorbing, policy"):
+        RewardTrainer(model, demo_zero="start")
+
+
 def test_every_reward_loss_comes_from_the_loss_core(demo_file, random_data, monkeypatch):
     """The reward trainer computes its objective only through prefrl.losses (shared with the LLM path)."""
     from prefrl.core.demos import Demonstrations
@@ -190,6 +218,15 @@ def test_irl_with_sac_from_the_cli_relabels_the_replay_buffer_after_every_reward
     assert len(relabelled) >= 2 and relabelled[-1] > relabelled[0] > 0  # the buffer grows between refits
 
 
+def test_absorbing_learning_rate_from_the_cli(tmp_path, demo_file):
+    """`--demo-absorbing-lr 0` leaves the absorbing reward at its initial 0 while the rest of the reward trains."""
+    out, irl = _train(tmp_path, "still", "--labels", "0", "--steps", "1500", "--refit-every", "500", "--demos",
+                      str(demo_file), "--demo-absorbing-lr", "0")
+    state = torch.load(out / "reward_model.pt", weights_only=True)["state_dict"]
+    assert irl["method"] == "irl" and torch.count_nonzero(state["absorbing"]) == 0
+    assert json.loads((out / "config.json").read_text())["demo_absorbing_lr"] == 0
+
+
 def test_behaviour_cloning(tmp_path, demo_file, capsys):
     assert main(["bc", "--demos", str(demo_file), "--env", FALL, "--out", str(tmp_path / "bc"), "--no-progress",
                  "--eval-episodes", "5"]) == 0
@@ -210,6 +247,7 @@ def test_behaviour_cloning(tmp_path, demo_file, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--labels", "10", "--demo-weight", "-1"], "demo_weight must be a finite number in [0, inf), got -1"),
     (["--labels", "10", "--demo-weight", "0", "--pref-weight", "0"], "must not both be zero"),
+    (["--labels", "0", "--demo-absorbing-lr", "nan"], "demo_absorbing_lr must be a finite number >= 0, got nan"),
     (["--labels", "10", "--pref-weight", "0"], "pref-weight is 0, so the 10 labels asked would never be used"),
     (["--labels", "10", "--demo-episodes", "3"], "asked for 3 demonstration episodes, the file has 2"),
     (["--labels", "10", "--reward", "true"], "--demos has no effect with --reward true"),

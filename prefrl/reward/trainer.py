@@ -17,7 +17,7 @@ from prefrl.core import losses
 from prefrl.core.data import ComparisonDataset, Segments
 from prefrl.core.demos import Demonstrations
 from prefrl.core.training import EarlyStopping
-from prefrl.core.validation import check_positive_int
+from prefrl.core.validation import check_choice, check_positive_int
 from prefrl.reward.model import RewardModel
 
 
@@ -34,6 +34,9 @@ class FitReport:
     seconds: float
     pair_updates: int = 0  # (labelled pair, member) gradient evaluations, for speed reports
     demo_gap: float = math.nan  # mean learned return of demo segments minus the policy's (joint training)
+
+
+DEMO_ZEROS = ("absorbing", "policy")
 
 
 class RewardTrainer:
@@ -53,6 +56,12 @@ class RewardTrainer:
     more than a step does). Both terms share those steps, as in the authors' code (`W_P` plays their
     `alpha`); fitting the preference term to convergence whenever labels arrive made Hopper runs worse
     (benchmarks/aihf.md).
+    Where the reward handed to the policy has its zero (`demo_zero`): at the learned absorbing reward, as in
+    preference-only training (ending an episode is worth exactly what the model learned), or at the mean
+    reward of the states the policy visits (its recent segments and the labelled ones), so ending an
+    episode is worth an average step of the policy: neither a penalty nor a prize.
+    The IRL term alone pushes down every state only the policy visits, the absorbing state among them, so
+    its learned value says more about its learning rate than about falling (benchmarks/aihf.md).
     `demo_weight = 0` (or no demonstrations) is preference-only training, `pref_weight = 0`
     demonstration-only IRL: the other term is skipped.
     """
@@ -80,6 +89,7 @@ class RewardTrainer:
         demo_renormalize: bool = False,
         demo_pool: int = 512,
         absorbing_lr: float = 1e-2,
+        demo_zero: str = "absorbing",
     ):
         self.model = model
         self.batch_size, self.max_updates, self.patience = batch_size, max_updates, patience
@@ -102,6 +112,8 @@ class RewardTrainer:
                 [{"params": rest}, {"params": [model.absorbing], "lr": absorbing_lr}], lr=demo_lr,
                 weight_decay=demo_weight_decay)
         self.demo_renormalize = demo_renormalize
+        check_choice("demo_zero", demo_zero, DEMO_ZEROS)
+        self.demo_zero = demo_zero
         self._inputs_fixed = False
         if demos is not None:
             demos.check_env(model.observation_space, model.action_space)
@@ -257,7 +269,8 @@ class RewardTrainer:
                 val_loss, val_acc = pairs.evaluate(model, torch.as_tensor(val), self.label_noise)
             train_loss, _ = pairs.evaluate(model, torch.as_tensor(train), self.label_noise)
         policy_side = real[1:]  # what the policy visits: its own data and the labelled segments
-        absorbing = bool((policy_segments.mask == 0).any()) or (use_pairs and pairs.has_absorbing)
+        absorbing = self.demo_zero == "absorbing" and (
+            bool((policy_segments.mask == 0).any()) or (use_pairs and pairs.has_absorbing))
         model.set_output_normalization(np.concatenate(policy_side), anchor_absorbing=absorbing)
         return FitReport(self.demo_updates, train_loss, val_loss, val_acc, n, self.weight_decay,
                          time.perf_counter() - t0, pair_updates, gap)

@@ -16,6 +16,7 @@ from prefrl.core.validation import check_choice, check_positive_int
 from prefrl.feedback.samplers import SAMPLERS
 from prefrl.feedback.teachers import TEACHERS
 from prefrl.reward.model import INPUT_KINDS
+from prefrl.reward.trainer import DEMO_ZEROS
 from prefrl.sb3.envs import check_env_id
 from prefrl.sb3.policies import ALGOS
 
@@ -88,6 +89,8 @@ class TrainConfig:
     """With --demos: Adam weight decay of the joint objective."""
     demo_absorbing_lr: float = 1e-2
     """With --demos: Adam learning rate of the absorbing state's reward (one scalar per member)."""
+    demo_zero: str = "absorbing"
+    """With --demos: the policy's reward is 0 at the learned absorbing reward (absorbing) or at its own mean (policy)."""
     demo_batch: int | None = None
     """With --demos: segments per side in a step of the IRL term (default: all of them, a full batch)."""
     demo_l2: float = 0.0
@@ -111,6 +114,7 @@ class TrainConfig:
         """Refuse bad values before anything is built, naming the value and what was expected."""
         env_id = self.env_id  # imports the module of a `module:EnvId` (config.json keeps the form typed)
         check_choice("algo", self.algo, tuple(ALGOS))
+        check_choice("demo_zero", self.demo_zero, DEMO_ZEROS)
         check_choice("reward", self.reward, REWARDS)
         check_positive_int("steps", self.steps)
         for name in ("ensemble", "segment_len", "eval_episodes", "evals", "history_episodes", "num_queries", "threads"):

@@ -148,7 +148,8 @@ def build_feedback(config: TrainConfig, out: Path, reward_model: RewardModel, te
                             demo_weight=config.demo_weight, pref_weight=config.pref_weight,
                             demo_lr=config.demo_lr, demo_updates=config.demo_updates, demo_batch=config.demo_batch,
                             demo_weight_decay=config.demo_weight_decay, demo_l2=config.demo_l2,
-                            demo_renormalize=config.demo_renormalize, absorbing_lr=config.demo_absorbing_lr)
+                            demo_renormalize=config.demo_renormalize, absorbing_lr=config.demo_absorbing_lr,
+                            demo_zero=config.demo_zero)
     if state.weight_decay is not None:
         trainer.weight_decay = state.weight_decay
     if state.labels_asked and not state.fitted and len(dataset) and not trainer.uses_demos:
