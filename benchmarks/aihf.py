@@ -292,27 +292,27 @@ def _late_return(metrics: dict[str, Any]) -> float:
 def check_claims(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The claims of the docstring, each method on its own, with both means and whether it holds."""
     main_rows = [r for r in rows if r["variant"] == "-" and r.get("demo_weight") in (None, 1.0)]
-    find = {(r["env"], r["setting"], r["method"], r["labels"], r["demos"]): r for r in main_rows}
+    find = {(r["env"], r["setting"], r["method"], r["labels"], r["demos"], r["steps"]): r for r in main_rows}
     checks = []
-    for env, setting in sorted({(r["env"], r["setting"]) for r in main_rows}):
+    for env, setting, steps in sorted({(r["env"], r["setting"], r["steps"]) for r in main_rows if r["method"] == "aihf"}):
         for labels in (25, 100):
-            mine = find.get((env, setting, "aihf", labels, 1))
-            for against, key in (("preference", (env, setting, "preference", labels, 0)),
-                                 ("irl", (env, setting, "irl", 0, 1))):
+            mine = find.get((env, setting, "aihf", labels, 1, steps))
+            for against, key in (("preference", (env, setting, "preference", labels, 0, steps)),
+                                 ("irl", (env, setting, "irl", 0, 1, steps))):
                 other = find.get(key)
                 if mine is None or other is None:
                     continue
                 a, b = mine["true_return_mean"], other["true_return_mean"]
                 la, lb = mine["late_return_mean"], other["late_return_mean"]
-                checks.append({"env": env, "setting": setting, "labels": labels, "demos": 1,
+                checks.append({"env": env, "setting": setting, "labels": labels, "demos": 1, "steps": steps,
                                "seeds": min(len(mine["seeds"]), len(other["seeds"])),
                                "claim": f"aihf > {against}", "value": a, "against": b, "holds": bool(a > b),
                                "value_late": la, "against_late": lb, "holds_late": bool(la > lb)})
-        ppo = next((r for r in main_rows if (r["env"], r["setting"], r["method"]) == (env, setting, "true_reward")), None)
+    for env, setting in sorted({(r["env"], r["setting"]) for r in main_rows}):
         for r in main_rows:
-            if (r["env"], r["setting"], r["method"]) == (env, setting, "irl") and ppo is not None \
-                    and ppo["steps"] == r["steps"]:
-                checks.append({"env": env, "setting": setting, "labels": 0, "demos": r["demos"],
+            ppo = find.get((env, setting, "true_reward", 0, 0, r["steps"]))
+            if (r["env"], r["setting"], r["method"]) == (env, setting, "irl") and ppo is not None:
+                checks.append({"env": env, "setting": setting, "labels": 0, "demos": r["demos"], "steps": r["steps"],
                                "seeds": min(len(r["seeds"]), len(ppo["seeds"])),
                                "claim": "irl >= true-reward PPO at the same steps", "value": r["true_return_mean"],
                                "against": ppo["true_return_mean"], "holds": bool(r["true_return_mean"] >= ppo["true_return_mean"]),
@@ -320,8 +320,8 @@ def check_claims(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                "holds_late": bool(r["late_return_mean"] >= ppo["true_return_mean"])})
             if (r["env"], r["setting"], r["method"]) == (env, setting, "irl") and r["demo_return"]:
                 target = DEMO_RETURN_FRACTION * r["demo_return"]
-                checks.append({"env": env, "setting": setting, "labels": 0, "demos": r["demos"], "seeds": len(r["seeds"]),
-                               "claim": "irl >= 0.8 x demo return", "value": r["true_return_mean"], "against": target,
+                checks.append({"env": env, "setting": setting, "labels": 0, "demos": r["demos"], "steps": r["steps"],
+                               "seeds": len(r["seeds"]), "claim": "irl >= 0.8 x demo return", "value": r["true_return_mean"], "against": target,
                                "holds": bool(r["true_return_mean"] >= target), "value_late": r["late_return_mean"],
                                "against_late": target, "holds_late": bool(r["late_return_mean"] >= target)})
     return checks
@@ -356,7 +356,8 @@ def write_markdown(rows: list[dict[str, Any]], checks: list[dict[str, Any]], exp
     if checks:
         lines += ["", "Claims (means over seeds, each method on its own):", ""]
         for c in checks:
-            lines.append(f"- {c['env']} ({c['setting']}), {c['labels']} labels, {c['demos']} demo: {c['claim']}: "
+            lines.append(f"- {c['env']} ({c['setting']}), {c['labels']} labels, {c['demos']} demo, {c['steps']:,} steps: "
+                         f"{c['claim']}: "
                          f"final {c['value']:.0f} vs {c['against']:.0f} — {'holds' if c['holds'] else 'does NOT hold'}; "
                          f"last 30% {c['value_late']:.0f} vs {c['against_late']:.0f} — "
                          f"{'holds' if c['holds_late'] else 'does NOT hold'}"
@@ -368,16 +369,17 @@ def write_ablation(rows: list[dict[str, Any]], path: Path, commands: list[str]) 
     """The ablation table: IRL alone under each variant."""
     table = []
     irl_rows = [r for r in rows if r["method"] == "irl" and r["demos"] == 1 and r.get("demo_weight") in (None, 1.0)]
-    for r in sorted(irl_rows, key=lambda r: (r["env"], r["setting"] != "prefrl", r["setting"], _variant_order(r))):
+    for r in sorted(irl_rows, key=lambda r: (r["env"], r["setting"] != "prefrl", r["setting"], r["steps"],
+                                              _variant_order(r))):
         variant = "now" if (r["setting"], r["variant"]) == ("prefrl", "-") else r["variant"]
-        table.append([r["env"], r["setting"], f"`{variant}`", VARIANTS.get(variant, ("as configured",))[0], len(r["seeds"]),
+        table.append([r["env"], r["setting"], r["steps"], f"`{variant}`", VARIANTS.get(variant, ("as configured",))[0], len(r["seeds"]),
                       mean_std_text(r["true_return_mean"], r["true_return_std"], "{:.0f}"),
                       mean_std_text(r["late_return_mean"], r["late_return_std"], "{:.0f}"),
                       "–" if r["demo_return"] is None else f"{r['demo_return']:.0f}",
                       "–" if r["reward_correlation_mean"] is None else f"{r['reward_correlation_mean']:.2f}"])
     lines = ["Produced by:", *[f"- `{c}`" for c in commands if "--ablation" in c], "",
              "IRL alone (no labels, 1 demonstration); one change at a time.", "",
-             *markdown_table(["env", "setting", "variant", "what", "seeds", "true return (mean ± std)", "last 30% of run",
+             *markdown_table(["env", "setting", "steps", "variant", "what", "seeds", "true return (mean ± std)", "last 30% of run",
                               "demo return", "reward corr."], table),
              "", "std: sample std across seeds (ddof=1). reward corr.: Pearson r of learned vs true returns of 1000 "
              "fresh segments of the run's own data."]

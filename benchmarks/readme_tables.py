@@ -13,6 +13,7 @@ import argparse
 import json
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -105,6 +106,8 @@ def aihf() -> str:
     summary = _load("aihf_summary.json")
     rows = [r for r in summary["rows"] if r["setting"] == "prefrl" and r["variant"] == "-"
             and r.get("demo_weight") in (None, 1.0)]
+    grid_steps = Counter(r["steps"] for r in rows if r["method"] == "aihf").most_common(1)[0][0]
+    rows = [r for r in rows if r["steps"] in (grid_steps, 0)]  # longer IRL runs are in the ablation block
     find = {(r["env"], r["method"], r["labels"], r["demos"]): r for r in rows}
     demos = sorted({r["demos"] for r in rows if r["method"] in ("aihf", "irl", "bc")})
 
@@ -127,7 +130,8 @@ def aihf() -> str:
     experts = ", ".join(f"{env} {e['true_return']:.0f} (demonstrations {e['demos']['true_return_mean']:.0f})"
                         for env, e in sorted(summary["experts"].items()))
     checks = [c for c in summary["checks"] if c["setting"] == "prefrl"]
-    claims = "\n".join(f"- {c['env']}, {c['labels']} labels, {c['demos']} demo: {c['claim']}: {c['value']:.0f} vs "
+    claims = "\n".join(f"- {c['env']}, {c['labels']} labels, {c['demos']} demo, {c['steps']:,} steps: {c['claim']}: "
+                       f"{c['value']:.0f} vs "
                        f"{c['against']:.0f}, {'holds' if c['holds'] else '**does not hold**'}"
                        + (f" (only {c['seeds']} seed{'s' if c['seeds'] > 1 else ''})" if c["seeds"] < 3 else "")
                        for c in checks)
@@ -147,13 +151,13 @@ def aihf_ablation() -> str:
             and r["setting"] == "prefrl" and r.get("demo_weight") in (None, 1.0)]
     names = list(VARIANTS)
     out = []
-    for r in sorted(rows, key=lambda r: (r["env"], names.index("now" if r["variant"] == "-" else r["variant"]))):
+    for r in sorted(rows, key=lambda r: (r["env"], r["steps"], names.index("now" if r["variant"] == "-" else r["variant"]))):
         variant = "now" if r["variant"] == "-" else r["variant"]
         corr = r["reward_correlation_mean"]
-        out.append([r["env"], f"`{variant}`", VARIANTS[variant][0], f"{_ms(r['true_return_mean'], r['true_return_std'])} "
+        out.append([r["env"], f"{r['steps']:,}", f"`{variant}`", VARIANTS[variant][0], f"{_ms(r['true_return_mean'], r['true_return_std'])} "
                     f"({len(r['seeds'])})", _ms(r["late_return_mean"], r["late_return_std"]),
                     "–" if corr is None else f"{corr:.2f}"])
-    return _table(["env", "variant", "what", "final true return (seeds)", "last 30% of run", "reward corr."], out)
+    return _table(["env", "steps", "variant", "what", "final true return (seeds)", "last 30% of run", "reward corr."], out)
 
 
 BLOCKS: dict[str, Callable[[], str]] = {"mujoco": mujoco, "demo": demo, "llm": llm, "aihf": aihf,
