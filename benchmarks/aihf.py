@@ -100,6 +100,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                            {"demo_absorbing_lr": 1e-4}),
     "now-policy-zero": ("now, the policy's reward zero at its own mean reward, not at the learned absorbing reward",
                         {"demo_zero": "policy"}),
+    "now-raw-zero": ("now, the policy's reward zero at the network's output 0, as ML-IRL's SAC sees it",
+                     {"demo_zero": "raw"}),
     "now-entropy": ("now, PPO with an entropy bonus (ent_coef 0.01) that keeps it exploring", {"algo_kwargs": {"ent_coef": 0.01}}),
     "state": ("a state-only reward (on top of any setting)", {"reward_inputs": ["obs"]}),
 }

@@ -102,21 +102,23 @@ def test_absorbing_reward_learns_at_its_own_rate(demo_file, random_data):
     assert moved[1e-2] > 0.1 > 10 * moved[1e-4] > 0
 
 
-def test_policy_reward_zero_at_the_absorbing_state_or_at_the_policy_mean(demo_file, random_data):
+def test_policy_reward_zero_at_the_absorbing_state_the_policy_mean_or_the_raw_output(demo_file, random_data):
     from prefrl.core.demos import Demonstrations
 
     ds, policy = random_data
     real = [x[policy.mask > 0] for x in (policy.obs, policy.acts, policy.next_obs)]
-    for zero in ("absorbing", "policy"):
+    for zero in ("absorbing", "policy", "raw"):
         model, _ = _fit(ComparisonDataset(), policy, demos=Demonstrations.load(demo_file), demo_zero=zero)
         absorbing = (model.absorbing.detach() - model.out_shift) / model.out_scale  # what ending an episode is worth
         policy_mean = model.predict(*real).mean()
         if zero == "absorbing":
             torch.testing.assert_close(absorbing, torch.zeros(3))
             assert abs(policy_mean) > 0.5
-        else:
+        elif zero == "policy":
             assert abs(policy_mean) < 1e-4 and (absorbing.abs() > 0.5).all()
-    with pytest.raises(ValueError, match="unknown demo_zero 'start': expected one of absorbing, policy"):
+        else:
+            assert torch.count_nonzero(model.out_shift) == 0 and abs(policy_mean) > 1e-2
+    with pytest.raises(ValueError, match="unknown demo_zero 'start': expected one of absorbing, policy, raw"):
         RewardTrainer(model, demo_zero="start")
 
 

@@ -22,8 +22,10 @@ from torch import nn
 
 from prefrl.core.data import Segments, atomic_write
 from prefrl.core.spaces import check_space, describe, flat_dim
+from prefrl.core.validation import check_choice
 
 INPUT_KINDS = ("obs", "act", "next_obs")
+REWARD_ZEROS = ("absorbing", "mean", "raw")
 MODEL_FORMAT_VERSION = 1
 
 
@@ -229,14 +231,17 @@ class RewardModel(nn.Module):
 
     # ------------------------------------------------- output normalization
     @torch.no_grad()
-    def set_output_normalization(self, x: np.ndarray, anchor_absorbing: bool) -> None:
-        """Scale each member to unit std on sample features x, zero at the absorbing state if anchored.
+    def set_output_normalization(self, x: np.ndarray, zero: str) -> None:
+        """Scale each member to unit std on sample features x, with its zero at the learned absorbing reward
+        (`absorbing`), at the mean reward on x (`mean`), or at the network's own output 0 (`raw`).
 
-        Without terminations in the data the absorbing reward is never trained, so the zero is
-        put at the mean reward instead (a constant shift is harmless without early termination).
+        Without terminations in the data the absorbing reward is never trained, so callers put the zero
+        at the mean reward instead (a constant shift is harmless without early termination).
         """
+        check_choice("zero", zero, REWARD_ZEROS)
         r = self.member_rewards(torch.as_tensor(x, dtype=torch.float32))
-        shift = self.absorbing.detach().clone() if anchor_absorbing else r.mean(dim=1)
+        shift = {"absorbing": lambda: self.absorbing.detach().clone(), "mean": lambda: r.mean(dim=1),
+                 "raw": lambda: torch.zeros(self.ensemble_size)}[zero]()
         self.out_shift.copy_(shift)
         self.out_scale.copy_(r.std(dim=1) + 1e-6)
         self._np_params = None

@@ -36,7 +36,7 @@ class FitReport:
     demo_gap: float = math.nan  # mean learned return of demo segments minus the policy's (joint training)
 
 
-DEMO_ZEROS = ("absorbing", "policy")
+DEMO_ZEROS = ("absorbing", "policy", "raw")
 
 
 class RewardTrainer:
@@ -59,7 +59,8 @@ class RewardTrainer:
     Where the reward handed to the policy has its zero (`demo_zero`): at the learned absorbing reward, as in
     preference-only training (ending an episode is worth exactly what the model learned), or at the mean
     reward of the states the policy visits (its recent segments and the labelled ones), so ending an
-    episode is worth an average step of the policy: neither a penalty nor a prize.
+    episode is worth an average step of the policy: neither a penalty nor a prize; or at the network's raw
+    output 0 (`raw`), as ML-IRL's SAC sees its reward (the IRL loss does not move that level).
     The IRL term alone pushes down every state only the policy visits, the absorbing state among them, so
     its learned value says more about its learning rate than about falling (benchmarks/aihf.md).
     `demo_weight = 0` (or no demonstrations) is preference-only training, `pref_weight = 0`
@@ -184,7 +185,7 @@ class RewardTrainer:
                 self.weight_decay = min(self.weight_decay * 2, 1.0)
             elif ratio < 1.1:
                 self.weight_decay = max(self.weight_decay / 2, 1e-7)
-        model.set_output_normalization(pairs.real_features, anchor_absorbing=pairs.has_absorbing)
+        model.set_output_normalization(pairs.real_features, "absorbing" if pairs.has_absorbing else "mean")
         return FitReport(epoch, train_loss, val_loss, val_acc, n, self.weight_decay, time.perf_counter() - t0, pair_updates)
 
 
@@ -269,9 +270,12 @@ class RewardTrainer:
                 val_loss, val_acc = pairs.evaluate(model, torch.as_tensor(val), self.label_noise)
             train_loss, _ = pairs.evaluate(model, torch.as_tensor(train), self.label_noise)
         policy_side = real[1:]  # what the policy visits: its own data and the labelled segments
-        absorbing = self.demo_zero == "absorbing" and (
-            bool((policy_segments.mask == 0).any()) or (use_pairs and pairs.has_absorbing))
-        model.set_output_normalization(np.concatenate(policy_side), anchor_absorbing=absorbing)
+        terminations = bool((policy_segments.mask == 0).any()) or (use_pairs and pairs.has_absorbing)
+        if self.demo_zero == "absorbing":
+            zero = "absorbing" if terminations else "mean"
+        else:
+            zero = "mean" if self.demo_zero == "policy" else "raw"
+        model.set_output_normalization(np.concatenate(policy_side), zero)
         return FitReport(self.demo_updates, train_loss, val_loss, val_acc, n, self.weight_decay,
                          time.perf_counter() - t0, pair_updates, gap)
 

@@ -90,7 +90,8 @@ class TrainConfig:
     demo_absorbing_lr: float = 1e-2
     """With --demos: Adam learning rate of the absorbing state's reward (one scalar per member)."""
     demo_zero: str = "absorbing"
-    """With --demos: the policy's reward is 0 at the learned absorbing reward (absorbing) or at its own mean (policy)."""
+    """With --demos: the policy's reward is 0 at the learned absorbing reward (absorbing), its own mean (policy) or the
+    reward network's output 0 (raw, as ML-IRL)."""
     demo_batch: int | None = None
     """With --demos: segments per side in a step of the IRL term (default: all of them, a full batch)."""
     demo_l2: float = 0.0
