@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import aihf  # noqa: E402
+from benchmarks import aihf, reward_levels  # noqa: E402
 
 
 def _args(tmp_path, *extra):
@@ -41,6 +41,16 @@ def test_quick_benchmark_writes_summary_table_plot_and_resumes(tmp_path, capsys)
     assert aihf.main(_args(tmp_path)) == 0
     err = capsys.readouterr().err
     assert "4 of 4 runs already finished" in err and "training" not in err
+
+    # the learned reward's levels of the IRL run: the absorbing state is its zero, the demonstrations score above it
+    irl_run = next((tmp_path / "runs").glob("*__irl__*"))
+    assert reward_levels.main([str(irl_run), "--out", str(tmp_path / "levels.json")]) == 0
+    (row,) = json.loads((tmp_path / "levels.json").read_text())["rows"]
+    assert row["run"] == irl_run.name and row["absorbing_reward"] == pytest.approx(0.0, abs=1e-5)
+    assert row["demo_reward"] > row["absorbing_reward"] and 0 < row["episode_length"] <= 200
+    capsys.readouterr()
+    assert reward_levels.main([str(next((tmp_path / "runs").glob("*__preference__*")))]) == 2
+    assert "was trained without demonstrations" in capsys.readouterr().err
 
 
 def test_bad_options_are_refused_before_anything_runs(tmp_path, capsys):
