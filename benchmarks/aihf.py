@@ -291,39 +291,53 @@ def _late_return(metrics: dict[str, Any]) -> float:
     return float(np.mean(late)) if late else float(metrics["true_return"])
 
 
+def demo_only(variant: str) -> bool:
+    """Whether a variant sets only options of the demonstration term, so runs without demonstrations
+    (preference-only, BC) are the same under it as without it."""
+    return variant == "-" or all(k.startswith("demo_") for k in VARIANTS[variant][1])
+
+
 def check_claims(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The claims of the docstring, each method on its own, with both means and whether it holds."""
-    main_rows = [r for r in rows if r["variant"] == "-" and r.get("demo_weight") in (None, 1.0)]
-    find = {(r["env"], r["setting"], r["method"], r["labels"], r["demos"], r["steps"]): r for r in main_rows}
+    """The claims of the docstring, each method on its own, with both means and whether it holds. AIHF is checked in
+    every variant it ran in, against IRL of the same variant and preference-only of the same variant (or of the plain
+    setting, where the variant only changes the demonstration term); IRL alone in the plain setting."""
+    weighted = [r for r in rows if r.get("demo_weight") in (None, 1.0)]
+    main_rows = [r for r in weighted if r["variant"] == "-"]
+    find = {(r["env"], r["setting"], r["variant"], r["method"], r["labels"], r["demos"], r["steps"]): r
+            for r in weighted}
     checks = []
-    for env, setting, steps in sorted({(r["env"], r["setting"], r["steps"]) for r in main_rows if r["method"] == "aihf"}):
+    for env, setting, variant, steps in sorted({(r["env"], r["setting"], r["variant"], r["steps"])
+                                                for r in weighted if r["method"] == "aihf"}):
+        own = any(k[:4] == (env, setting, variant, "preference") and k[6] == steps for k in find)
+        pref_variant = "-" if demo_only(variant) and not own else variant
         for labels in (25, 100):
-            mine = find.get((env, setting, "aihf", labels, 1, steps))
-            for against, key in (("preference", (env, setting, "preference", labels, 0, steps)),
-                                 ("irl", (env, setting, "irl", 0, 1, steps))):
+            mine = find.get((env, setting, variant, "aihf", labels, 1, steps))
+            for against, key in (("preference", (env, setting, pref_variant, "preference", labels, 0, steps)),
+                                 ("irl", (env, setting, variant, "irl", 0, 1, steps))):
                 other = find.get(key)
                 if mine is None or other is None:
                     continue
                 a, b = mine["true_return_mean"], other["true_return_mean"]
                 la, lb = mine["late_return_mean"], other["late_return_mean"]
-                checks.append({"env": env, "setting": setting, "labels": labels, "demos": 1, "steps": steps,
-                               "seeds": min(len(mine["seeds"]), len(other["seeds"])),
+                checks.append({"env": env, "setting": setting, "variant": variant, "labels": labels, "demos": 1,
+                               "steps": steps, "seeds": min(len(mine["seeds"]), len(other["seeds"])),
                                "claim": f"aihf > {against}", "value": a, "against": b, "holds": bool(a > b),
                                "value_late": la, "against_late": lb, "holds_late": bool(la > lb)})
     for env, setting in sorted({(r["env"], r["setting"]) for r in main_rows}):
         for r in main_rows:
-            ppo = find.get((env, setting, "true_reward", 0, 0, r["steps"]))
+            ppo = find.get((env, setting, "-", "true_reward", 0, 0, r["steps"]))
             if (r["env"], r["setting"], r["method"]) == (env, setting, "irl") and ppo is not None:
-                checks.append({"env": env, "setting": setting, "labels": 0, "demos": r["demos"], "steps": r["steps"],
-                               "seeds": min(len(r["seeds"]), len(ppo["seeds"])),
+                checks.append({"env": env, "setting": setting, "variant": "-", "labels": 0, "demos": r["demos"],
+                               "steps": r["steps"], "seeds": min(len(r["seeds"]), len(ppo["seeds"])),
                                "claim": "irl >= true-reward PPO at the same steps", "value": r["true_return_mean"],
                                "against": ppo["true_return_mean"], "holds": bool(r["true_return_mean"] >= ppo["true_return_mean"]),
                                "value_late": r["late_return_mean"], "against_late": ppo["true_return_mean"],
                                "holds_late": bool(r["late_return_mean"] >= ppo["true_return_mean"])})
             if (r["env"], r["setting"], r["method"]) == (env, setting, "irl") and r["demo_return"]:
                 target = DEMO_RETURN_FRACTION * r["demo_return"]
-                checks.append({"env": env, "setting": setting, "labels": 0, "demos": r["demos"], "steps": r["steps"],
-                               "seeds": len(r["seeds"]), "claim": "irl >= 0.8 x demo return", "value": r["true_return_mean"], "against": target,
+                checks.append({"env": env, "setting": setting, "variant": "-", "labels": 0, "demos": r["demos"],
+                               "steps": r["steps"], "seeds": len(r["seeds"]), "claim": "irl >= 0.8 x demo return",
+                               "value": r["true_return_mean"], "against": target,
                                "holds": bool(r["true_return_mean"] >= target), "value_late": r["late_return_mean"],
                                "against_late": target, "holds_late": bool(r["late_return_mean"] >= target)})
     return checks
@@ -358,7 +372,8 @@ def write_markdown(rows: list[dict[str, Any]], checks: list[dict[str, Any]], exp
     if checks:
         lines += ["", "Claims (means over seeds, each method on its own):", ""]
         for c in checks:
-            lines.append(f"- {c['env']} ({c['setting']}), {c['labels']} labels, {c['demos']} demo, {c['steps']:,} steps: "
+            where = c["setting"] if c.get("variant", "-") == "-" else f"{c['setting']}, variant {c['variant']}"
+            lines.append(f"- {c['env']} ({where}), {c['labels']} labels, {c['demos']} demo, {c['steps']:,} steps: "
                          f"{c['claim']}: "
                          f"final {c['value']:.0f} vs {c['against']:.0f} — {'holds' if c['holds'] else 'does NOT hold'}; "
                          f"last 30% {c['value_late']:.0f} vs {c['against_late']:.0f} — "

@@ -129,7 +129,8 @@ def aihf() -> str:
         out.append([env, "BC (no env steps)", "–", *[cell((env, "bc", 0, d)) for d in demos]])
     experts = ", ".join(f"{env} {e['true_return']:.0f} (demonstrations {e['demos']['true_return_mean']:.0f})"
                         for env, e in sorted(summary["experts"].items()))
-    checks = [c for c in summary["checks"] if c["setting"] == "prefrl"]
+    checks = [c for c in summary["checks"] if c["setting"] == "prefrl" and c.get("variant", "-") == "-"
+              and c["steps"] == grid_steps]
     claims = "\n".join(f"- {c['env']}, {c['labels']} labels, {c['demos']} demo, {c['steps']:,} steps: {c['claim']}: "
                        f"{c['value']:.0f} vs "
                        f"{c['against']:.0f}, {'holds' if c['holds'] else '**does not hold**'}"

@@ -74,16 +74,21 @@ def test_claims_are_checked_on_means():
             row("irl", 0, 1, 600.0, demo_return=700.0), row("aihf", 100, 1, 900.0), row("preference", 100, 0, 950.0),
             row("aihf", 25, 4, 1.0), row("true_reward", 0, 0, 650.0),
             # a longer IRL run is judged against PPO at its own steps, and AIHF is never compared with it
-            row("irl", 0, 1, 10.0, demo_return=700.0, steps=2000), row("true_reward", 0, 0, 5.0, steps=2000)]
+            row("irl", 0, 1, 10.0, demo_return=700.0, steps=2000), row("true_reward", 0, 0, 5.0, steps=2000),
+            # a variant of the demonstration term: AIHF against its own IRL and the plain preference-only runs
+            {**row("aihf", 25, 1, 320.0), "variant": "now-100steps"}, {**row("irl", 0, 1, 330.0), "variant": "now-100steps"}]
     found = aihf.check_claims(rows)
-    checks = {f"{c['claim']} {c['labels']} {c['steps']}": (c["holds"], c["holds_late"]) for c in found}
+    checks = {f"{c['claim']} {c['labels']} {c['steps']}": (c["holds"], c["holds_late"]) for c in found
+              if c["variant"] == "-"}
+    assert {(c["claim"], c["value"], c["against"]) for c in found if c["variant"] == "now-100steps"} == {
+        ("aihf > preference", 320.0, 300.0), ("aihf > irl", 320.0, 330.0)}
     assert checks == {"aihf > preference 25 1000": (True, False), "aihf > irl 25 1000": (False, True),
                       "aihf > preference 100 1000": (False, True), "aihf > irl 100 1000": (True, False),
                       "irl >= true-reward PPO at the same steps 0 1000": (False, False),
                       "irl >= 0.8 x demo return 0 1000": (True, False),
                       "irl >= true-reward PPO at the same steps 0 2000": (True, False),
                       "irl >= 0.8 x demo return 0 2000": (False, False)}
-    assert [c["seeds"] for c in found if c["labels"] == 25] == [1, 1]  # the fewer seeds of the two compared
+    assert [c["seeds"] for c in found if c["labels"] == 25 and c["variant"] == "-"] == [1, 1]  # the fewer of the two
     assert all(c["seeds"] == 3 for c in found if c["labels"] != 25)
 
 
