@@ -122,6 +122,18 @@ def test_policy_reward_zero_at_the_absorbing_state_the_policy_mean_or_the_raw_ou
         RewardTrainer(model, demo_zero="start")
 
 
+def test_a_resumed_joint_run_keeps_the_input_standardization_of_its_first_fit(tmp_path, demo_file):
+    from prefrl.runs.config import TrainConfig
+    from prefrl.runs.train import build_feedback, build_teacher
+    from prefrl.sb3.callback import LoopState
+
+    config = TrainConfig(env=FALL, demos=str(demo_file), labels=0, out=str(tmp_path))
+    for fitted in (False, True):
+        feedback = build_feedback(config, tmp_path, _model(), build_teacher(config, tmp_path, None), ComparisonDataset(),
+                                  LoopState(fitted=fitted), config.load_demos())
+        assert feedback.trainer.inputs_fixed is fitted  # a fresh run standardizes at its first fit, a resumed one not
+
+
 def test_every_reward_loss_comes_from_the_loss_core(demo_file, random_data, monkeypatch):
     """The reward trainer computes its objective only through prefrl.losses (shared with the LLM path)."""
     from prefrl.core.demos import Demonstrations

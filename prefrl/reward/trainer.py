@@ -54,8 +54,8 @@ class RewardTrainer:
     at `demo_lr` with weight decay `demo_weight_decay`, and the input normalization is fixed at the
     first joint fit (re-standardizing inputs on every refit, `demo_renormalize`, would move the reward
     more than a step does). Both terms share those steps, as in the authors' code (`W_P` plays their
-    `alpha`); fitting the preference term to convergence whenever labels arrive made Hopper runs worse
-    (benchmarks/aihf.md).
+    `alpha`), so in short runs the preference term is fitted far less than in preference-only training
+    (benchmarks/aihf.md, "The joint objective").
     Where the reward handed to the policy has its zero (`demo_zero`): at the learned absorbing reward, as in
     preference-only training (ending an episode is worth exactly what the model learned), or at the mean
     reward of the states the policy visits (its recent segments and the labelled ones), so ending an
@@ -115,7 +115,7 @@ class RewardTrainer:
         self.demo_renormalize = demo_renormalize
         check_choice("demo_zero", demo_zero, DEMO_ZEROS)
         self.demo_zero = demo_zero
-        self._inputs_fixed = False
+        self.inputs_fixed = False  # set by the first joint fit (or by a resumed run whose model had one)
         if demos is not None:
             demos.check_env(model.observation_space, model.action_space)
 
@@ -233,9 +233,9 @@ class RewardTrainer:
             pairs = _PairTensors.from_dataset(model, dataset)
             real.append(pairs.real_features)
             weights = torch.as_tensor(self.bootstrap_counts(n), dtype=torch.float32)
-        if not self._inputs_fixed or self.demo_renormalize:
+        if not self.inputs_fixed or self.demo_renormalize:
             model.set_input_normalization(np.concatenate(real))
-            self._inputs_fixed = True
+            self.inputs_fixed = True
         demo_x, policy_x = torch.as_tensor(demo_x), torch.as_tensor(policy_x)
         for g in self.optimizer.param_groups:
             g["weight_decay"] = self.weight_decay

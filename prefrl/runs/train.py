@@ -152,6 +152,8 @@ def build_feedback(config: TrainConfig, out: Path, reward_model: RewardModel, te
                             demo_zero=config.demo_zero)
     if state.weight_decay is not None:
         trainer.weight_decay = state.weight_decay
+    if state.fitted and trainer.uses_demos:
+        trainer.inputs_fixed = True  # the saved model's input standardization is the first joint fit's: keep it
     if state.labels_asked and not state.fitted and len(dataset) and not trainer.uses_demos:
         trainer.fit(dataset)  # labels survived a crash that the model did not
         state.fitted = True
