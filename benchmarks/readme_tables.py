@@ -148,7 +148,8 @@ def aihf_ablation() -> str:
     sys.path.insert(0, str(ROOT))
     from benchmarks.aihf import VARIANTS
 
-    rows = [r for r in _load("aihf_summary.json")["rows"] if r["method"] == "irl" and r["demos"] == 1
+    all_rows = _load("aihf_summary.json")["rows"]
+    rows = [r for r in all_rows if r["method"] == "irl" and r["demos"] == 1
             and r["setting"] == "prefrl" and r.get("demo_weight") in (None, 1.0)]
     names = list(VARIANTS)
     out = []
@@ -158,7 +159,12 @@ def aihf_ablation() -> str:
         out.append([r["env"], f"{r['steps']:,}", f"`{variant}`", VARIANTS[variant][0], f"{_ms(r['true_return_mean'], r['true_return_std'])} "
                     f"({len(r['seeds'])})", _ms(r["late_return_mean"], r["late_return_std"]),
                     "–" if corr is None else f"{corr:.2f}"])
-    return _table(["env", "steps", "variant", "what", "final true return (seeds)", "last 30% of run", "reward corr."], out)
+    ppo = [r for r in all_rows if r["method"] == "true_reward"
+           and any((r["env"], r["steps"]) == (a["env"], a["steps"]) for a in rows)]
+    reference = "; ".join(f"{r['env']}, {r['steps']:,} steps: {_ms(r['true_return_mean'], r['true_return_std'])}"
+                          for r in sorted(ppo, key=lambda r: (r["env"], r["steps"])))
+    return (_table(["env", "steps", "variant", "what", "final true return (seeds)", "last 30% of run", "reward corr."], out)
+            + f"\n\nPPO on the true reward at the same steps (the expert candidates' own evaluations): {reference}.")
 
 
 BLOCKS: dict[str, Callable[[], str]] = {"mujoco": mujoco, "demo": demo, "llm": llm, "aihf": aihf,

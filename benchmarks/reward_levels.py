@@ -5,10 +5,11 @@
 
 For each run directory (a `prefrl train` run with `--demos`): one deterministic episode of the final policy
 (seed 100), and the reward the policy was handed (the ensemble's normalized mean, as the env wrapper computes it)
-averaged over that episode's steps, over the run's demonstrations' steps, and at the absorbing state (what
-ending an episode is worth; exactly 0 when the reward's zero is anchored there). Units: the reward's standard
-deviation on the policy's data, which is how the run normalizes it. This is what says whether a policy that
-stands still is paid for surviving (its steps score above the absorbing state) or not.
+averaged over that episode's steps and over the run's demonstrations' steps, plus the learned absorbing reward in
+the same units. Ending an episode is always worth exactly 0 to the policy (Gymnasium stops the return there), so
+a policy whose steps score above 0 is paid for surviving, one whose steps score below 0 for falling; the learned
+absorbing reward is 0 where the run anchors the zero there. Units: the reward's standard deviation on the
+policy's data, which is how the run normalizes it.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"reward_levels.py: error: {exc}", file=sys.stderr)
         return 2
-    print("| run | episode length | true return | policy's steps | demonstrations' steps | absorbing state |")
+    print("| run | episode length | true return | policy's steps | demonstrations' steps | learned absorbing reward |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['run']} | {r['episode_length']} | {r['true_return']:.0f} | {r['policy_reward']:.2f} | "
