@@ -323,24 +323,29 @@ def check_claims(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                "steps": steps, "seeds": min(len(mine["seeds"]), len(other["seeds"])),
                                "claim": f"aihf > {against}", "value": a, "against": b, "holds": bool(a > b),
                                "value_late": la, "against_late": lb, "holds_late": bool(la > lb)})
-    for env, setting in sorted({(r["env"], r["setting"]) for r in main_rows}):
-        for r in main_rows:
-            ppo = find.get((env, setting, "-", "true_reward", 0, 0, r["steps"]))
-            if (r["env"], r["setting"], r["method"]) == (env, setting, "irl") and ppo is not None:
-                checks.append({"env": env, "setting": setting, "variant": "-", "labels": 0, "demos": r["demos"],
-                               "steps": r["steps"], "seeds": min(len(r["seeds"]), len(ppo["seeds"])),
-                               "claim": "irl >= true-reward PPO at the same steps", "value": r["true_return_mean"],
-                               "against": ppo["true_return_mean"], "holds": bool(r["true_return_mean"] >= ppo["true_return_mean"]),
-                               "value_late": r["late_return_mean"], "against_late": ppo["true_return_mean"],
-                               "holds_late": bool(r["late_return_mean"] >= ppo["true_return_mean"])})
-            if (r["env"], r["setting"], r["method"]) == (env, setting, "irl") and r["demo_return"]:
-                target = DEMO_RETURN_FRACTION * r["demo_return"]
-                checks.append({"env": env, "setting": setting, "variant": "-", "labels": 0, "demos": r["demos"],
-                               "steps": r["steps"], "seeds": len(r["seeds"]), "claim": "irl >= 0.8 x demo return",
-                               "value": r["true_return_mean"], "against": target,
-                               "holds": bool(r["true_return_mean"] >= target), "value_late": r["late_return_mean"],
-                               "against_late": target, "holds_late": bool(r["late_return_mean"] >= target)})
+    for r in sorted((r for r in main_rows if r["method"] == "irl"), key=lambda r: (r["env"], r["setting"])):
+        env, setting = r["env"], r["setting"]
+        ppo = find.get((env, setting, "-", "true_reward", 0, 0, r["steps"]))
+        if ppo is not None:
+            checks.append({"env": env, "setting": setting, "variant": "-", "labels": 0, "demos": r["demos"],
+                           "steps": r["steps"], "seeds": min(len(r["seeds"]), len(ppo["seeds"])),
+                           "claim": "irl >= true-reward PPO at the same steps", "value": r["true_return_mean"],
+                           "against": ppo["true_return_mean"], "holds": bool(r["true_return_mean"] >= ppo["true_return_mean"]),
+                           "value_late": r["late_return_mean"], "against_late": ppo["true_return_mean"],
+                           "holds_late": bool(r["late_return_mean"] >= ppo["true_return_mean"])})
+        if r["demo_return"]:
+            target = DEMO_RETURN_FRACTION * r["demo_return"]
+            checks.append({"env": env, "setting": setting, "variant": "-", "labels": 0, "demos": r["demos"],
+                           "steps": r["steps"], "seeds": len(r["seeds"]), "claim": "irl >= 0.8 x demo return",
+                           "value": r["true_return_mean"], "against": target,
+                           "holds": bool(r["true_return_mean"] >= target), "value_late": r["late_return_mean"],
+                           "against_late": target, "holds_late": bool(r["late_return_mean"] >= target)})
     return checks
+
+
+def few_seeds(n: int) -> str:
+    """The note a claim carries when it rests on fewer than 3 seeds ('' otherwise)."""
+    return f" (only {n} seed{'s' if n > 1 else ''})" if n < 3 else ""
 
 
 def write_markdown(rows: list[dict[str, Any]], checks: list[dict[str, Any]], experts: dict[str, Any], path: Path,
@@ -378,7 +383,7 @@ def write_markdown(rows: list[dict[str, Any]], checks: list[dict[str, Any]], exp
                          f"final {c['value']:.0f} vs {c['against']:.0f} — {'holds' if c['holds'] else 'does NOT hold'}; "
                          f"last 30% {c['value_late']:.0f} vs {c['against_late']:.0f} — "
                          f"{'holds' if c['holds_late'] else 'does NOT hold'}"
-                         + (f" (only {c['seeds']} seed{'s' if c['seeds'] > 1 else ''})" if c["seeds"] < 3 else ""))
+                         + few_seeds(c["seeds"]))
     path.write_text("\n".join(lines) + "\n")
 
 

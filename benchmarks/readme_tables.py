@@ -103,6 +103,9 @@ def llm() -> str:
 
 def aihf() -> str:
     """Demonstrations + preferences in the prefrl setting: AIHF, preference-only, IRL, BC and true-reward PPO."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.aihf import few_seeds
+
     summary = _load("aihf_summary.json")
     rows = [r for r in summary["rows"] if r["setting"] == "prefrl" and r["variant"] == "-"
             and r.get("demo_weight") in (None, 1.0)]
@@ -134,7 +137,7 @@ def aihf() -> str:
     claims = "\n".join(f"- {c['env']}, {c['labels']} labels, {c['demos']} demo, {c['steps']:,} steps: {c['claim']}: "
                        f"{c['value']:.0f} vs "
                        f"{c['against']:.0f}, {'holds' if c['holds'] else '**does not hold**'}"
-                       + (f" (only {c['seeds']} seed{'s' if c['seeds'] > 1 else ''})" if c["seeds"] < 3 else "")
+                       + few_seeds(c["seeds"])
                        for c in checks)
     header = ["env", "labels", "preference only / PPO", *[f"AIHF, {d} demo{'s' if d > 1 else ''}" for d in demos]]
     return (_table(header, out)

@@ -240,8 +240,12 @@ class RewardModel(nn.Module):
         """
         check_choice("zero", zero, REWARD_ZEROS)
         r = self.member_rewards(torch.as_tensor(x, dtype=torch.float32))
-        shift = {"absorbing": lambda: self.absorbing.detach().clone(), "mean": lambda: r.mean(dim=1),
-                 "raw": lambda: torch.zeros(self.ensemble_size)}[zero]()
+        if zero == "absorbing":
+            shift = self.absorbing.detach().clone()
+        elif zero == "mean":
+            shift = r.mean(dim=1)
+        else:
+            shift = torch.zeros(self.ensemble_size)
         self.out_shift.copy_(shift)
         self.out_scale.copy_(r.std(dim=1) + 1e-6)
         self._np_params = None
