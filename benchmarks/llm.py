@@ -1,6 +1,14 @@
 """Preference fine-tuning of tiny local causal LMs: SFT / DPO / RPO / AIHF / AIHF-DPO over preference budgets and betas.
 
     python benchmarks/llm.py --tasks sentiment,sorting --budgets 16,64,256 --seeds 0,1,2 --betas 0.03,0.1,0.3,1.0
+    python benchmarks/llm.py --tasks review --model models/smollm2 --name llm_review ...   # a real model (see
+        # benchmarks/README.md for the settings committed)
+
+A chat task (`review`) on a real pretrained model (`--model`, e.g. from `prefrl llm get-model smollm2-135m`):
+its pairs and demonstrations are that model's own samples (`prefrl llm make-task review --model`), it is the
+reference of every run, and `--lora-r`, `--epochs`, `--batch-size`, `--lr` and `--threads` size the training to
+the machine. `--name` prefixes the output files (results/<name>_summary.json, <name>.md, <name>.png,
+<name>_frontier.png).
 
 Per task: one reference model (a 2-layer GPT-2 pretrained here on sloppy completions, seed 0) and,
 per seed, 256 preference pairs (two reference samples per prompt, labelled by a Bradley-Terry
@@ -76,7 +84,10 @@ def _train(config: LLMTrainConfig) -> dict[str, Any]:
 
 
 def run(task_names: list[str], budgets: list[int], seeds: list[int], methods: list[str], betas: list[float],
-        work: Path, samples: int, pretrain_steps: int, ref_samples: str) -> list[dict[str, Any]]:
+        work: Path, samples: int, pretrain_steps: int, ref_samples: str, model: str | None = None,
+        train: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every run of the grid, trained (or reused) and evaluated; `model` is the reference of chat tasks, `train`
+    extra LLMTrainConfig settings of every run (LoRA rank, epochs, batch size, learning rate)."""
     records = []
     for name in task_names:
         task = tasks.get_task(name)
@@ -84,8 +95,10 @@ def run(task_names: list[str], budgets: list[int], seeds: list[int], methods: li
         for seed in seeds:
             data = base / f"seed{seed}"
             if not (data / "prefs.jsonl").exists():
-                tasks.make_task(name, data, prefs=max(budgets), demos=DEMOS, seed=seed, pretrain_steps=pretrain_steps)
-        reference = base / "seed0" / "reference"  # one reference model per task (seed 0's)
+                tasks.make_task(name, data, prefs=max(budgets), demos=DEMOS, seed=seed, pretrain_steps=pretrain_steps,
+                                model=model if task.chat else None)
+        # one reference model per task: the given chat model, or the tiny model pretrained for seed 0
+        reference = Path(model) if task.chat else base / "seed0" / "reference"
         ref, tok = load_model(reference)
         for seed in seeds:
             r = tasks.evaluate(ref, ref, tok, task, n=samples, seed=1000 + seed)
@@ -106,7 +119,7 @@ def run(task_names: list[str], budgets: list[int], seeds: list[int], methods: li
                         out = work / "runs" / tag
                         config = LLMTrainConfig(model=str(reference), out=str(out), method=method, prefs=str(prefs),
                                                 demos=str(data / "demos.jsonl"), seed=seed, ref_samples=ref_samples,
-                                                **({} if beta is None else {"beta": beta}))
+                                                **(train or {}), **({} if beta is None else {"beta": beta}))
                         result = _train(config)
                         model, _ = load_model(out)
                         r = tasks.evaluate(model, ref, tok, task, n=samples, seed=1000 + seed)
@@ -218,14 +231,15 @@ def _claim_line(c: dict[str, Any]) -> str:
             f"(mean {c['diff_mean']:+.3f}) — {c['status'].upper() if c['status'] != 'holds' else 'holds'}")
 
 
-def write_outputs(rows, checks, results: Path, command: str, beta: float, betas: list[float], seconds: float) -> None:
-    write_json(results / "llm_summary.json", {"command": command, "headline_beta": beta, "betas": betas,
-                                              "kl_grid_points": KL_GRID, "wall_seconds": seconds,
-                                              "rows": rows, "checks": checks})
+def write_outputs(rows, checks, results: Path, command: str, beta: float, betas: list[float], seconds: float,
+                  name: str = "llm", model: str = "the tiny GPT-2 (2 layers, 64 wide, batch 16)", threads: int = 1) -> None:
+    write_json(results / f"{name}_summary.json", {"command": command, "headline_beta": beta, "betas": betas,
+                                                  "kl_grid_points": KL_GRID, "wall_seconds": seconds,
+                                                  "rows": rows, "checks": checks})
     ms = [r["ms_per_step_mean"] for r in rows if r["ms_per_step_mean"] is not None]
-    lines = [f"Produced by `{command}` ({os.cpu_count()} CPUs shared with other jobs, 1 torch thread, "
+    lines = [f"Produced by `{command}` ({os.cpu_count()} CPUs shared with other jobs, {threads} torch thread(s), "
              f"{seconds / 60:.1f} min wall time).", "",
-             f"One training step of the tiny GPT-2 (2 layers, 64 wide, batch 16): {np.mean(ms):.0f} ms on average "
+             f"One training step of {model}: {np.mean(ms):.0f} ms on average "
              f"(range {min(ms):.0f}-{max(ms):.0f} ms over methods, budgets and betas; AIHF-DPO's includes sampling "
              "its y').", "",
              f"## Headline: beta = {beta:g}", "",
@@ -254,8 +268,8 @@ def write_outputs(rows, checks, results: Path, command: str, beta: float, betas:
               "of the two KL ranges. `holds`: above dpo at every one; `does not hold`: at or below it at every one; "
               "`mixed`: the frontiers cross; undefined: the KL ranges do not overlap (nothing is extrapolated).", ""]
     lines += [_claim_line(c) for c in checks if c["kind"] == "matched_kl"]
-    (results / "llm.md").write_text("\n".join(lines) + "\n")
-    _plots(rows, results, beta)
+    (results / f"{name}.md").write_text("\n".join(lines) + "\n")
+    _plots(rows, results, beta, name)
 
 
 def write_ref_samples(records: list[dict[str, Any]], results: Path, command: str, beta: float) -> None:
@@ -286,7 +300,7 @@ def write_ref_samples(records: list[dict[str, Any]], results: Path, command: str
     (results / "llm_ref_samples.md").write_text("\n".join(lines) + "\n")
 
 
-def _plots(rows, results: Path, beta: float) -> None:
+def _plots(rows, results: Path, beta: float, name: str = "llm") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -309,7 +323,7 @@ def _plots(rows, results: Path, beta: float) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(results / "llm.png", dpi=110)
+    fig.savefig(results / f"{name}.png", dpi=110)
     plt.close(fig)
 
     keys = sorted({(r["task"], r["prefs"]) for r in rows if r["beta"] is not None})
@@ -340,7 +354,7 @@ def _plots(rows, results: Path, beta: float) -> None:
                 ax.legend(fontsize=7)
     fig.suptitle("Reward-KL frontier over beta (numbers: beta)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(results / "llm_frontier.png", dpi=110)
+    fig.savefig(results / f"{name}_frontier.png", dpi=110)
     plt.close(fig)
 
 
@@ -363,12 +377,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pretrain-steps", type=int, default=600)
     p.add_argument("--work-dir", default="runs/llm", help="task data, reference models and fine-tuned models")
     p.add_argument("--results-dir", default=str(RESULTS))
+    p.add_argument("--name", default="llm", help="prefix of the output files")
+    p.add_argument("--model", metavar="DIR", help="pretrained chat model: the reference of chat tasks (review)")
+    p.add_argument("--lora-r", type=int, default=LLMTrainConfig.lora_r, help="LoRA rank of every run (0: full)")
+    p.add_argument("--epochs", type=int, default=LLMTrainConfig.epochs)
+    p.add_argument("--batch-size", type=int, default=LLMTrainConfig.batch_size)
+    p.add_argument("--lr", type=float, default=LLMTrainConfig.lr)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = p.parse_args(argv)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     try:
         task_names = [t for t in args.tasks.split(",") if t]
         for t in task_names:
-            tasks.get_task(t)
+            if tasks.get_task(t).chat and not args.model:
+                raise ValueError(f"task {t} samples a pretrained chat model: pass --model DIR")
         methods = [m for m in args.methods.split(",") if m]
         for m in methods:
             if m not in METHODS:
@@ -397,8 +419,9 @@ def main(argv: list[str] | None = None) -> int:
         write_ref_samples(records, results, command.strip(), beta)
         print(json.dumps({"runs": len(records), "summary": str(results / "llm_ref_samples.json")}))
         return 0
+    train = {"lora_r": args.lora_r, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
     records = run(task_names, budgets, seeds, methods, betas, Path(args.work_dir), args.samples, args.pretrain_steps,
-                  args.ref_samples)
+                  args.ref_samples, args.model, train)
     rows = aggregate(records)
     beta = headline_beta(betas)
     checks = check_claims(rows, beta)
@@ -406,8 +429,11 @@ def main(argv: list[str] | None = None) -> int:
     results.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/llm.py " + " ".join(argv if argv is not None else sys.argv[1:])
     seconds = time.time() - t0
-    write_outputs(rows, checks, results, command.strip(), beta, betas, seconds)
-    print(json.dumps({"rows": len(rows), "seconds": seconds, "summary": str(results / "llm_summary.json")}))
+    model = "the tiny GPT-2 (2 layers, 64 wide, batch 16)"
+    if args.model:
+        model = f"{args.model} (batch {args.batch_size}" + (f", LoRA rank {args.lora_r})" if args.lora_r else ")")
+    write_outputs(rows, checks, results, command.strip(), beta, betas, seconds, args.name, model, args.threads)
+    print(json.dumps({"rows": len(rows), "seconds": seconds, "summary": str(results / f"{args.name}_summary.json")}))
     return 0
 
 

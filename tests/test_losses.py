@@ -169,6 +169,17 @@ def test_dpo_robust_with_zero_smoothing_equals_sigmoid():
         assert torch.equal(a, b)
 
 
+def test_loss_combination_defaults_to_weight_one():
+    assert L.check_loss_combination(["sigmoid", "sft"]) == [("sigmoid", 1.0), ("sft", 1.0)]
+    assert L.check_loss_combination(["ipo", "sft"], [0.0, 2]) == [("ipo", 0.0), ("sft", 2.0)]
+
+
+def test_sft_loss_weighs_every_token_the_same():
+    logp, n = t(-6.0, -1.0), t(3.0, 1.0)
+    approx(L.sft_loss(logp, n), 7.0 / 4.0)  # sequence_nll's per-sequence mean would give (2 + 1) / 2
+    approx(L.sequence_nll(logp, n), 1.5)
+
+
 def test_dpo_rewards_detached():
     c, r = t(1.0, 2.0, grad=True), t(-1.0, 0.0, grad=True)
     rc, rr = L.dpo_rewards(c, r, 0.1)
@@ -267,6 +278,14 @@ def test_aihf_dpo():
 # --------------------------------------------------------------------------- stability
 
 
+# what each DPO variant needs beyond the two log-ratios (token counts, the reference margin, smoothing > 0)
+DPO_EXTRAS = {
+    "exo_pair": {"label_smoothing": 1e-3},
+    "sigmoid_norm": {"chosen_tokens": torch.tensor([3.0, 1.0, 2.0]), "rejected_tokens": torch.tensor([2.0, 2.0, 5.0])},
+    "aot": {"ref_margin": torch.tensor([1.0, -2.0, 0.5])},
+}
+
+
 def test_huge_scores_finite_loss_and_grad():
     big = 1e4
     cases = [
@@ -275,7 +294,7 @@ def test_huge_scores_finite_loss_and_grad():
         lambda a, b: L.reward_model_loss(a, b, center_coef=1e-3),
         lambda a, b: L.aihf_dpo_loss(a, b, b, a, beta=1.0),
         lambda a, b: L.modpo_loss(a, b, a[:, None], b[:, None], weights=[0.5, 0.5], beta=1.0),
-    ] + [lambda a, b, k=k: L.dpo_loss(a, b, beta=1.0, loss_type=k) for k in L.DPO_LOSS_TYPES]
+    ] + [lambda a, b, k=k: L.dpo_loss(a, b, beta=1.0, loss_type=k, **DPO_EXTRAS.get(k, {})) for k in L.DPO_LOSS_TYPES]
     for dtype in (torch.float32, torch.float64):
         for fn in cases:
             a = torch.tensor([big, -big, big], dtype=dtype, requires_grad=True)
@@ -341,6 +360,22 @@ BAD_CALLS = {
     "ls sigmoid > 0.5": lambda a, b: L.dpo_loss(a, b, label_smoothing=0.6),
     "ls robust = 0.5": lambda a, b: L.dpo_loss(a, b, loss_type="robust", label_smoothing=0.5),
     "ls with ipo": lambda a, b: L.dpo_loss(a, b, loss_type="ipo", label_smoothing=0.1),
+    "ls exo_pair = 0": lambda a, b: L.dpo_loss(a, b, loss_type="exo_pair"),
+    "sigmoid_norm no tokens": lambda a, b: L.dpo_loss(a, b, loss_type="sigmoid_norm"),
+    "ipo tokens = 0": lambda a, b: L.dpo_loss(a, b, loss_type="ipo", chosen_tokens=t(1.0, 0.0),
+                                              rejected_tokens=t(1.0, 1.0)),
+    "ipo tokens shape": lambda a, b: L.dpo_loss(a, b, loss_type="ipo", chosen_tokens=t(1.0, 2.0, 3.0),
+                                                rejected_tokens=t(1.0, 1.0)),
+    "aot no ref_margin": lambda a, b: L.dpo_loss(a, b, loss_type="aot"),
+    "aot ref_margin shape": lambda a, b: L.dpo_loss(a, b, loss_type="aot", ref_margin=t(1.0, 2.0, 3.0)),
+    "discopop tau = 0": lambda a, b: L.dpo_loss(a, b, loss_type="discopop", discopop_tau=0.0),
+    "sft tokens nan": lambda a, b: L.sft_loss(a, t(1.0, float("nan"))),
+    "combination unknown": lambda a, b: L.check_loss_combination(["sigmoid", "kto"]),
+    "combination twice": lambda a, b: L.check_loss_combination(["sft", "sft"]),
+    "combination count": lambda a, b: L.check_loss_combination(["sigmoid", "sft"], [1.0]),
+    "combination zero": lambda a, b: L.check_loss_combination(["sigmoid", "sft"], [0.0, 0.0]),
+    "combination negative": lambda a, b: L.check_loss_combination(["sigmoid"], [-1.0]),
+    "combination empty": lambda a, b: L.check_loss_combination([]),
     "alpha < 0": lambda a, b: L.rpo_loss(a, b, a, alpha=-1.0),
     "rpo nll missing": lambda a, b: L.rpo_loss(a, b, None, alpha=1.0),
     "n_tokens = 0": lambda a, b: L.sequence_nll(a, 0),
@@ -375,6 +410,8 @@ def test_value_errors(name):
         (lambda a, b: L.dpo_loss(a, b, loss_type="kto"), ["'kto'", *L.DPO_LOSS_TYPES]),
         (lambda a, b: L.bradley_terry_loss(a, b, 1.0, noise=1.0), ["noise", "[0, 1)", "1.0"]),
         (lambda a, b: L.dpo_loss(a, b, beta=0.0), ["beta", "(0, inf)", "0.0"]),
+        (lambda a, b: L.dpo_loss(a, b, loss_type="sigmoid_norm"), ["'sigmoid_norm'", "chosen_tokens"]),
+        (lambda a, b: L.check_loss_combination(["sigmoid", "kto"]), ["['kto']", *L.SEQUENCE_LOSS_TYPES]),
         (lambda a, b: L.bradley_terry_loss(a, t(1.0, 2.0, 3.0), 1.0), ["(2,)", "(3,)"]),
         (lambda a, b: L.aihf_loss(a, b, pref_weight=0.0, demo_weight=0.0),
          ["pref_weight", "demo_weight"]),

@@ -15,7 +15,9 @@ Conventions
   ``log(sigmoid(x))``, which underflows to ``-inf`` for ``x`` around ``-100`` in float32.
 
 Sources: Christiano et al. 2017 (Bradley-Terry reward learning, label noise); Rafailov et al. 2023
-(DPO); Azar et al. 2023 (IPO); Chowdhury et al. 2024 (robust DPO); Liu et al. 2024 (RPO);
+(DPO); Azar et al. 2023 (IPO); Chowdhury et al. 2024 (robust DPO); Liu et al. 2024 (RPO); the DPO
+variants of TRL's ``DPOTrainer`` (EXO, NCA, BCO, SPPO, AOT, APO, DiscoPOP), checked against TRL itself in
+``tests/test_trl_parity.py``;
 Li et al. 2024 (AIHF, joint demonstration and preference learning); Zhou et al. 2023 (MODPO).
 """
 
@@ -36,20 +38,37 @@ __all__ = [
     "bradley_terry_loss",
     "bradley_terry_probability",
     "check_aihf_weights",
+    "check_loss_combination",
     "dpo_loss",
     "dpo_rewards",
     "ml_irl_loss",
     "modpo_loss",
     "reward_model_loss",
     "rpo_loss",
+    "SEQUENCE_LOSS_TYPES",
     "sequence_nll",
+    "sft_loss",
 ]
 
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 """Valid values of every ``reduction`` argument."""
 
-DPO_LOSS_TYPES: tuple[str, ...] = ("sigmoid", "ipo", "hinge", "robust")
-"""Valid values of ``dpo_loss(loss_type=...)``, named as in TRL's ``DPOTrainer``."""
+DPO_LOSS_TYPES: tuple[str, ...] = (
+    "sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot", "aot_unpaired",
+    "apo_zero", "apo_down", "discopop", "sigmoid_norm",
+)
+"""Valid values of ``dpo_loss(loss_type=...)``, named as in TRL's ``DPOTrainer``, whose arithmetic each follows."""
+
+SEQUENCE_LOSS_TYPES: tuple[str, ...] = DPO_LOSS_TYPES + ("sft",)
+"""Every loss TRL's ``DPOTrainer`` accepts in ``loss_type``: the DPO family and ``sft`` (``sft_loss``)."""
+
+_SMOOTHING = {  # loss type -> (upper bound of label_smoothing, whether the bound is open, whether 0 is allowed)
+    "sigmoid": (0.5, False, True),
+    "robust": (0.5, True, True),  # ls = 0.5 makes the label pure noise and the 1/(1-2ls) correction infinite
+    "exo_pair": (0.5, False, False),  # EXO's target distribution [1 - ls, ls]: log(ls) needs ls > 0
+    "aot": (0.5, False, True),
+    "aot_unpaired": (0.5, False, True),
+}
 
 Number = int | float
 
@@ -245,6 +264,22 @@ def _dpo_margin(logratio_chosen: Tensor, logratio_rejected: Tensor) -> Tensor:
     return logratio_chosen - logratio_rejected
 
 
+def _per_token(name: str, tokens: Tensor | None, like: Tensor, loss_type: str) -> Tensor:
+    """Completion token counts for a length-normalized loss: positive, finite, shaped like the log-ratios."""
+    if tokens is None:
+        raise ValueError(f"loss_type={loss_type!r} divides log-ratios by completion lengths: {name} is required")
+    n = torch.as_tensor(tokens).to(dtype=like.dtype, device=like.device)
+    if not bool(torch.isfinite(n).all()) or bool((n <= 0).any()):
+        raise ValueError(f"{name} must be finite and in (0, inf) everywhere, got min {n.min().item()!r}")
+    _check_pair(like, n, "logratio", name)
+    return n
+
+
+def _sorted(x: Tensor) -> Tensor:
+    """``x`` sorted along the batch (first) dimension, as AOT compares quantiles rather than pairs."""
+    return torch.sort(x, dim=0).values
+
+
 def dpo_loss(
     logratio_chosen: Tensor,
     logratio_rejected: Tensor,
@@ -252,54 +287,130 @@ def dpo_loss(
     beta: float = 0.1,
     loss_type: str = "sigmoid",
     label_smoothing: float = 0.0,
+    chosen_tokens: Tensor | None = None,
+    rejected_tokens: Tensor | None = None,
+    ref_margin: Tensor | None = None,
+    discopop_tau: float = 0.05,
     reduction: str = "mean",
 ) -> Tensor:
-    """Direct preference optimisation loss and its TRL variants (Rafailov et al. 2023).
+    """Direct preference optimisation loss and its variants, each as TRL's ``DPOTrainer`` computes it.
 
-    Each log-ratio is ``log pi(y|x) - log pi_ref(y|x)`` summed over the response;
-    ``h = logratio_chosen - logratio_rejected``, ``ls = label_smoothing``:
+    Each log-ratio is ``log pi(y|x) - log pi_ref(y|x)`` summed over the response: ``c`` for the chosen,
+    ``r`` for the rejected one; ``h = c - r``, ``z = beta h``, ``ls = label_smoothing``, ``s = logsigmoid``:
 
-    * ``sigmoid``: ``-(1-ls) logsigmoid(beta h) - ls logsigmoid(-beta h)`` (ls > 0 is
-      conservative DPO; ls in [0, 0.5]).
-    * ``ipo``: ``(h - 1/(2 beta))^2`` (Azar et al. 2023). The paper (and TRL) use length-averaged
-      log-probabilities; pass those as the log-ratios if that is what you want.
-    * ``hinge``: ``relu(1 - beta h)`` (SLiC-style).
-    * ``robust``: ``[-(1-ls) logsigmoid(beta h) + ls logsigmoid(-beta h)] / (1 - 2 ls)``, the
-      unbiased loss under label-flip rate ls in [0, 0.5) (Chowdhury et al. 2024).
+    * ``sigmoid``: ``-(1-ls) s(z) - ls s(-z)`` (Rafailov et al. 2023; ls > 0 is conservative DPO).
+    * ``ipo``: ``(h - 1/(2 beta))^2`` (Azar et al. 2023). With ``chosen_tokens``/``rejected_tokens`` the
+      log-ratios are first divided by their completion lengths, as TRL does (its authors confirmed with
+      IPO's that the paper's results use this form); without them the summed log-ratios are used.
+    * ``hinge``: ``relu(1 - z)`` (SLiC). ``robust``: ``[-(1-ls) s(z) + ls s(-z)] / (1 - 2 ls)``, unbiased
+      under a label-flip rate ls (Chowdhury et al. 2024).
+    * ``exo_pair``: ``KL(softmax(beta [c, r]) || [1-ls, ls])`` (EXO, Ji et al. 2024); needs ls > 0.
+    * ``nca_pair``: ``-s(beta c) - s(-beta c)/2 - s(-beta r)/2`` (NCA, Chen et al. 2024).
+    * ``bco_pair``: ``-s(beta c) - s(-beta r)`` (BCO's paired form, without a running reward shift, as TRL).
+    * ``sppo_hard``: ``(c - 1/(2 beta))^2 + (r + 1/(2 beta))^2`` (SPPO with hard win probabilities).
+    * ``aot``: sigmoid DPO on the sorted policy margins ``sort(c - r + ref_margin)`` against the sorted reference
+      margins ``sort(ref_margin)``, ``ref_margin = log pi_ref(y_c) - log pi_ref(y_r)`` (AOT, Melnyk et al.
+      2024); ``aot_unpaired``: on ``sort(c) - sort(r)``. Both pair quantiles across the batch, so their
+      ``none`` reduction gives one value per rank, not per example.
+    * ``apo_zero``: ``1 - sigmoid(beta c) + sigmoid(beta r)``; ``apo_down``: ``sigmoid(beta c) + 1 -
+      sigmoid(z)`` (APO, D'Oosterlinck et al. 2024).
+    * ``discopop``: ``-s(z) (1 - m) + exp(-z) m`` with ``m = sigmoid(z / discopop_tau)`` (DiscoPOP, Chan Lu
+      et al. 2024), computed as ``exp(-z + s(z/tau))`` so that neither factor overflows.
+    * ``sigmoid_norm``: sigmoid DPO on per-token log-ratios ``c/n_c - r/n_r``; needs the token counts.
 
-    ``label_smoothing`` must be 0 for ``ipo`` and ``hinge``, which have no use for it.
+    ``label_smoothing`` applies to ``sigmoid``, ``robust``, ``exo_pair``, ``aot`` and ``aot_unpaired`` and must be
+    0 for the rest.
     """
     _check_reduction(reduction)
     if loss_type not in DPO_LOSS_TYPES:
         raise ValueError(f"loss_type must be one of {DPO_LOSS_TYPES}, got {loss_type!r}")
     beta = _check_number("beta", beta, 0.0, low_open=True)
-    if loss_type == "sigmoid":
-        ls = _check_number("label_smoothing", label_smoothing, 0.0, 0.5, high_open=False)
-    elif loss_type == "robust":
-        # ls = 0.5 makes the label pure noise and the 1/(1-2ls) correction infinite.
-        ls = _check_number("label_smoothing", label_smoothing, 0.0, 0.5)
+    if loss_type in _SMOOTHING:
+        high, high_open, zero_ok = _SMOOTHING[loss_type]
+        ls = _check_number("label_smoothing", label_smoothing, 0.0, high, low_open=not zero_ok, high_open=high_open)
     else:
         # Silently ignoring a smoothing setting would hide a misconfigured run.
         if label_smoothing != 0.0:
             raise ValueError(
-                f"label_smoothing applies only to loss_type 'sigmoid' and 'robust'; it must be 0 "
+                f"label_smoothing applies only to loss_type {tuple(_SMOOTHING)}; it must be 0 "
                 f"for loss_type={loss_type!r}, got {label_smoothing!r}"
             )
         ls = 0.0
-    h = _dpo_margin(logratio_chosen, logratio_rejected)
+    c, r = logratio_chosen, logratio_rejected
+    h = _dpo_margin(c, r)
     z = beta * h
 
+    def smoothed(x: Tensor) -> Tensor:  # -(1 - ls) s(x) - ls s(-x), bit-identical to -s(x) at ls = 0
+        loss = -F.logsigmoid(x)
+        return loss if ls == 0.0 else (1.0 - ls) * loss - ls * F.logsigmoid(-x)
+
     if loss_type == "sigmoid":
-        loss = -F.logsigmoid(z)
-        if ls != 0.0:  # keep ls = 0 bit-identical to plain DPO
-            loss = (1.0 - ls) * loss - ls * F.logsigmoid(-z)
+        loss = smoothed(z)
     elif loss_type == "robust":
         loss = (-(1.0 - ls) * F.logsigmoid(z) + ls * F.logsigmoid(-z)) / (1.0 - 2.0 * ls)
-    elif loss_type == "ipo":
-        loss = (h - 1.0 / (2.0 * beta)) ** 2
-    else:  # hinge
+    elif loss_type in ("ipo", "sigmoid_norm"):
+        if loss_type == "sigmoid_norm" or chosen_tokens is not None or rejected_tokens is not None:
+            h = (c / _per_token("chosen_tokens", chosen_tokens, c, loss_type)
+                 - r / _per_token("rejected_tokens", rejected_tokens, r, loss_type))
+        loss = (h - 1.0 / (2.0 * beta)) ** 2 if loss_type == "ipo" else -F.logsigmoid(beta * h)
+    elif loss_type == "hinge":
         loss = F.relu(1.0 - z)
+    elif loss_type == "exo_pair":
+        loss = (torch.sigmoid(z) * (F.logsigmoid(z) - math.log1p(-ls))
+                + torch.sigmoid(-z) * (F.logsigmoid(-z) - math.log(ls)))
+    elif loss_type == "nca_pair":
+        loss = -F.logsigmoid(beta * c) - 0.5 * F.logsigmoid(-beta * c) - 0.5 * F.logsigmoid(-beta * r)
+    elif loss_type == "bco_pair":
+        loss = -F.logsigmoid(beta * c) - F.logsigmoid(-beta * r)
+    elif loss_type == "sppo_hard":
+        loss = (c - 0.5 / beta) ** 2 + (r + 0.5 / beta) ** 2
+    elif loss_type == "aot":
+        if ref_margin is None:
+            raise ValueError("loss_type='aot' compares policy and reference margins: ref_margin is required")
+        ref_margin = ref_margin.to(dtype=h.dtype, device=h.device)
+        _check_pair(h, ref_margin, "logratio difference", "ref_margin")
+        loss = smoothed(beta * (_sorted(h + ref_margin) - _sorted(ref_margin)))
+    elif loss_type == "aot_unpaired":
+        loss = smoothed(beta * (_sorted(c) - _sorted(r)))
+    elif loss_type == "apo_zero":
+        loss = 1.0 - torch.sigmoid(beta * c) + torch.sigmoid(beta * r)
+    elif loss_type == "apo_down":
+        loss = torch.sigmoid(beta * c) + 1.0 - torch.sigmoid(z)
+    else:  # discopop
+        tau = _check_number("discopop_tau", discopop_tau, 0.0, low_open=True)
+        loss = -F.logsigmoid(z) * torch.sigmoid(-z / tau) + torch.exp(-z + F.logsigmoid(z / tau))
     return _reduce(loss, reduction)
+
+
+def sft_loss(logp_chosen: Tensor, chosen_tokens: Tensor) -> Tensor:
+    """Negative log-likelihood per completion token over the whole batch, ``-sum(logp) / sum(tokens)``.
+
+    TRL's ``loss_type="sft"``: every token of the batch weighs the same, so a long completion counts more
+    than a short one (``sequence_nll`` instead averages each sequence's per-token NLL).
+    """
+    n = _per_token("chosen_tokens", chosen_tokens, logp_chosen, "sft")
+    return -logp_chosen.sum() / n.sum()
+
+
+def check_loss_combination(types: Sequence[str], weights: Sequence[float] | None = None) -> list[tuple[str, float]]:
+    """(type, weight) pairs of a combined loss ``sum_i w_i * loss_i`` (TRL's ``loss_type`` list with
+    ``loss_weights``; default weights 1): names from SEQUENCE_LOSS_TYPES, no name twice, finite weights >= 0 and
+    not all 0, as many weights as types."""
+    types = list(types)
+    if not types:
+        raise ValueError(f"at least one loss type is needed, from {SEQUENCE_LOSS_TYPES}")
+    unknown = [t for t in types if t not in SEQUENCE_LOSS_TYPES]
+    if unknown:
+        raise ValueError(f"unknown loss type(s) {unknown}: expected names from {SEQUENCE_LOSS_TYPES}")
+    if len(set(types)) != len(types):
+        raise ValueError(f"a loss type is named twice in {types}: give it one weight instead")
+    weights = [1.0] * len(types) if weights is None else list(weights)
+    if len(weights) != len(types):
+        raise ValueError(f"{len(weights)} loss weights for {len(types)} loss types {types}: expected one per type")
+    checked = [_check_number(f"weight of {t}", w, 0.0) for t, w in zip(types, weights)]
+    if not any(checked):
+        raise ValueError(f"the loss weights {weights} are all 0: at least one must be positive")
+    return list(zip(types, checked))
 
 
 def dpo_rewards(

@@ -1,5 +1,6 @@
-"""Synthetic text tasks whose true reward is computed in code, with tiny GPT-2 models built and pretrained locally.
+"""Text tasks whose true reward is computed in code.
 
+Synthetic tasks, with tiny GPT-2 models built and pretrained locally:
 - `sentiment`: "review :" followed by 6 words; true reward = (positive - negative lexicon words) / 6.
 - `sorting`: "sort : d d d d d =" followed by 5 digits; true reward = -(inversions + wrong tokens) / 5,
   where wrong tokens counts digits of the completion missing from (or extra to) the prompt's multiset.
@@ -7,6 +8,11 @@
 `build_reference` trains a 2-layer GPT-2 with a word-level tokenizer on sloppy completions (random
 words; digits roughly in order), so the reference model is fluent in the format but far from the
 best reward: preference training has room to improve it. Nothing is downloaded.
+
+A task on real generated text, for a real pretrained chat model (e.g. `prefrl llm get-model smollm2-135m`):
+- `review`: "Write a one-sentence review of the film <title>." as a chat turn (the model's chat template);
+  true reward = VADER's compound sentiment of the completion, in [-1, 1] (`vadersentiment`, which ships its
+  lexicon). Its preference pairs and demonstrations are the model's own samples (`make_task(..., model=DIR)`).
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ class Task:
     sloppy_completion: Callable[[str, np.random.Generator], str]
     reward: Callable[[str, str], float]
     completion_tokens: int
+    chat: bool = False
+    """Prompts are user turns rendered with the model's chat template (a task for a real pretrained model,
+    whose samples make the preference pairs: no tiny reference is built)."""
 
 
 def _sentiment_reward(prompt: str, completion: str) -> float:
@@ -72,6 +81,35 @@ def _sloppy_sort(prompt: str, rng: np.random.Generator) -> str:
     return " ".join(map(str, out))
 
 
+FILMS = ["Jaws", "Casablanca", "Vertigo", "Alien", "Titanic", "Psycho", "Rocky", "Amelie", "Fargo", "Heat",
+         "Up", "Frozen", "Inception", "Gladiator", "Avatar", "Memento", "Goodfellas", "Cars", "Coco", "Shrek",
+         "Chinatown", "Amadeus", "Platoon", "Unforgiven", "Braveheart", "Se7en", "Clueless", "Ratatouille", "Arrival",
+         "Moonlight", "Parasite", "Whiplash", "Her", "Gravity", "Interstellar", "Skyfall", "Tangled", "Brave", "Dune",
+         "Metropolis", "Rebecca", "Notorious", "Spartacus", "Grease", "Annie Hall", "The Matrix", "The Godfather",
+         "Toy Story"]
+REVIEW_TEMPLATES = ["Write a one-sentence review of the film {}.", "In one sentence, review the movie {}.",
+                    "Give a one-sentence opinion of the film {}."]
+
+
+def _review_prompt(rng: np.random.Generator) -> str:
+    return str(rng.choice(REVIEW_TEMPLATES)).format(rng.choice(FILMS))
+
+
+_VADER = None
+
+
+def _review_reward(prompt: str, completion: str) -> float:
+    """VADER's compound sentiment of the completion, in [-1, 1]."""
+    global _VADER
+    if _VADER is None:
+        try:
+            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+        except ImportError as exc:
+            raise ImportError("the review task's true reward needs vadersentiment: pip install 'prefrl[smollm]'") from exc
+        _VADER = SentimentIntensityAnalyzer()
+    return float(_VADER.polarity_scores(completion)["compound"])
+
+
 TASKS: dict[str, Task] = {
     "sentiment": Task(
         "sentiment", POSITIVE + NEGATIVE + NEUTRAL + ["review", ":"],
@@ -79,7 +117,20 @@ TASKS: dict[str, Task] = {
         lambda prompt, rng: " ".join(rng.choice(POSITIVE + NEGATIVE + NEUTRAL + NEUTRAL, 6)),
         _sentiment_reward, 6),
     "sorting": Task("sorting", DIGITS + ["sort", ":", "="], _sorting_prompt, _sloppy_sort, _sorting_reward, 5),
+    "review": Task("review", [], _review_prompt, lambda prompt, rng: "", _review_reward, 40, chat=True),
 }
+
+
+def render_prompts(task: Task, tokenizer, prompts: list[str]) -> list[str]:
+    """The prompts as the model sees them: for a chat task, each a user turn rendered with the tokenizer's chat
+    template up to the start of the assistant's answer; other tasks' prompts as they are."""
+    if not task.chat:
+        return prompts
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"the {task.name} task writes chat prompts, but the model's tokenizer has no chat template "
+                         f"(use a chat model, e.g. `prefrl llm get-model smollm2-135m`)")
+    return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+            for p in prompts]
 
 
 def get_task(name: str) -> Task:
@@ -147,45 +198,71 @@ def ideal_completion(task: Task, prompt: str, rng: np.random.Generator) -> str:
 
 
 def make_task(name: str, out: str | Path, *, prefs: int = 256, demos: int = 64, seed: int = 0,
-              temperature: float = 0.2, pretrain_steps: int = 600, progress: bool = False) -> dict:
-    """Reference model (out/reference), preference pairs (out/prefs.jsonl: two reference samples per prompt,
-    labelled by a Bradley-Terry draw on the true reward at `temperature`) and demonstrations (out/demos.jsonl)."""
+              temperature: float = 0.2, pretrain_steps: int = 600, model: str | Path | None = None,
+              best_of: int = 4, progress: bool = False) -> dict:
+    """Preference pairs (out/prefs.jsonl: two samples of the reference model per prompt, labelled by a
+    Bradley-Terry draw on the true reward at `temperature`) and demonstrations (out/demos.jsonl).
+
+    Synthetic tasks build their reference model (out/reference) and write ideal demonstrations. A chat task
+    (`review`) takes the reference `model` (a save_pretrained directory), and its demonstrations are the best of
+    `best_of` of that model's samples by the true reward."""
     import json
 
-    from prefrl.llm.train import sample_completions
+    from prefrl.llm.train import load_model, sample_completions
 
     task = get_task(name)
+    if task.chat and model is None:
+        raise ValueError(f"the {name} task samples a pretrained chat model: pass --model DIR "
+                         f"(e.g. from `prefrl llm get-model smollm2-135m`)")
+    if not task.chat and model is not None:
+        raise ValueError(f"the {name} task builds its own tiny reference model; --model applies to chat tasks "
+                         f"({', '.join(n for n, t in TASKS.items() if t.chat)})")
+    if best_of < 1:
+        raise ValueError(f"best_of must be >= 1, got {best_of}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    model, tokenizer = build_reference(task, out / "reference", steps=pretrain_steps, seed=seed, progress=progress)
+    if task.chat:
+        if not Path(model).is_dir():
+            raise FileNotFoundError(f"model path {model} does not exist (expected a save_pretrained directory)")
+        reference, tokenizer = load_model(model)
+        reference_path = str(model)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        reference, tokenizer = build_reference(task, out / "reference", steps=pretrain_steps, seed=seed,
+                                               progress=progress)
+        reference_path = str(out / "reference")
     rng = np.random.default_rng(seed + 1)
-    prompts = [task.prompt(rng) for _ in range(prefs)]
-    a = sample_completions(model, tokenizer, prompts, seed=seed, max_new_tokens=task.completion_tokens + 2)
-    b = sample_completions(model, tokenizer, prompts, seed=seed + 1, max_new_tokens=task.completion_tokens + 2)
+    prompts = render_prompts(task, tokenizer, [task.prompt(rng) for _ in range(prefs)])
+    sample = lambda ps, s: sample_completions(reference, tokenizer, ps, seed=s,  # noqa: E731
+                                              max_new_tokens=task.completion_tokens + 2)
+    a, b = sample(prompts, seed), sample(prompts, seed + 1)
     lines = []
     for p, x, y in zip(prompts, a, b):
         ra, rb = task.reward(p, x), task.reward(p, y)
         a_wins = rng.random() < 1.0 / (1.0 + math.exp(-(ra - rb) / temperature))
         chosen, rejected = (x, y) if a_wins else (y, x)
         lines.append(json.dumps({"prompt": p, "chosen": chosen, "rejected": rejected}))
+    demo_prompts = render_prompts(task, tokenizer, [task.prompt(rng) for _ in range(demos)])  # after the draws above
+    if task.chat:  # the best of `best_of` samples per prompt
+        candidates = [sample(demo_prompts, seed + 2 + k) for k in range(best_of)]
+        completions = [max(c, key=lambda y, p=p: task.reward(p, y)) for p, *c in zip(demo_prompts, *candidates)]
+    else:
+        completions = [ideal_completion(task, p, rng) for p in demo_prompts]
+    out.mkdir(parents=True, exist_ok=True)
     (out / "prefs.jsonl").write_text("\n".join(lines) + "\n")
-    demo_prompts = [task.prompt(rng) for _ in range(demos)]
     (out / "demos.jsonl").write_text("\n".join(
-        json.dumps({"prompt": p, "completion": ideal_completion(task, p, rng)}) for p in demo_prompts) + "\n")
-    return {"task": name, "reference": str(out / "reference"), "prefs": prefs, "demos": demos}
+        json.dumps({"prompt": p, "completion": c}) for p, c in zip(demo_prompts, completions)) + "\n")
+    return {"task": name, "reference": reference_path, "prefs": prefs, "demos": demos}
 
 
 def evaluate(model, reference, tokenizer, task: Task, *, n: int = 256, seed: int = 123) -> dict:
     """Mean true reward of sampled completions on fresh prompts, and the KL to the reference model
     (the mean over samples of log pi(y|x) - log pi_ref(y|x))."""
-    from prefrl.llm.sequences import context_length, encode, reference_logprobs
-    from prefrl.llm.train import sample_completions
+    from prefrl.llm.train import sample_completions, sampled_kl
 
     rng = np.random.default_rng(seed)
-    prompts = [task.prompt(rng) for _ in range(n)]
+    prompts = render_prompts(task, tokenizer, [task.prompt(rng) for _ in range(n)])
     completions = sample_completions(model, tokenizer, prompts, seed=seed, max_new_tokens=task.completion_tokens + 2)
     rewards = np.array([task.reward(p, c) for p, c in zip(prompts, completions)])
-    batch = encode(tokenizer, prompts, completions, context_length(model))
-    kl = (reference_logprobs(model, batch) - reference_logprobs(reference, batch)).mean()
-    return {"true_reward_mean": float(rewards.mean()), "true_reward_std": float(rewards.std()), "kl": float(kl),
+    kl = sampled_kl(model, reference, tokenizer, prompts, completions)
+    return {"true_reward_mean": float(rewards.mean()), "true_reward_std": float(rewards.std()), "kl": kl,
             "samples": n}

