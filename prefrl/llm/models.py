@@ -60,6 +60,41 @@ def gguf_path(name: str) -> tuple[Path, str | None]:
     return path, None
 
 
+_GGUF_SCALAR_BYTES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # GGUF value types
+
+
+def gguf_architecture(path: Path) -> str:
+    """The `general.architecture` entry of a GGUF file, read from its header alone (the full metadata, with the
+    tokenizer's vocabulary, takes seconds to parse). A ValueError if the file is not GGUF or lacks the entry
+    among the scalar entries before the first array."""
+    import struct
+
+    def read(f, n: int) -> bytes:
+        data = f.read(n)
+        if len(data) != n:
+            raise ValueError(f"{path} ends inside its GGUF header")
+        return data
+
+    with path.open("rb") as f:
+        if read(f, 4) != b"GGUF":
+            raise ValueError(f"{path} is not a GGUF file (it does not start with the GGUF magic bytes)")
+        _version, _tensors, n_kv = struct.unpack("<IQQ", read(f, 20))
+        for _ in range(n_kv):
+            (length,) = struct.unpack("<Q", read(f, 8))
+            key = read(f, length).decode("utf-8", "replace")
+            (kind,) = struct.unpack("<I", read(f, 4))
+            if kind == 8:  # a string
+                (length,) = struct.unpack("<Q", read(f, 8))
+                value = read(f, length)
+                if key == "general.architecture":
+                    return value.decode("utf-8", "replace")
+            elif kind in _GGUF_SCALAR_BYTES:
+                read(f, _GGUF_SCALAR_BYTES[kind])
+            else:  # an array: the architecture comes first in files written by llama.cpp and gguf
+                break
+    raise ValueError(f"{path} has no general.architecture entry in its GGUF header")
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -75,25 +110,27 @@ def get_model(name: str, out: str | Path, *, dtype: str = "float32") -> dict[str
     path, architecture = gguf_path(name)
     try:
         import gguf  # noqa: F401  (transformers' GGUF loader needs it)
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
     except ImportError as exc:
         raise ImportError(f"reading GGUF files needs transformers and gguf: pip install 'prefrl[smollm]' ({exc})") from exc
     hf_logging.disable_progress_bar()
     folder, filename = str(path.parent), path.name
+    found = gguf_architecture(path)
+    if architecture is not None and found != architecture:
+        raise ValueError(f"{path} holds a {found!r} model, expected {architecture!r}")
     try:
-        config = AutoConfig.from_pretrained(folder, gguf_file=filename)
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=DTYPES[dtype])
     except Exception as exc:  # the GGUF reader raises many kinds of error on a corrupt or foreign file
         raise ValueError(f"{path} is not a GGUF causal LM that transformers can read: {exc}") from exc
-    if architecture is not None and config.model_type != architecture:
-        raise ValueError(f"{path} holds a {config.model_type!r} model, expected {architecture!r}")
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=DTYPES[dtype])
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # the weights are dequantized; this entry blocks save_pretrained
-    model = AutoModelForCausalLM.from_config(config, dtype=DTYPES[dtype])
-    model.load_state_dict(loaded.state_dict())
+    with torch.device("meta"):  # no random initialization: every weight comes from the GGUF file
+        model = AutoModelForCausalLM.from_config(config, dtype=DTYPES[dtype])
+    model.load_state_dict(loaded.state_dict(), assign=True)
+    model.tie_weights()
     del loaded
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -13,6 +13,8 @@ A task on real generated text, for a real pretrained chat model (e.g. `prefrl ll
 - `review`: "Write a one-sentence review of the film <title>." as a chat turn (the model's chat template);
   true reward = VADER's compound sentiment of the completion, in [-1, 1] (`vadersentiment`, which ships its
   lexicon). Its preference pairs and demonstrations are the model's own samples (`make_task(..., model=DIR)`).
+  A second objective, `brevity` = max(0, 1 - words / 30), can label the pairs instead (`objective="brevity"`), for
+  trade-offs between objectives; `evaluate` reports both.
 """
 
 from __future__ import annotations
@@ -45,6 +47,17 @@ class Task:
     chat: bool = False
     """Prompts are user turns rendered with the model's chat template (a task for a real pretrained model,
     whose samples make the preference pairs: no tiny reference is built)."""
+    objectives: dict[str, Callable[[str, str], float]] | None = None
+    """Other true rewards of the same completions, by name (the first is `reward`), for multi-objective work."""
+
+    def objective(self, name: str | None) -> Callable[[str, str], float]:
+        """The true reward called `name` (None: the task's own)."""
+        if name is None:
+            return self.reward
+        if not self.objectives or name not in self.objectives:
+            raise ValueError(f"task {self.name} has no objective {name!r}: expected one of "
+                             f"{sorted(self.objectives or {})}")
+        return self.objectives[name]
 
 
 def _sentiment_reward(prompt: str, completion: str) -> float:
@@ -110,6 +123,11 @@ def _review_reward(prompt: str, completion: str) -> float:
     return float(_VADER.polarity_scores(completion)["compound"])
 
 
+def _brevity(prompt: str, completion: str) -> float:
+    """1 for an empty answer, falling linearly to 0 at 30 words and beyond."""
+    return max(0.0, 1.0 - len(completion.split()) / 30.0)
+
+
 TASKS: dict[str, Task] = {
     "sentiment": Task(
         "sentiment", POSITIVE + NEGATIVE + NEUTRAL + ["review", ":"],
@@ -117,7 +135,8 @@ TASKS: dict[str, Task] = {
         lambda prompt, rng: " ".join(rng.choice(POSITIVE + NEGATIVE + NEUTRAL + NEUTRAL, 6)),
         _sentiment_reward, 6),
     "sorting": Task("sorting", DIGITS + ["sort", ":", "="], _sorting_prompt, _sloppy_sort, _sorting_reward, 5),
-    "review": Task("review", [], _review_prompt, lambda prompt, rng: "", _review_reward, 40, chat=True),
+    "review": Task("review", [], _review_prompt, lambda prompt, rng: "", _review_reward, 40, chat=True,
+                   objectives={"sentiment": _review_reward, "brevity": _brevity}),
 }
 
 
@@ -199,18 +218,20 @@ def ideal_completion(task: Task, prompt: str, rng: np.random.Generator) -> str:
 
 def make_task(name: str, out: str | Path, *, prefs: int = 256, demos: int = 64, seed: int = 0,
               temperature: float = 0.2, pretrain_steps: int = 600, model: str | Path | None = None,
-              best_of: int = 4, progress: bool = False) -> dict:
+              best_of: int = 4, objective: str | None = None, progress: bool = False) -> dict:
     """Preference pairs (out/prefs.jsonl: two samples of the reference model per prompt, labelled by a
     Bradley-Terry draw on the true reward at `temperature`) and demonstrations (out/demos.jsonl).
 
     Synthetic tasks build their reference model (out/reference) and write ideal demonstrations. A chat task
     (`review`) takes the reference `model` (a save_pretrained directory), and its demonstrations are the best of
-    `best_of` of that model's samples by the true reward."""
+    `best_of` of that model's samples by the true reward. `objective` names the true reward that labels the pairs
+    and ranks the samples (default: the task's own)."""
     import json
 
     from prefrl.llm.train import load_model, sample_completions
 
     task = get_task(name)
+    reward = task.objective(objective)
     if task.chat and model is None:
         raise ValueError(f"the {name} task samples a pretrained chat model: pass --model DIR "
                          f"(e.g. from `prefrl llm get-model smollm2-135m`)")
@@ -237,21 +258,22 @@ def make_task(name: str, out: str | Path, *, prefs: int = 256, demos: int = 64, 
     a, b = sample(prompts, seed), sample(prompts, seed + 1)
     lines = []
     for p, x, y in zip(prompts, a, b):
-        ra, rb = task.reward(p, x), task.reward(p, y)
+        ra, rb = reward(p, x), reward(p, y)
         a_wins = rng.random() < 1.0 / (1.0 + math.exp(-(ra - rb) / temperature))
         chosen, rejected = (x, y) if a_wins else (y, x)
         lines.append(json.dumps({"prompt": p, "chosen": chosen, "rejected": rejected}))
     demo_prompts = render_prompts(task, tokenizer, [task.prompt(rng) for _ in range(demos)])  # after the draws above
     if task.chat:  # the best of `best_of` samples per prompt
         candidates = [sample(demo_prompts, seed + 2 + k) for k in range(best_of)]
-        completions = [max(c, key=lambda y, p=p: task.reward(p, y)) for p, *c in zip(demo_prompts, *candidates)]
+        completions = [max(c, key=lambda y, p=p: reward(p, y)) for p, *c in zip(demo_prompts, *candidates)]
     else:
         completions = [ideal_completion(task, p, rng) for p in demo_prompts]
     out.mkdir(parents=True, exist_ok=True)
     (out / "prefs.jsonl").write_text("\n".join(lines) + "\n")
     (out / "demos.jsonl").write_text("\n".join(
         json.dumps({"prompt": p, "completion": c}) for p, c in zip(demo_prompts, completions)) + "\n")
-    return {"task": name, "reference": reference_path, "prefs": prefs, "demos": demos}
+    return {"task": name, "reference": reference_path, "prefs": prefs, "demos": demos,
+            **({"objective": objective} if objective else {})}
 
 
 def evaluate(model, reference, tokenizer, task: Task, *, n: int = 256, seed: int = 123) -> dict:
@@ -264,5 +286,8 @@ def evaluate(model, reference, tokenizer, task: Task, *, n: int = 256, seed: int
     completions = sample_completions(model, tokenizer, prompts, seed=seed, max_new_tokens=task.completion_tokens + 2)
     rewards = np.array([task.reward(p, c) for p, c in zip(prompts, completions)])
     kl = sampled_kl(model, reference, tokenizer, prompts, completions)
-    return {"true_reward_mean": float(rewards.mean()), "true_reward_std": float(rewards.std()), "kl": kl,
-            "samples": n}
+    out = {"true_reward_mean": float(rewards.mean()), "true_reward_std": float(rewards.std()), "kl": kl, "samples": n}
+    if task.objectives:
+        out["objectives"] = {k: float(np.mean([f(p, c) for p, c in zip(prompts, completions)]))
+                             for k, f in task.objectives.items()}
+    return out

@@ -160,6 +160,7 @@ def _llm_parser(sub: argparse._SubParsersAction) -> None:
     mk.add_argument("name", help="sentiment, sorting, or review (needs --model)")
     mk.add_argument("--model", metavar="DIR", help="review: the pretrained chat model whose samples make the data")
     mk.add_argument("--best-of", type=int, default=4, help="review: a demonstration is the best of this many samples")
+    mk.add_argument("--objective", help="the true reward that labels the pairs (review: sentiment or brevity)")
     mk.add_argument("--out", required=True, metavar="DIR")
     mk.add_argument("--prefs", type=int, default=256, help="preference pairs")
     mk.add_argument("--demos", type=int, default=64, help="demonstrations")
@@ -195,7 +196,7 @@ def _cmd_llm(args: argparse.Namespace) -> int:
         tasks.get_task(args.name)
         print(json.dumps(tasks.make_task(args.name, args.out, prefs=args.prefs, demos=args.demos, seed=args.seed,
                                          pretrain_steps=args.pretrain_steps, model=args.model, best_of=args.best_of,
-                                         progress=True)))
+                                         objective=args.objective, progress=True)))
     elif args.llm_command == "train":
         result = train_llm(config_from_args(LLMTrainConfig, args), progress=args.progress)
         print(json.dumps(result))
