@@ -401,6 +401,9 @@ def test_get_model_bad_input(tmp_path, monkeypatch):
     (tmp_path / "cut.gguf").write_bytes(b"GGUF\x03\x00")
     with pytest.raises(ValueError, match="cut.gguf ends inside its GGUF header"):
         models.get_model(str(tmp_path / "cut.gguf"), tmp_path / "o")
+    (tmp_path / "huge.gguf").write_bytes(b"GGUF" + bytes([3, 0, 0, 0]) + bytes(8) + bytes([1]) + bytes(7) + b"\xff" * 8)
+    with pytest.raises(ValueError, match=r"huge.gguf has a corrupt GGUF header \(a field claims \d+ bytes\)"):
+        models.get_model(str(tmp_path / "huge.gguf"), tmp_path / "o")
     with pytest.raises(ValueError, match="unknown dtype 'float8'"):
         models.get_model("smollm2-135m", tmp_path / "o", dtype="float8")
     import gguf  # the [smollm] extra, installed by `make test`

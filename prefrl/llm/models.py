@@ -70,6 +70,8 @@ def gguf_architecture(path: Path) -> str:
     import struct
 
     def read(f, n: int) -> bytes:
+        if n > 1 << 20:  # no key or scalar string of the header is this long: a corrupt length field
+            raise ValueError(f"{path} has a corrupt GGUF header (a field claims {n} bytes)")
         data = f.read(n)
         if len(data) != n:
             raise ValueError(f"{path} ends inside its GGUF header")
