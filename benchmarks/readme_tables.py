@@ -66,9 +66,9 @@ def demo() -> str:
             f"(`benchmarks/results/demo/`).")
 
 
-def llm() -> str:
-    """Tiny GPT-2 models: DPO, AIHF and AIHF-DPO at the headline beta, and the matched-KL claims."""
-    summary = _load("llm_summary.json")
+def _llm_table(summary: dict, methods: tuple[str, ...]) -> tuple[str, list[int]]:
+    """Per task: the reference's true reward, each method's mean true reward (KL) per budget at the headline beta,
+    and SFT's."""
     beta, rows = summary["headline_beta"], summary["rows"]
     find = {(r["task"], r["method"], r["prefs"]): r for r in rows if r["beta"] in (None, beta)}
     budgets = sorted({r["prefs"] for r in rows if r["method"] == "dpo"})
@@ -81,9 +81,17 @@ def llm() -> str:
     for task in sorted({r["task"] for r in rows}):
         ref = find[(task, "reference", 0)]
         sft = find[(task, "sft", budgets[0])]
-        out.append([task, f"{ref['true_reward_mean']:.3f}", cells(task, "dpo"), cells(task, "aihf"),
-                    cells(task, "aihf-dpo"), f"{sft['true_reward_mean']:.3f} ({sft['kl_mean']:.2f})"])
+        out.append([task, f"{ref['true_reward_mean']:.3f}", *(cells(task, m) for m in methods),
+                    f"{sft['true_reward_mean']:.3f} ({sft['kl_mean']:.2f})"])
     pairs = " / ".join(str(n) for n in budgets)
+    names = {"dpo": "DPO", "rpo": "RPO", "aihf": "AIHF", "aihf-dpo": "AIHF-DPO"}
+    return _table(["task", "reference", *(f"{names[m]}, {pairs} pairs" for m in methods), "SFT"], out), budgets
+
+
+def llm() -> str:
+    """Tiny GPT-2 models: DPO, AIHF and AIHF-DPO at the headline beta, and the matched-KL claims."""
+    summary = _load("llm_summary.json")
+    table, _ = _llm_table(summary, ("dpo", "aihf", "aihf-dpo"))
     matched = [c for c in summary["checks"] if c["kind"] == "matched_kl"]
 
     def tally(method: str) -> str:
@@ -93,12 +101,22 @@ def llm() -> str:
                 f"it in {count['does not hold']}, crosses it in {count['mixed']}, and in {count['undefined']} their KL "
                 "ranges do not overlap (no claim)")
 
-    return (_table(["task", "reference", f"DPO, {pairs} pairs", f"AIHF, {pairs} pairs", f"AIHF-DPO, {pairs} pairs",
-                    "SFT"], out)
-            + f"\n\nbeta = {beta:g}; mean over {len(rows[0]['seeds'])} seeds, KL to the reference in brackets "
-            f"(a sampled estimate, hence -0.00). At matched KL (reward-KL frontiers over beta = "
-            f"{', '.join(f'{b:g}' for b in summary['betas'])}, `llm_frontier.png`): {tally('aihf')}; "
+    return (table + f"\n\nbeta = {summary['headline_beta']:g}; mean over {len(summary['rows'][0]['seeds'])} seeds, "
+            f"KL to the reference in brackets (a sampled estimate, hence -0.00). At matched KL (reward-KL frontiers "
+            f"over beta = {', '.join(f'{b:g}' for b in summary['betas'])}, `llm_frontier.png`): {tally('aihf')}; "
             f"{tally('aihf-dpo')}.")
+
+
+def llm_review() -> str:
+    """SmolLM2-135M on the review task: every method at its one beta, and the headline claims."""
+    summary = _load("llm_review_summary.json")
+    table, _ = _llm_table(summary, ("dpo", "rpo", "aihf", "aihf-dpo"))
+    held = [c for c in summary["checks"] if c["kind"] == "headline"]
+    claims = "; ".join(f"{c['claim']} at {c['prefs']} pairs: {c['value']:.3f} vs {c['against']:.3f} "
+                       f"({'holds' if c['holds'] else 'does not hold'})" for c in held)
+    return (table + f"\n\nbeta = {summary['headline_beta']:g}; mean over {len(summary['rows'][0]['seeds'])} seeds, "
+            f"KL to the reference in brackets; {summary['wall_seconds'] / 60:.0f} min on 2 CPU cores for the whole "
+            f"grid. Each method on its own, KL not matched: {claims}.")
 
 
 def aihf() -> str:
@@ -183,7 +201,8 @@ def llm_speed() -> str:
 
 
 BLOCKS: dict[str, Callable[[], str]] = {"mujoco": mujoco, "demo": demo, "llm": llm, "aihf": aihf,
-                                        "aihf_ablation": aihf_ablation, "llm_speed": llm_speed}
+                                        "aihf_ablation": aihf_ablation, "llm_speed": llm_speed,
+                                        "llm_review": llm_review}
 
 
 def render(text: str) -> str:
