@@ -118,7 +118,7 @@ def _review_reward(prompt: str, completion: str) -> float:
         try:
             from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
         except ImportError as exc:
-            raise ImportError("the review task's true reward needs vadersentiment: pip install 'prefrl[smollm]'") from exc
+            raise ImportError("the review task's true reward needs vadersentiment: pip install 'prefrl[llm]'") from exc
         _VADER = SentimentIntensityAnalyzer()
     return float(_VADER.polarity_scores(completion)["compound"])
 
