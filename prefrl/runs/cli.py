@@ -1,4 +1,4 @@
-"""The `prefrl` command line: `prefrl train|bc|plot ...`, `prefrl demos record|info ...`,
+"""The `prefrl` command line: `prefrl train|bc|soup|plot ...`, `prefrl demos record|info ...`,
 `prefrl label serve|status|export|import ...`, `prefrl llm get-model|make-task|train|eval ...`."""
 
 from __future__ import annotations
@@ -226,6 +226,33 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _soup_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("soup", help="rewarded soups: interpolate the weights of runs fine-tuned from one start and "
+                                    "evaluate every mix on every objective", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--runs", nargs="+", required=True, metavar="DIR", help="runs fine-tuned with --init-policy START")
+    p.add_argument("--out", required=True, metavar="DIR", help="where soup.json and front.png go")
+    p.add_argument("--lambdas", type=int, default=11, help="mixing weights per edge of the simplex (11: 0, 0.1 .. 1)")
+    p.add_argument("--episodes", type=int, default=10, help="evaluation episodes per mix")
+    p.add_argument("--objectives", nargs="+", default=None, metavar="OBJ",
+                   help="objectives to score (default: the runs' --objective values), e.g. forward energy")
+    p.add_argument("--start", default=None, metavar="DIR", help="the shared start to mark (default: the runs' "
+                                                                 "--init-policy)")
+    p.add_argument("--ref", nargs="+", type=float, default=None, help="hypervolume reference point, one value per "
+                                                                       "objective (default: each one's worst value)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _cmd_soup(args: argparse.Namespace) -> int:
+    from prefrl.runs.soup import soup
+
+    result = soup(args.runs, args.out, lambdas=args.lambdas, episodes=args.episodes, objectives=args.objectives,
+                  start=args.start, seed=args.seed, ref=args.ref, progress=not args.no_progress)
+    print(json.dumps({"out": args.out, "objectives": result["objectives"], "points": len(result["points"]),
+                      "hypervolume": result["hypervolume"]}))
+    return 0
+
+
 def build_parser(train_file_values: dict | None = None) -> argparse.ArgumentParser:
     """The argument parser of the `prefrl` command (`prefrl train`'s defaults from a --config file's values)."""
     parser = argparse.ArgumentParser(prog="prefrl", description="Preference-based RL on Gymnasium + Stable-Baselines3")
@@ -235,6 +262,7 @@ def build_parser(train_file_values: dict | None = None) -> argparse.ArgumentPars
     _demos_parser(sub)
     _label_parser(sub)
     _llm_parser(sub)
+    _soup_parser(sub)
     p = sub.add_parser("plot", help="overlay learned- and true-reward curves of finished runs")
     p.add_argument("runs", nargs="+", metavar="DIR", help="run directories")
     p.add_argument("--out", required=True, help="output PNG file")
@@ -246,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: bad input ends with one clear line on stderr and exit status 2, not a traceback."""
     args = build_parser().parse_args(argv)
     handler = {"train": _cmd_train, "bc": _cmd_bc, "demos": _cmd_demos, "label": _cmd_label, "llm": _cmd_llm,
-               "plot": _cmd_plot}[args.command]
+               "plot": _cmd_plot, "soup": _cmd_soup}[args.command]
     try:
         if args.command == "train" and args.config:
             from prefrl.runs.config import TrainConfig

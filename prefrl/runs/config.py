@@ -18,6 +18,7 @@ from prefrl.feedback.teachers import TEACHERS
 from prefrl.reward.model import INPUT_KINDS
 from prefrl.reward.trainer import DEMO_ZEROS
 from prefrl.sb3.envs import check_env_id
+from prefrl.sb3.objectives import env_reward_terms, parse_objective
 from prefrl.sb3.policies import ALGOS
 
 REWARDS = ("learned", "true")
@@ -34,7 +35,13 @@ class TrainConfig:
     algo: str = "ppo"
     """The SB3 learner: ppo or sac."""
     teacher: str = "oracle"
-    """oracle, noisy, mistake, myopic, skip, equal, christiano, or human (people, through `prefrl label serve`)."""
+    """oracle, noisy, mistake, myopic, skip, equal, christiano, or human (people, through `prefrl label serve`);
+    `NAME:OBJECTIVE` (oracle:forward) also sets --objective."""
+    objective: str | None = None
+    """Judge the run (teacher, evaluations, true-reward baseline) by these reward terms of the env instead of its
+    reward: forward, ctrl, survive, energy (ctrl + survive), or a weighted sum such as 0.7*forward+0.3*energy."""
+    init_policy: str | None = None
+    """Start from this run directory's policy, with its observation normalization frozen (soups' shared start)."""
     labels: int = 700
     """Label budget (number of queries)."""
     steps: int = 300_000
@@ -111,9 +118,22 @@ class TrainConfig:
     progress: bool = True
     """Show a progress bar."""
 
+    def __post_init__(self) -> None:
+        """`--teacher oracle:forward` is `--teacher oracle --objective forward`."""
+        if isinstance(self.teacher, str) and ":" in self.teacher:
+            teacher, _, objective = self.teacher.partition(":")
+            if self.objective not in (None, objective):
+                raise ValueError(f"--teacher {self.teacher} names objective {objective!r} but --objective is "
+                                 f"{self.objective!r}: expected one of them, or both the same")
+            self.teacher, self.objective = teacher, objective
+
     def validate(self) -> None:
         """Refuse bad values before anything is built, naming the value and what was expected."""
         env_id = self.env_id  # imports the module of a `module:EnvId` (config.json keeps the form typed)
+        if self.objective is not None:
+            parse_objective(self.objective).resolve(env_reward_terms(env_id, self.env_kwargs, self.seed), env_id)
+        if self.init_policy is not None:
+            self.init_config()
         check_choice("algo", self.algo, tuple(ALGOS))
         check_choice("demo_zero", self.demo_zero, DEMO_ZEROS)
         check_choice("reward", self.reward, REWARDS)
@@ -190,6 +210,19 @@ class TrainConfig:
                              f"for segments of {self.segment_len} steps: expected an episode of at least that length "
                              f"or one that terminated")
         return demos
+
+    def init_config(self) -> TrainConfig:
+        """The config of the --init-policy run, checked to be a finished run of the same env and learner."""
+        init = Path(self.init_policy)
+        missing = [n for n in ("config.json", "policy.zip") if not (init / n).is_file()]
+        if missing:
+            raise ValueError(f"init_policy {self.init_policy}: expected a prefrl run directory with a saved policy, "
+                             f"it lacks {', '.join(missing)}")
+        start = TrainConfig.from_json(init / "config.json")
+        if start.env_id != self.env_id or start.algo != self.algo:
+            raise ValueError(f"init_policy {self.init_policy} is a {start.algo} run on {start.env}: expected "
+                             f"{self.algo} on {self.env}")
+        return start
 
     @property
     def inputs(self) -> list[str]:

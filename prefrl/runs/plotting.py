@@ -56,3 +56,38 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, title: str | None
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def plot_fronts(fronts: dict[str, Sequence[Sequence[float]]], out: str | Path, xlabel: str, ylabel: str, *,
+                title: str | None = None, marks: dict[str, Sequence[float]] | None = None,
+                along: tuple[Sequence[float], dict[str, Sequence[float]]] | None = None) -> Path:
+    """Trade-off fronts of two objectives: one line per front (points in the order given, e.g. along lambda),
+    single named points in `marks` (a shared start, fine-tuned endpoints); with `along` = (lambdas, {objective:
+    values}) a second panel shows each objective along the interpolation."""
+    fig, axes = plt.subplots(1, 2 if along else 1, figsize=(11 if along else 5.8, 4.4))
+    ax = axes[0] if along else axes
+    for name, pts in fronts.items():
+        xy = list(zip(*pts)) if len(pts) else ([], [])
+        ax.plot(xy[0], xy[1], marker="o", ms=3.5, label=name)
+    for name, pt in (marks or {}).items():
+        ax.scatter([pt[0]], [pt[1]], marker="*", s=140, zorder=5, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if along:
+        lambdas, series = along
+        for name, values in series.items():
+            axes[1].plot(lambdas, values, marker="o", ms=3.5, label=name)
+        axes[1].set_xlabel("lambda (weight of the first run)")
+        axes[1].set_ylabel("objective")
+        axes[1].grid(alpha=0.3)
+        axes[1].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -38,7 +38,8 @@ from prefrl.sb3.callback import FeedbackConfig, LoopState, PreferenceCallback
 from prefrl.sb3.envs import make_vec_env
 from prefrl.sb3.evaluation import evaluate_policy, reward_model_report
 from prefrl.sb3.hyperparams import ZooHyperparams, load_zoo_hyperparams, parse_algo_kwargs
-from prefrl.sb3.policies import ALGOS, normalization_stats, read_normalization, save_normalization
+from prefrl.sb3.objectives import objective_wrapper
+from prefrl.sb3.policies import ALGOS, normalization_stats, read_normalization, save_normalization, start_from
 from prefrl.sb3.wrappers import LearnedRewardVecEnv
 
 __all__ = ["Run", "TrainConfig", "resume", "train"]
@@ -75,15 +76,16 @@ def learner_settings(config: TrainConfig) -> LearnerSettings:
 def build_envs(config: TrainConfig, settings: LearnerSettings) -> tuple[VecEnv, VecEnv, FrameStore | None]:
     """Training envs, one evaluation env, and (people labelling a non-MuJoCo env) the store of kept frames."""
     frames, n_envs, env_kwargs = None, settings.n_envs, settings.env_kwargs
+    wrap = objective_wrapper(config.objective)
     if config.reward == "learned" and config.teacher == "human" and not is_mujoco_env(config.env_id):
         frames = FrameStore()  # not MuJoCo: clips come from render() frames kept while training
-        venv = make_vec_env(config.env, n_envs, config.seed, wrap=lambda e: FrameRecorder(e, frames),
+        venv = make_vec_env(config.env, n_envs, config.seed, wrap=lambda e: FrameRecorder(wrap(e), frames),
                             env_kwargs=env_kwargs, render_mode="rgb_array")
     else:
-        venv = make_vec_env(config.env, n_envs, config.seed, env_kwargs=env_kwargs)
+        venv = make_vec_env(config.env, n_envs, config.seed, wrap=wrap, env_kwargs=env_kwargs)
     if config.algo == "sac" and not isinstance(venv.action_space, gym_spaces.Box):
         raise ValueError(f"SAC needs a continuous (Box) action space, {config.env} has {venv.action_space}")
-    eval_venv = make_vec_env(config.env, 1, config.seed + 10_000, env_kwargs=env_kwargs)
+    eval_venv = make_vec_env(config.env, 1, config.seed + 10_000, wrap=wrap, env_kwargs=env_kwargs)
     return venv, eval_venv, frames
 
 
@@ -258,6 +260,8 @@ class Run:
         self.eval_env = VecNormalize(LearnedRewardVecEnv(eval_venv, self.reward_model), training=False,
                                      norm_obs=self.venv.norm_obs, norm_reward=False)
         self.model = build_learner(config, settings, self.venv, out, resume)
+        if config.init_policy is not None:
+            start_from(self.model, self.venv, Path(config.init_policy), load_policy=not resume)
         if resume:
             self._load_normalization()
         self.demos = config.load_demos() if config.demos else None
@@ -343,7 +347,8 @@ class Run:
         final = evaluate_policy(self.model, self._synced_eval_env(), cfg.eval_episodes)
         metrics: dict[str, Any] = {
             "env": cfg.env, "algo": cfg.algo, "seed": cfg.seed, "reward": cfg.reward,
-            "teacher": cfg.teacher if cfg.reward == "learned" else None,
+            "teacher": cfg.teacher if cfg.reward == "learned" else None, "objective": cfg.objective,
+            "init_policy": cfg.init_policy,
             "sampler": cfg.sampler if cfg.reward == "learned" else None,
             "method": cfg.method, "demos": len(self.demos) if self.demos else 0,
             "demo_return": float(self.demos.returns().mean()) if self.demos else None,
@@ -352,6 +357,7 @@ class Run:
             "env_steps": self.env_steps(), "labels": self.pref.labels_asked if self.pref else 0,
             "labels_answered": len(self.pref.dataset) if self.pref else 0, "true_return": final["true_return"],
             "true_return_std": final["true_return_std"], "learned_return": final["learned_return"],
+            "term_returns": final["term_returns"],
             "eval_episodes": cfg.eval_episodes, "pref_accuracy_heldout": None, "reward_correlation": None,
         }
         if self.reward_model is not None and self.buffer.can_sample(cfg.segment_len):

@@ -18,11 +18,12 @@ def evaluate_policy(model: BaseAlgorithm, env: VecEnv, n_episodes: int, determin
     """Run n_episodes; true returns come from SB3's Monitor, learned ones from LearnedRewardVecEnv.
 
     `env` must be a VecEnv of Monitor-wrapped envs with a LearnedRewardVecEnv on top (with no
-    reward model the learned returns are None).
+    reward model the learned returns are None); envs inside RewardTerms also give each reward term's return.
     """
     true_returns: list[float] = []
     learned_returns: list[float] = []
     lengths: list[int] = []
+    terms: list[dict[str, float]] = []
     obs = env.reset()
     while len(true_returns) < n_episodes:
         actions, _ = model.predict(obs, deterministic=deterministic)
@@ -32,6 +33,7 @@ def evaluate_policy(model: BaseAlgorithm, env: VecEnv, n_episodes: int, determin
                 true_returns.append(float(info["episode"]["r"]))
                 lengths.append(int(info["episode"]["l"]))
                 learned_returns.append(float(info.get("learned_return", math.nan)))
+                terms.append(info.get("reward_terms", {}))
     has_learned = not all(math.isnan(x) for x in learned_returns)
     return {
         "true_return": float(np.mean(true_returns)),
@@ -39,6 +41,9 @@ def evaluate_policy(model: BaseAlgorithm, env: VecEnv, n_episodes: int, determin
         "learned_return": float(np.nanmean(learned_returns)) if has_learned else None,
         "episode_length": float(np.mean(lengths)),
         "true_returns": true_returns,
+        # Each reward term summed over an episode (envs wrapped in RewardTerms), mean over the episodes.
+        "term_returns": {k: float(np.mean([t[k] for t in terms])) for k in terms[0] if all(k in t for t in terms)},
+        "episode_terms": terms,
     }
 
 

@@ -107,6 +107,46 @@ def load_policy(path: str | Path, env: VecEnv) -> LoadedPolicy:
     return LoadedPolicy(model, env)
 
 
+class FrozenRunningMeanStd(RunningMeanStd):
+    """Running statistics that no longer move: a fine-tune keeps its start's observation normalization, so the
+    weights of runs from one start can be interpolated (weights trained on different inputs cannot)."""
+
+    def update(self, arr: np.ndarray) -> None:
+        """Ignore new data."""
+
+
+def frozen(rms: RunningMeanStd) -> FrozenRunningMeanStd:
+    """A frozen copy of `rms`."""
+    out = FrozenRunningMeanStd(shape=np.shape(rms.mean))
+    out.mean, out.var, out.count = np.array(rms.mean, dtype=np.float64), np.array(rms.var, dtype=np.float64), rms.count
+    return out
+
+
+def start_from(model: BaseAlgorithm, venv: VecEnv, run_dir: Path, load_policy: bool = True) -> None:
+    """Fine-tune from another run: its policy's weights into `model` (unless `load_policy` is False, as when a
+    resumed fine-tune has its own checkpoint) and its observation normalization, frozen, into `venv`."""
+    stats_path = run_dir / "vecnormalize.npz"
+    stats = read_normalization(stats_path) if stats_path.is_file() else {}
+    norm_obs = isinstance(venv, VecNormalize) and venv.norm_obs
+    if norm_obs != ("obs" in stats):
+        raise ValueError(f"init_policy {run_dir} was trained {'with' if 'obs' in stats else 'without'} observation "
+                         f"normalization, this run {'normalizes' if norm_obs else 'does not normalize'} observations: "
+                         f"expected the same setting (a Zoo file's normalize, or none)")
+    if norm_obs:
+        if np.shape(stats["obs"].mean) != np.shape(venv.obs_rms.mean):
+            raise ValueError(f"init_policy {run_dir} normalized observations of shape {np.shape(stats['obs'].mean)}, "
+                             f"this env gives {np.shape(venv.obs_rms.mean)}")
+        venv.obs_rms = frozen(stats["obs"])
+    if load_policy:
+        try:
+            model.set_parameters(str(run_dir / "policy.zip"), exact_match=True, device=model.device)
+        except (zipfile.BadZipFile, EOFError) as exc:
+            raise ValueError(f"policy checkpoint {run_dir / 'policy.zip'} is corrupt: {exc}") from exc
+        except (RuntimeError, ValueError) as exc:  # state dicts of another network size
+            raise ValueError(f"init_policy {run_dir}: its policy does not fit this run's network "
+                             f"(same --algo-kwargs policy_kwargs expected): {exc}") from exc
+
+
 # --------------------------------------------------------------------------- recording
 def record_demos(env_id: str, policy: Any, episodes: int, *, seed: int = 0, deterministic: bool = True,
                  min_return: float | None = None, max_attempts: int | None = None,
