@@ -1,7 +1,9 @@
 """Text tasks whose true reward is computed in code.
 
 Synthetic tasks, with tiny GPT-2 models built and pretrained locally:
-- `sentiment`: "review :" followed by 6 words; true reward = (positive - negative lexicon words) / 6.
+- `sentiment`: "review :" followed by 6 words; true reward = (positive - negative lexicon words) / 6. A second
+  objective, `calm` = -(positive + negative words) / 6, trades off against it (`objective="calm"`, or mixed
+  labels with `objective="0.3*sentiment+0.7*calm"`).
 - `sorting`: "sort : d d d d d =" followed by 5 digits; true reward = -(inversions + wrong tokens) / 5,
   where wrong tokens counts digits of the completion missing from (or extra to) the prompt's multiset.
 
@@ -27,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from prefrl.core.objectives import parse_objective
+
 POSITIVE = ["good", "great", "fine", "happy", "love", "nice", "best", "fun"]
 NEGATIVE = ["bad", "awful", "poor", "sad", "hate", "worst", "dull", "ugly"]
 NEUTRAL = ["the", "a", "movie", "film", "plot", "actor", "was", "is", "and", "very", "story", "it"]
@@ -51,18 +55,30 @@ class Task:
     """Other true rewards of the same completions, by name (the first is `reward`), for multi-objective work."""
 
     def objective(self, name: str | None) -> Callable[[str, str], float]:
-        """The true reward called `name` (None: the task's own)."""
+        """The true reward called `name` (None: the task's own), or a weighted sum of them such as
+        0.3*sentiment+0.7*calm (preferences whose labels mix two objectives)."""
         if name is None:
             return self.reward
-        if not self.objectives or name not in self.objectives:
+        if self.objectives and name in self.objectives:
+            return self.objectives[name]
+        try:
+            weights = parse_objective(name).resolve(sorted(self.objectives or {}), f"task {self.name}")
+        except ValueError as exc:
             raise ValueError(f"task {self.name} has no objective {name!r}: expected one of "
-                             f"{sorted(self.objectives or {})}")
-        return self.objectives[name]
+                             f"{sorted(self.objectives or {})} or a weighted sum of them ({exc})") from None
+        parts = [(self.objectives[k], w) for k, w in weights.items()]
+        return lambda prompt, completion: float(sum(w * f(prompt, completion) for f, w in parts))
 
 
 def _sentiment_reward(prompt: str, completion: str) -> float:
     words = completion.split()
     return (sum(w in POSITIVE for w in words) - sum(w in NEGATIVE for w in words)) / 6.0
+
+
+def _calm(prompt: str, completion: str) -> float:
+    """Minus the share of sentiment words, positive or negative: a second objective that sentiment trades off."""
+    words = completion.split()
+    return -sum(w in POSITIVE or w in NEGATIVE for w in words) / 6.0
 
 
 def _sorting_prompt(rng: np.random.Generator) -> str:
@@ -133,7 +149,7 @@ TASKS: dict[str, Task] = {
         "sentiment", POSITIVE + NEGATIVE + NEUTRAL + ["review", ":"],
         lambda rng: "review :",
         lambda prompt, rng: " ".join(rng.choice(POSITIVE + NEGATIVE + NEUTRAL + NEUTRAL, 6)),
-        _sentiment_reward, 6),
+        _sentiment_reward, 6, objectives={"sentiment": _sentiment_reward, "calm": _calm}),
     "sorting": Task("sorting", DIGITS + ["sort", ":", "="], _sorting_prompt, _sloppy_sort, _sorting_reward, 5),
     "review": Task("review", [], _review_prompt, lambda prompt, rng: "", _review_reward, 40, chat=True,
                    objectives={"sentiment": _review_reward, "brevity": _brevity}),

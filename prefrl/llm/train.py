@@ -1,4 +1,4 @@
-"""Preference fine-tuning of a causal LM: SFT, DPO (every loss type of TRL's DPOTrainer), RPO, AIHF and AIHF-DPO.
+"""Preference fine-tuning of a causal LM: SFT, DPO (every loss type of TRL's DPOTrainer), RPO, AIHF, AIHF-DPO, MODPO.
 
 Every loss comes from `prefrl.losses`, the same functions the MuJoCo reward trainer uses:
 - `sft`: `sequence_nll` of the demonstrations (or of the chosen completions when there are none);
@@ -11,6 +11,9 @@ Every loss comes from `prefrl.losses`, the same functions the MuJoCo reward trai
   new sample of the current policy every time the demonstration enters a batch; `fresh` samples it
   from the reference model instead (AIHF's offline variant), and `once` draws one reference sample
   per demonstration before training and reuses it (the behaviour before the self-play default).
+- `modpo`: `modpo_loss` (Zhou et al. 2023), DPO on this objective's preferences with the implicit reward of a
+  `margin_model` tuned on another objective as a margin, weighted by `weights` = w_k,w_m: one point of the front
+  of the two objectives per weighting.
 Reference log-probabilities of the datasets are computed once, before training (those of new y'
 when they are drawn).
 
@@ -35,6 +38,7 @@ log pi(y|x) - log pi_ref(y|x). The same values go to TensorBoard (`tb/`).
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,7 +52,7 @@ from prefrl.core import losses
 from prefrl.core.data import write_json
 from prefrl.llm.sequences import Batch, context_length, encode, reference_logprobs, sequence_logprobs
 
-METHODS = ("sft", "dpo", "rpo", "aihf", "aihf-dpo")
+METHODS = ("sft", "dpo", "rpo", "aihf", "aihf-dpo", "modpo")
 REF_SAMPLES = ("policy", "fresh", "once")
 
 
@@ -90,7 +94,7 @@ class LLMTrainConfig:
     out: str
     """Output directory."""
     method: str = "dpo"
-    """sft, dpo, rpo, aihf or aihf-dpo."""
+    """sft, dpo, rpo, aihf, aihf-dpo or modpo."""
     prefs: str | None = None
     """Preference records: JSONL (or a saved HF dataset) with prompt, chosen, rejected."""
     demos: str | None = None
@@ -121,6 +125,11 @@ class LLMTrainConfig:
     or once (one reference sample per demonstration, drawn before training and reused). With few demonstrations
     and many preference pairs, reference samples (once, and to a lesser extent fresh) are over-optimised and the
     policy drifts far from the reference; self-play's y' follow the policy."""
+    margin_model: str | None = None
+    """MODPO: a model fine-tuned from the same reference on another objective; its implicit reward
+    beta_m * log(pi_m / pi_ref) (beta_m from its train_log.json, else --beta) is the margin."""
+    weights: str | None = None
+    """MODPO: w_k,w_m, the weights of this run's preferences' objective and of the margin model's (sum 1, w_k > 0)."""
     lr: float = 1e-4
     """Adam learning rate."""
     epochs: int = 10
@@ -151,6 +160,17 @@ class LLMTrainConfig:
                 raise ValueError(f"loss_weights must be comma-separated numbers, got {self.loss_weights!r}") from None
         return losses.check_loss_combination(types, weights)
 
+    def modpo_weights(self) -> tuple[float, float]:
+        """(w_k, w_m) of --weights, checked as MODPO needs them."""
+        try:
+            w = tuple(float(x) for x in str(self.weights).split(","))
+        except ValueError:
+            w = ()
+        if len(w) != 2 or not all(math.isfinite(x) and x >= 0 for x in w) or w[0] <= 0 or abs(sum(w) - 1) > 1e-6:
+            raise ValueError(f"--weights {self.weights!r}: expected w_k,w_m, two numbers >= 0 summing to 1 with "
+                             f"w_k > 0 (e.g. 0.7,0.3)")
+        return w
+
     def validate(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}: expected one of {', '.join(METHODS)}")
@@ -168,7 +188,14 @@ class LLMTrainConfig:
                                 discopop_tau=self.discopop_tau)
         if self.method in ("aihf", "aihf-dpo"):
             losses.check_aihf_weights(self.pref_weight, self.demo_weight)
-        needs_prefs = self.method in ("dpo", "rpo", "aihf", "aihf-dpo")
+        if self.method == "modpo":
+            self.modpo_weights()
+            if not self.margin_model or not Path(self.margin_model).is_dir():
+                raise ValueError(f"method modpo needs --margin-model DIR (a model fine-tuned on the other objective), "
+                                 f"got {self.margin_model!r}")
+        elif self.margin_model or self.weights:
+            raise ValueError(f"--margin-model and --weights belong to method modpo, not {self.method}")
+        needs_prefs = self.method in ("dpo", "rpo", "aihf", "aihf-dpo", "modpo")
         if needs_prefs and not self.prefs:
             raise ValueError(f"method {self.method} needs --prefs FILE")
         if self.method in ("aihf", "aihf-dpo") and not self.demos:
@@ -201,6 +228,20 @@ def load_model(path: str | Path):
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot load a causal LM from {path}: {exc}") from exc
     return model, tokenizer
+
+
+def load_margin_model(config: LLMTrainConfig, tokenizer) -> tuple[Any, float]:
+    """MODPO's margin model and the beta of its implicit reward (its own training's, else the run's)."""
+    margin, margin_tok = load_model(config.margin_model)
+    if len(margin_tok) != len(tokenizer) or margin_tok.get_vocab() != tokenizer.get_vocab():
+        raise ValueError(f"margin model {config.margin_model} has another vocabulary than {config.model}: expected a "
+                         f"model fine-tuned from the same reference")
+    beta = config.beta
+    log = Path(config.margin_model) / "train_log.json"
+    if log.is_file():
+        beta = float(json.loads(log.read_text()).get("config", {}).get("beta", beta))
+    margin.eval()
+    return margin, beta
 
 
 def _sample_length(batch: Batch, ctx: int | None) -> int:
@@ -238,6 +279,11 @@ class _Data:
                 self.ref_sample = encode(tokenizer, prompts, samples, ctx)
         self.ref = {name: reference_logprobs(reference, b) for name in ("chosen", "rejected", "demo", "ref_sample")
                     if (b := getattr(self, name)) is not None}
+        self.margin = {}
+        if config.method == "modpo":  # the margin model's implicit reward of each completion, computed once
+            margin, beta = load_margin_model(config, tokenizer)
+            self.margin = {name: (beta * (reference_logprobs(margin, getattr(self, name)) - self.ref[name]))[:, None]
+                           for name in ("chosen", "rejected")}
 
     def draw_ref_samples(self, sampler, reference, tokenizer, idx: torch.Tensor, seed: int) -> None:
         """Fresh y' for the demonstrations `idx` from `sampler` (the reference or the policy), with their
@@ -325,6 +371,10 @@ def _loss(config: LLMTrainConfig, policy, data: _Data, idx: dict[str, torch.Tens
         stats.update(demo_logratio=mean(demo), ref_sample_logratio=mean(ref_sample), demo_margin=mean(demo - ref_sample))
         return losses.aihf_dpo_loss(logp_c - ref_c, logp_r - ref_r, demo, ref_sample, beta=config.beta,
                                     pref_weight=config.pref_weight, demo_weight=config.demo_weight), stats
+    if m == "modpo":
+        return losses.modpo_loss(logp_c - ref_c, logp_r - ref_r, data.margin["chosen"][idx["chosen"]],
+                                 data.margin["rejected"][idx["rejected"]], weights=config.modpo_weights(),
+                                 beta=config.beta), stats
     if m == "rpo":
         chosen_nll = losses.sequence_nll(logp_c, chosen.completion_tokens)
         return losses.rpo_loss(logp_c - ref_c, logp_r - ref_r, chosen_nll, beta=config.beta, alpha=config.alpha), stats

@@ -1,5 +1,5 @@
 """The `prefrl` command line: `prefrl train|bc|soup|plot ...`, `prefrl demos record|info ...`,
-`prefrl label serve|status|export|import ...`, `prefrl llm get-model|make-task|train|eval ...`."""
+`prefrl label serve|status|export|import ...`, `prefrl llm get-model|make-task|train|soup|eval ...`."""
 
 from __future__ import annotations
 
@@ -175,6 +175,16 @@ def _llm_parser(sub: argparse._SubParsersAction) -> None:
                          formatter_class=fmt)
     add_config_arguments(tr, LLMTrainConfig, required=("model", "out"))
     tr.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
+    so = lsub.add_parser("soup", help="rewarded soups: interpolate the weights of models tuned from one reference "
+                                      "and score every mix on every objective", formatter_class=fmt)
+    so.add_argument("--models", nargs="+", required=True, metavar="DIR", help="models fine-tuned from one reference")
+    so.add_argument("--task", required=True, help="the task whose objectives score the mixes (e.g. sentiment)")
+    so.add_argument("--out", required=True, metavar="DIR", help="where soup.json and front.png go")
+    so.add_argument("--lambdas", type=int, default=11, help="mixing weights per edge of the simplex")
+    so.add_argument("--objectives", nargs="+", default=None, help="default: every objective of the task")
+    so.add_argument("--reference", metavar="DIR", help="reference model (default: the one the models were tuned from)")
+    so.add_argument("--samples", type=int, default=256, help="completions sampled per mix")
+    so.add_argument("--seed", type=int, default=123)
     ev = lsub.add_parser("eval", help="mean true reward of sampled completions and KL to the reference model",
                          formatter_class=fmt)
     ev.add_argument("--model", required=True, metavar="DIR")
@@ -200,16 +210,20 @@ def _cmd_llm(args: argparse.Namespace) -> int:
     elif args.llm_command == "train":
         result = train_llm(config_from_args(LLMTrainConfig, args), progress=args.progress)
         print(json.dumps(result))
+    elif args.llm_command == "soup":
+        from prefrl.llm.soup import soup_models
+
+        result = soup_models(args.models, args.task, args.out, lambdas=args.lambdas, objectives=args.objectives,
+                             reference=args.reference, n=args.samples, seed=args.seed)
+        print(json.dumps({"out": args.out, "objectives": result["objectives"], "points": len(result["points"]),
+                          "hypervolume": result["hypervolume"]}))
     else:
         from pathlib import Path
 
+        from prefrl.llm.soup import trained_reference
+
         task = tasks.get_task(args.task)
-        reference = args.reference
-        if reference is None:
-            log = Path(args.model) / "train_log.json"
-            if not log.is_file():
-                raise ValueError(f"{args.model} has no train_log.json naming its reference model: pass --reference DIR")
-            reference = json.loads(log.read_text())["reference"]
+        reference = args.reference if args.reference is not None else trained_reference(args.model)
         for path in (args.model, reference):
             if not Path(path).is_dir():
                 raise FileNotFoundError(f"model path {path} does not exist")
