@@ -106,6 +106,25 @@ def test_fine_tunes_from_a_shared_start_make_a_soup(tmp_path, capsys):
     run = load_soup_runs([fwd])[0]  # lambda = (1, 0) is the forward fine-tune itself
     own = evaluate_objectives(run.model, run, ["forward", "energy"], 2, seed=0)
     assert soup["points"][0]["objectives"] == own
+    # MORL on learned rewards: the frozen reward models of both fine-tunes, weighted
+    from prefrl.reward.model import RewardModel
+    from prefrl.runs.train import Run
+
+    run_cfg = TrainConfig(env=FALL, out=str(tmp_path / "morl"), reward="frozen", reward_from=[str(fwd), str(energy)],
+                          reward_weights=[2.0, -0.5], init_policy=str(start), steps=256, progress=False)
+    frozen = Run(run_cfg).venv.venv  # the LearnedRewardVecEnv under the normalization
+    frozen.reset()
+    obs, act = frozen._last_flat.copy(), np.full((1, 2), 0.3, dtype=np.float32)
+    _, reward, _, _ = frozen.step(act)
+    models = [RewardModel.load(d / "reward_model.pt", frozen.observation_space, frozen.action_space)
+              for d in (fwd, energy)]
+    want = sum(w * m.predict(obs, act, frozen._last_flat) for m, w in zip(models, (2.0, -0.5)))
+    assert float(reward[0]) == pytest.approx(float(want[0]), rel=1e-5)
+    with pytest.raises(ValueError, match="expected 2 finite numbers, one per --reward-from run"):
+        TrainConfig(env=FALL, out="x", reward="frozen", reward_from=[str(fwd), str(energy)],
+                    reward_weights=[1.0]).validate()
+    with pytest.raises(ValueError, match="holds no reward_model.pt"):
+        TrainConfig(env=FALL, out="x", reward="frozen", reward_from=[str(start)]).validate()
     # a run that did not start from `start` normalizes observations otherwise: refused
     other = tmp_path / "other"
     assert main(["train", "--env", FALL, "--reward", "true", "--out", str(other), "--seed", "1", *SHORT]) == 0

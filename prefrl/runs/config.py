@@ -21,7 +21,7 @@ from prefrl.sb3.envs import check_env_id
 from prefrl.sb3.objectives import env_reward_terms, parse_objective
 from prefrl.sb3.policies import ALGOS
 
-REWARDS = ("learned", "true")
+REWARDS = ("learned", "true", "frozen")
 
 
 @dataclass
@@ -49,7 +49,12 @@ class TrainConfig:
     seed: int = 0
     """Seed of the env, the learner, the reward model and every sampling."""
     reward: str = "learned"
-    """learned, or true for the true-reward baseline (same code path)."""
+    """learned, true for the true-reward baseline (same code path), or frozen: the saved reward models of the
+    --reward-from runs, weighted by --reward-weights, and no labels (MORL on learned rewards)."""
+    reward_from: list[str] | None = None
+    """--reward frozen: run directories whose reward_model.pt give the reward."""
+    reward_weights: list[float] | None = None
+    """--reward frozen: the weight of each --reward-from model (default 1 each)."""
     sampler: str = "uniform"
     """Query selection: uniform, disagreement, entropy, kcenter, disagreement_kcenter, entropy_kcenter."""
     ensemble: int = 3
@@ -167,7 +172,11 @@ class TrainConfig:
                                  f"(time limit {limit} steps): expected at most {limit}")
             self._validate_reward_sources()
         elif self.demos:
-            raise ValueError("--demos has no effect with --reward true (the true-reward baseline); drop one of them")
+            raise ValueError(f"--demos has no effect with --reward {self.reward} (no reward is learned); drop one of them")
+        if self.reward == "frozen":
+            self.frozen_rewards()
+        elif self.reward_from or self.reward_weights:
+            raise ValueError(f"--reward-from and --reward-weights belong to --reward frozen, not --reward {self.reward}")
         human = self.reward == "learned" and self.teacher == "human"
         if isinstance(self.min_labels, bool) or not isinstance(self.min_labels, int) or self.min_labels < 0 or \
                 (self.min_labels and not human):
@@ -238,11 +247,28 @@ class TrainConfig:
         """The registered id of `env` (`module:EnvId` imports the module first)."""
         return check_env_id(self.env)
 
+    def frozen_rewards(self) -> list[tuple[Path, float]]:
+        """(reward_model.pt, weight) of each --reward-from run, checked."""
+        runs = list(self.reward_from or [])
+        if not runs:
+            raise ValueError("--reward frozen needs --reward-from RUN_DIR [RUN_DIR ...] (runs with a reward_model.pt)")
+        weights = [1.0] * len(runs) if self.reward_weights is None else list(self.reward_weights)
+        if len(weights) != len(runs) or not all(isinstance(w, (int, float)) and math.isfinite(w) for w in weights):
+            raise ValueError(f"--reward-weights {self.reward_weights}: expected {len(runs)} finite numbers, one per "
+                             f"--reward-from run")
+        missing = [r for r in runs if not (Path(r) / "reward_model.pt").is_file()]
+        if missing:
+            raise ValueError(f"--reward-from {missing[0]} holds no reward_model.pt: expected a finished "
+                             f"learned-reward run")
+        return [(Path(r) / "reward_model.pt", float(w)) for r, w in zip(runs, weights)]
+
     @property
     def method(self) -> str:
-        """true_reward, preference, aihf (labels + demos) or irl (demos only)."""
+        """true_reward, frozen_reward, preference, aihf (labels + demos) or irl (demos only)."""
         if self.reward == "true":
             return "true_reward"
+        if self.reward == "frozen":
+            return "frozen_reward"
         if not self.demos or self.demo_weight == 0:
             return "preference"
         return "irl" if self.labels == 0 else "aihf"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,12 @@ def build_reward_model(config: TrainConfig, out: Path, venv: VecEnv, resume: boo
         return RewardModel.load(out / "reward_model.pt", venv.observation_space, venv.action_space)
     return RewardModel(venv.observation_space, venv.action_space, ensemble_size=config.ensemble,
                        hidden=config.reward_hidden, inputs=config.inputs, seed=config.seed)
+
+
+def frozen_reward(models: list[tuple[Path, float]], venv: VecEnv) -> Callable[..., np.ndarray]:
+    """sum_i w_i * r_i(obs, act, next_obs) of saved reward models (each checked against the env's spaces)."""
+    loaded = [(RewardModel.load(path, venv.observation_space, venv.action_space), w) for path, w in models]
+    return lambda obs, acts, next_obs: sum(w * m.predict(obs, acts, next_obs) for m, w in loaded)
 
 
 def build_learner(config: TrainConfig, settings: LearnerSettings, venv: VecNormalize | VecEnv, out: Path,
@@ -256,9 +263,14 @@ class Run:
         self.reward_model = build_reward_model(config, out, venv, resume)
         self.buffer = TrajectoryBuffer(settings.n_envs)
         norm = settings.normalize or {"norm_obs": False, "norm_reward": False}
-        self.venv = VecNormalize(LearnedRewardVecEnv(venv, self.reward_model, self.buffer), **norm)
-        self.eval_env = VecNormalize(LearnedRewardVecEnv(eval_venv, self.reward_model), training=False,
-                                     norm_obs=self.venv.norm_obs, norm_reward=False)
+        train_env, eval_env = LearnedRewardVecEnv(venv, self.reward_model, self.buffer), \
+            LearnedRewardVecEnv(eval_venv, self.reward_model)
+        if config.reward == "frozen":
+            frozen = frozen_reward(config.frozen_rewards(), venv)
+            train_env.set_reward_source(frozen)
+            eval_env.set_reward_source(frozen)
+        self.venv = VecNormalize(train_env, **norm)
+        self.eval_env = VecNormalize(eval_env, training=False, norm_obs=self.venv.norm_obs, norm_reward=False)
         self.model = build_learner(config, settings, self.venv, out, resume)
         if config.init_policy is not None:
             start_from(self.model, self.venv, Path(config.init_policy), load_policy=not resume)
@@ -348,7 +360,7 @@ class Run:
         metrics: dict[str, Any] = {
             "env": cfg.env, "algo": cfg.algo, "seed": cfg.seed, "reward": cfg.reward,
             "teacher": cfg.teacher if cfg.reward == "learned" else None, "objective": cfg.objective,
-            "init_policy": cfg.init_policy,
+            "init_policy": cfg.init_policy, "reward_from": cfg.reward_from, "reward_weights": cfg.reward_weights,
             "sampler": cfg.sampler if cfg.reward == "learned" else None,
             "method": cfg.method, "demos": len(self.demos) if self.demos else 0,
             "demo_return": float(self.demos.returns().mean()) if self.demos else None,
