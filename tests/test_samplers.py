@@ -223,3 +223,28 @@ def test_input_validation_errors() -> None:
         select_uniform(2.5, 10, rng=rng)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="num_candidates"):
         select_uniform(1, 0, rng=rng)
+
+
+def test_policy_aligned_queries_come_from_the_newest_behaviour() -> None:
+    """QPA: every queried segment lies in the newest `window` transitions; uniform queries reach older ones."""
+    from gymnasium import spaces
+
+    from prefrl.core.data import ComparisonDataset, TrajectoryBuffer
+    from prefrl.feedback.queries import QuerySelector
+    from prefrl.reward.model import RewardModel
+
+    buffer = TrajectoryBuffer(1)
+    for episode in range(20):  # 20 episodes of 100 steps; the true reward names the episode
+        for t in range(100):
+            x = np.zeros((1, 2), np.float32)
+            buffer.add(x, x, x, np.array([float(episode)]), np.array([False]), np.array([t == 99]))
+    model = RewardModel(spaces.Box(-1, 1, (2,)), spaces.Box(-1, 1, (2,)), ensemble_size=2)
+    picked = {}
+    for sampler in ("policy_aligned", "uniform"):
+        selector = QuerySelector(model, sampler=sampler, segment_len=10, window=300, rng=np.random.default_rng(0))
+        seg_a, seg_b = selector.select(buffer, 50, ComparisonDataset())
+        picked[sampler] = np.concatenate([seg_a.true_rewards[:, 0], seg_b.true_rewards[:, 0]])
+    assert picked["policy_aligned"].min() >= 17  # the newest 3 episodes hold the newest 300 transitions
+    assert picked["uniform"].min() < 17
+    with pytest.raises(ValueError, match="window"):
+        QuerySelector(model, sampler="policy_aligned", window=0, rng=np.random.default_rng(0))

@@ -29,20 +29,24 @@ class QuerySelector:
     """Picks n segment pairs to ask about: `candidate_factor * n` random candidates, the sampler keeps n."""
 
     def __init__(self, reward_model: RewardModel, *, sampler: str = "uniform", segment_len: int = 50,
-                 candidate_factor: int = 10, rng: np.random.Generator):
+                 candidate_factor: int = 10, window: int = 5000, rng: np.random.Generator):
         check_choice("sampler", sampler, SAMPLERS)
-        check_positive_int("segment_len", segment_len)
-        check_positive_int("candidate_factor", candidate_factor)
-        self.reward_model, self.sampler = reward_model, sampler
+        for name, value in (("segment_len", segment_len), ("candidate_factor", candidate_factor), ("window", window)):
+            check_positive_int(name, value)
+        self.reward_model, self.sampler, self.window = reward_model, sampler, window
         self.segment_len, self.candidate_factor, self.rng = segment_len, candidate_factor, rng
 
     def select(self, buffer: TrajectoryBuffer, n: int, labelled: ComparisonDataset,
                recent: int | None = None) -> tuple[Segments, Segments]:
-        """n pairs from `buffer` (its newest `recent` transitions if given), avoiding what `labelled` covers (k-center)."""
-        m = n if self.sampler == "uniform" else n * self.candidate_factor
+        """n pairs from `buffer` (its newest `recent` transitions if given; with the policy_aligned sampler, at most
+        the newest `window`), avoiding what `labelled` covers (k-center)."""
+        if self.sampler == "policy_aligned":
+            recent = self.window if recent is None else min(recent, self.window)
+        uniform = self.sampler in ("uniform", "policy_aligned")
+        m = n if uniform else n * self.candidate_factor
         segs = buffer.sample_segments(2 * m, self.segment_len, self.rng, recent=recent)
         seg_a, seg_b = segs[:m], segs[m:]
-        if self.sampler == "uniform":
+        if uniform:
             return seg_a, seg_b
         kwargs = {"member_returns_a": self.reward_model.segment_member_returns(seg_a),
                   "member_returns_b": self.reward_model.segment_member_returns(seg_b)}

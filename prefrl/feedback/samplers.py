@@ -33,8 +33,10 @@ SAMPLERS: tuple[str, ...] = (
     "kcenter",
     "disagreement_kcenter",
     "entropy_kcenter",
+    "policy_aligned",
 )
-"""Names accepted by :func:`select_queries`."""
+"""Names accepted by :func:`select_queries`. `policy_aligned` (QPA, Hu et al. 2024) picks uniformly, like `uniform`,
+but among candidates from the newest policy's behaviour only (the query selector draws them from its window)."""
 
 # Cap on the elements of one (N, chunk) distance block so large labelled sets stay memory-bounded.
 _DISTANCE_BLOCK_ELEMENTS = 1 << 22
@@ -255,7 +257,7 @@ def select_queries(
     ra, rb = _check_returns(member_returns_a, member_returns_b)
     num_candidates = ra.shape[1]
     n = _check_n(n, num_candidates)
-    if name == "uniform":
+    if name in ("uniform", "policy_aligned"):
         return select_uniform(n, num_candidates, rng=rng)
     if name == "disagreement":
         return select_disagreement(ra, rb, n)

@@ -56,7 +56,10 @@ class TrainConfig:
     reward_weights: list[float] | None = None
     """--reward frozen: the weight of each --reward-from model (default 1 each)."""
     sampler: str = "uniform"
-    """Query selection: uniform, disagreement, entropy, kcenter, disagreement_kcenter, entropy_kcenter."""
+    """Query selection: uniform, disagreement, entropy, kcenter, disagreement_kcenter, entropy_kcenter, or
+    policy_aligned (uniform among the newest --query-window transitions: the current policy's behaviour, QPA)."""
+    query_window: int = 5000
+    """--sampler policy_aligned: queries come from this many newest transitions."""
     ensemble: int = 3
     """Reward ensemble members."""
     segment_len: int = 50
@@ -143,7 +146,8 @@ class TrainConfig:
         check_choice("demo_zero", self.demo_zero, DEMO_ZEROS)
         check_choice("reward", self.reward, REWARDS)
         check_positive_int("steps", self.steps)
-        for name in ("ensemble", "segment_len", "eval_episodes", "evals", "history_episodes", "num_queries", "threads"):
+        for name in ("ensemble", "segment_len", "eval_episodes", "evals", "history_episodes", "num_queries", "threads",
+                     "query_window"):
             check_positive_int(name, getattr(self, name))
         if self.n_envs is not None:
             check_positive_int("n_envs", self.n_envs)

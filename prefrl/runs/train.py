@@ -169,7 +169,8 @@ def build_feedback(config: TrainConfig, out: Path, reward_model: RewardModel, te
     feedback = FeedbackConfig(total_labels=config.labels, total_steps=config.steps, sampler=config.sampler,
                               segment_len=config.segment_len, num_queries=config.num_queries,
                               pretrain_steps=config.pretrain_steps, min_labels=config.min_labels, seed=config.seed,
-                              refit_every=config.refit_every, policy_recent=config.policy_recent)
+                              refit_every=config.refit_every, policy_recent=config.policy_recent,
+                              query_window=config.query_window)
     return PreferenceCallback(reward_model, teacher, feedback, trainer=trainer, dataset=dataset, run_dir=out,
                               state=state)
 

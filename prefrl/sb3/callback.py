@@ -57,6 +57,8 @@ class FeedbackConfig:
     """Batches the rest of the budget is asked in."""
     candidate_factor: int = 10
     """Candidate pairs drawn per pair kept by a non-uniform sampler."""
+    query_window: int = 5000
+    """The policy_aligned sampler's queries come from this many newest transitions (the current policy's)."""
     warmup_steps: int | None = None
     """Random-action steps before an on-policy learner starts (default: 2% of the run, 20 segments to 10k)."""
     pretrain_steps: int = 0
@@ -75,7 +77,8 @@ class FeedbackConfig:
     def validate(self) -> None:
         """Refuse values that cannot work, naming them."""
         check_choice("sampler", self.sampler, SAMPLERS)
-        for name in ("total_steps", "segment_len", "num_queries", "candidate_factor", "policy_recent", "refit_every"):
+        for name in ("total_steps", "segment_len", "num_queries", "candidate_factor", "policy_recent", "refit_every",
+                     "query_window"):
             check_positive_int(name, getattr(self, name))
         if isinstance(self.total_labels, bool) or not isinstance(self.total_labels, int) or self.total_labels < 0:
             raise ValueError(f"total_labels must be an integer >= 0, got {self.total_labels!r}")
@@ -159,7 +162,7 @@ class PreferenceCallback(BaseCallback):
         self.schedule = (LabelSchedule(config.total_labels, config.total_steps, config.initial_fraction,
                                        num_queries=config.num_queries) if config.total_labels else None)
         self.selector = QuerySelector(reward_model, sampler=config.sampler, segment_len=config.segment_len,
-                                      candidate_factor=config.candidate_factor, rng=rng)
+                                      candidate_factor=config.candidate_factor, window=config.query_window, rng=rng)
         self.labels = LabelCollector(teacher, dataset, self.run_dir / "comparisons.npz" if self.run_dir else None,
                                      rng=rng)
         if config.min_labels and not teacher.asynchronous:
