@@ -200,9 +200,42 @@ def llm_speed() -> str:
             f"{r['prefrl_over_trl_default']:.2f}).")
 
 
+def soups() -> str:
+    """Hypervolume of the rewarded soup against MORL on the learned and on the true rewards, per env."""
+    summary = _load("soups_summary.json")
+    st, out = summary["settings"], []
+    for env in st["envs"]:
+        claims = {c["baseline"]: c for c in summary["claims"] if c["claim"].startswith(f"{env}:")}
+        hv = summary["envs"][env]
+        cells = [env, *[_ms(hv[f"hv_{k}"]["mean"], hv[f"hv_{k}"]["std"], 0) for k in ("soup", "morl_learned", "morl")]]
+        for key in ("morl_learned", "morl"):
+            c = claims[key]
+            cells.append(f"{_ms(c['ratio_mean'], c['ratio_std'], 2)} ({'holds' if c['holds'] else 'does not hold'})")
+        out.append(cells)
+    m = len(st["morl_weights"])
+    return _table(["env", "HV soup (2 policies)", f"HV MORL, learned rewards ({m})", f"HV MORL, true reward ({m})",
+                   "soup / MORL learned >= 0.9", "soup / MORL true >= 0.9"], out) + (
+        f"\n\n{len(st['seeds'])} seeds; fine-tunes of {st['steps']} steps from PPO on the true reward "
+        f"({st['start_steps']} steps); {st['labels']} oracle labels per soup fine-tune; mean ± sample std over seeds "
+        f"of the hypervolume above the worst value of each objective (start included), and of the per-seed ratio.")
+
+
+def llm_multi() -> str:
+    """Hypervolume of the soup, MODPO and loss-weighting fronts on the tiny sentiment task."""
+    summary = _load("llm_multi_summary.json")
+    st, hv = summary["settings"], summary["hypervolume"]
+    names = {"soup": "rewarded soup", "modpo": "MODPO", "loss_weighting": "loss weighting"}
+    trained = {"soup": 2, "modpo": 2 + len(st["weights"]), "loss_weighting": 2 + len(st["weights"])}
+    out = [[names[k], str(trained[k]), _ms(hv[k]["mean"], hv[k]["std"], 4)] for k in names]
+    claims = "; ".join(f"{c['claim']}: {'holds' if c['holds'] else 'does not hold'}" for c in summary["claims"])
+    return _table(["method", "models trained", "hypervolume"], out) + (
+        f"\n\n{len(st['seeds'])} seeds, {st['prefs']} pairs per labelling, w in {st['weights']}, "
+        f"{st['wall_seconds'] / 60:.0f} min on 2 CPU cores. {claims}.")
+
+
 BLOCKS: dict[str, Callable[[], str]] = {"mujoco": mujoco, "demo": demo, "llm": llm, "aihf": aihf,
                                         "aihf_ablation": aihf_ablation, "llm_speed": llm_speed,
-                                        "llm_review": llm_review}
+                                        "llm_review": llm_review, "soups": soups, "llm_multi": llm_multi}
 
 
 def render(text: str) -> str:

@@ -153,9 +153,11 @@ def summarize(results: Path, records: list[dict[str, Any]], settings: dict[str, 
                "start": dict(zip(OBJECTIVES, start[0].tolist()))}
         rows.append(row)
         per_env.setdefault(rec["env"], []).append(row)
-    claims, table = [], []
+    claims, table, envs = [], [], {}
     n, m = 2, len(settings["morl_weights"])
     for env, env_rows in per_env.items():
+        envs[env] = {f"hv_{k}": dict(zip(("mean", "std"), seed_stats([r[f"hv_{k}"] for r in env_rows])))
+                     for k in FRONTS}
         ratio = {}
         for k in ("morl_learned", "morl"):
             values = [r[f"ratio_{k}"] for r in env_rows if r[f"ratio_{k}"] is not None]
@@ -166,7 +168,7 @@ def summarize(results: Path, records: list[dict[str, Any]], settings: dict[str, 
         table.append([env, len(env_rows),
                       *[mean_std_text(*seed_stats([r[f"hv_{k}"] for r in env_rows]), "{:.3g}") for k in FRONTS],
                       *[mean_std_text(*ratio[k], "{:.2f}") for k in ("morl_learned", "morl")]])
-    summary = {"settings": settings, "rows": rows, "claims": claims}
+    summary = {"settings": settings, "envs": envs, "rows": rows, "claims": claims}
     write_json(results / "soups_summary.json", summary)
     lines = ["# Rewarded soups vs MORL (linear scalarization) on MuJoCo", "",
              f"Command: `{settings['command']}`", "",

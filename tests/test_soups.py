@@ -16,7 +16,7 @@ from prefrl.runs.config import TrainConfig
 from prefrl.sb3.objectives import ObjectiveReward, RewardTerms, env_reward_terms
 
 FALL = "prefrl/PointMassFall-v0"  # terms: forward, healthy, ctrl
-SHORT = ["--steps", "1024", "--segment-len", "10", "--evals", "1", "--eval-episodes", "2", "--history-episodes", "1",
+SHORT = ["--steps", "512", "--segment-len", "10", "--evals", "1", "--eval-episodes", "2", "--history-episodes", "1",
          "--algo-kwargs", "n_steps=256", "batch_size=64", "--no-progress"]
 
 
@@ -77,13 +77,25 @@ def test_pareto_front_hypervolume_and_weight_mixing():
         mix_state_dicts([a, {"w": torch.zeros(3), "n": torch.tensor(1)}], [0.5, 0.5])
     with pytest.raises(ValueError, match="at least 2 runs"):
         simplex_grid(1, 11)
+    for bad in ([0.7, 0.7], [1.5, -0.5], [float("nan"), 1.0]):
+        with pytest.raises(ValueError, match="expected numbers >= 0 summing to 1"):
+            mix_state_dicts([a, b], bad)
+    with pytest.raises(ValueError, match="other parameters than model 0"):
+        mix_state_dicts([a, {"v": torch.zeros(2), "n": torch.tensor(1)}], [0.5, 0.5])
 
 
-def test_fine_tunes_from_a_shared_start_make_a_soup(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def start(tmp_path_factory):
+    """A short true-reward PPO run: the shared start of the fine-tunes."""
+    out = tmp_path_factory.mktemp("soups") / "start"
+    assert main(["train", "--env", FALL, "--reward", "true", "--out", str(out), *SHORT]) == 0
+    return out
+
+
+def test_fine_tunes_from_a_shared_start_make_a_soup(start, tmp_path, capsys):
     """Two fine-tunes of one start, each on its own objective's teacher: the start's observation normalization
     stays frozen, the soup's endpoints score as the fine-tunes themselves, and mixes score in between."""
-    start, fwd, energy = tmp_path / "start", tmp_path / "fwd", tmp_path / "energy"
-    assert main(["train", "--env", FALL, "--reward", "true", "--out", str(start), *SHORT]) == 0
+    fwd, energy = tmp_path / "fwd", tmp_path / "energy"
     for out, obj in ((fwd, "forward"), (energy, "energy")):
         assert main(["train", "--env", FALL, "--teacher", f"oracle:{obj}", "--labels", "20", "--num-queries", "2",
                      "--init-policy", str(start), "--out", str(out), *SHORT]) == 0
@@ -125,6 +137,10 @@ def test_fine_tunes_from_a_shared_start_make_a_soup(tmp_path, capsys):
                     reward_weights=[1.0]).validate()
     with pytest.raises(ValueError, match="holds no reward_model.pt"):
         TrainConfig(env=FALL, out="x", reward="frozen", reward_from=[str(start)]).validate()
+    capsys.readouterr()
+    assert main(["soup", "--runs", str(fwd), str(energy), "--objectives", "forward", "speed", "--out",
+                 str(tmp_path / "bad"), "--no-progress"]) == 2
+    assert "has no reward term 'speed'; its terms are ctrl, forward, healthy" in capsys.readouterr().err
     # a run that did not start from `start` normalizes observations otherwise: refused
     other = tmp_path / "other"
     assert main(["train", "--env", FALL, "--reward", "true", "--out", str(other), "--seed", "1", *SHORT]) == 0
@@ -137,14 +153,12 @@ def test_fine_tunes_from_a_shared_start_make_a_soup(tmp_path, capsys):
     assert "is a ppo run on prefrl/PointMassFall-v0: expected ppo on prefrl/PointMass-v0" in capsys.readouterr().err
 
 
-def test_start_from_loads_the_start_policy_exactly(tmp_path):
+def test_start_from_loads_the_start_policy_exactly(start):
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     from prefrl.sb3.policies import start_from
 
-    start = tmp_path / "start"
-    assert main(["train", "--env", FALL, "--reward", "true", "--out", str(start), *SHORT]) == 0
     venv = VecNormalize(DummyVecEnv([lambda: gym.make(FALL)]))
     model = PPO("MlpPolicy", venv, seed=5)
     start_from(model, venv, start)

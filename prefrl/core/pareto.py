@@ -72,9 +72,12 @@ def simplex_grid(n: int, points: int) -> list[tuple[float, ...]]:
 
 def mix_state_dicts(states: Sequence[Mapping[str, torch.Tensor]], lambdas: Sequence[float]) -> dict[str, torch.Tensor]:
     """sum_i lambda_i * states[i] for floating tensors; other entries (step counters) are taken from the first.
-    Refuses state dicts of other keys or shapes, naming the first difference."""
+    Refuses lambdas off the simplex and state dicts of other keys or shapes, naming the first difference."""
     if len(states) != len(lambdas):
         raise ValueError(f"{len(states)} state dicts but {len(lambdas)} lambdas; expected one lambda per state dict")
+    lam = np.asarray(lambdas, dtype=np.float64)
+    if not np.all(np.isfinite(lam)) or (lam < 0).any() or abs(lam.sum() - 1.0) > 1e-6:
+        raise ValueError(f"lambdas {lam.tolist()}: expected numbers >= 0 summing to 1 (a point of the simplex)")
     keys = list(states[0])
     for i, st in enumerate(states[1:], 1):
         if list(st) != keys:

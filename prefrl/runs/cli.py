@@ -181,8 +181,8 @@ def _llm_parser(sub: argparse._SubParsersAction) -> None:
     so.add_argument("--task", required=True, help="the task whose objectives score the mixes (e.g. sentiment)")
     so.add_argument("--out", required=True, metavar="DIR", help="where soup.json and front.png go")
     so.add_argument("--lambdas", type=int, default=11, help="mixing weights per edge of the simplex")
-    so.add_argument("--objectives", nargs="+", default=None, help="default: every objective of the task")
-    so.add_argument("--reference", metavar="DIR", help="reference model (default: the one the models were tuned from)")
+    so.add_argument("--objectives", nargs="+", default=None, help="none: every objective of the task")
+    so.add_argument("--reference", metavar="DIR", help="reference model; none: the one the models were tuned from")
     so.add_argument("--samples", type=int, default=256, help="completions sampled per mix")
     so.add_argument("--seed", type=int, default=123)
     ev = lsub.add_parser("eval", help="mean true reward of sampled completions and KL to the reference model",
@@ -248,11 +248,11 @@ def _soup_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lambdas", type=int, default=11, help="mixing weights per edge of the simplex (11: 0, 0.1 .. 1)")
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes per mix")
     p.add_argument("--objectives", nargs="+", default=None, metavar="OBJ",
-                   help="objectives to score (default: the runs' --objective values), e.g. forward energy")
-    p.add_argument("--start", default=None, metavar="DIR", help="the shared start to mark (default: the runs' "
-                                                                 "--init-policy)")
+                   help="objectives to score, e.g. forward energy; none: the runs' --objective values")
+    p.add_argument("--start", default=None, metavar="DIR", help="the shared start to mark; none: the runs' "
+                                                                 "--init-policy")
     p.add_argument("--ref", nargs="+", type=float, default=None, help="hypervolume reference point, one value per "
-                                                                       "objective (default: each one's worst value)")
+                                                                       "objective; none: each one's worst value")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 

@@ -30,7 +30,7 @@ from prefrl.runs.config import TrainConfig
 from prefrl.runs.plotting import plot_fronts
 from prefrl.sb3.envs import make_vec_env
 from prefrl.sb3.evaluation import evaluate_policy
-from prefrl.sb3.objectives import RewardTerms, parse_objective
+from prefrl.sb3.objectives import RewardTerms, env_reward_terms, parse_objective
 from prefrl.sb3.policies import load_algorithm, read_normalization
 from prefrl.sb3.wrappers import LearnedRewardVecEnv
 
@@ -117,8 +117,9 @@ def soup(paths: list[str | Path], out: str | Path, *, lambdas: int = 11, episode
     grid = simplex_grid(len(paths), lambdas)
     runs = load_soup_runs(list(paths))
     objectives = _objectives_of(runs, objectives)
-    for text in objectives:  # refuse an unknown term before any episode is run
-        parse_objective(text)
+    terms = env_reward_terms(runs[0].config.env_id, runs[0].env_kwargs)
+    for text in objectives:  # refuse an unknown term, naming the env's, before any episode is run
+        parse_objective(text).resolve(terms, runs[0].config.env)
     start = start if start is not None else runs[0].config.init_policy
     if start is not None and all(r.config.init_policy == runs[0].config.init_policy for r in runs):
         runs_with_start = load_soup_runs([*paths, start])  # the start must share the runs' normalization too
