@@ -39,14 +39,25 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import mujoco_sweep
-from prefrl.core.data import write_json
-from prefrl.core.pareto import hypervolume, pareto_mask
-from prefrl.runs.config import TrainConfig
-from prefrl.runs.plotting import plot_fronts
-from prefrl.runs.soup import evaluate_objectives, load_soup_runs, soup
-from prefrl.runs.sweep import Progress, Task, markdown_table, mean_std_text, read_record, run_local, seed_stats
-from prefrl.sb3.envs import check_env_id
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import mujoco_sweep  # noqa: E402
+from prefrl.core.data import write_json  # noqa: E402
+from prefrl.core.pareto import hypervolume, pareto_mask  # noqa: E402
+from prefrl.runs.config import TrainConfig  # noqa: E402
+from prefrl.runs.plotting import plot_fronts  # noqa: E402
+from prefrl.runs.soup import evaluate_objectives, load_soup_runs, soup  # noqa: E402
+from prefrl.runs.sweep import (  # noqa: E402
+    Progress,
+    Task,
+    markdown_table,
+    mean_std_text,
+    read_record,
+    run_local,
+    seed_stats,
+)
+from prefrl.sb3.envs import check_env_id  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 OBJECTIVES = ("forward", "energy")
@@ -167,7 +178,7 @@ def summarize(results: Path, records: list[dict[str, Any]], settings: dict[str, 
                            "ratio_std": ratio[k][1], "seeds": len(values), "holds": bool(ratio[k][0] >= CLAIM_RATIO)})
         table.append([env, len(env_rows),
                       *[mean_std_text(*seed_stats([r[f"hv_{k}"] for r in env_rows]), "{:.3g}") for k in FRONTS],
-                      *[mean_std_text(*ratio[k], "{:.2f}") for k in ("morl_learned", "morl")]])
+                      *[mean_std_text(*ratio[k], "{:.3f}") for k in ("morl_learned", "morl")]])
     summary = {"settings": settings, "envs": envs, "rows": rows, "claims": claims}
     write_json(results / "soups_summary.json", summary)
     lines = ["# Rewarded soups vs MORL (linear scalarization) on MuJoCo", "",
@@ -181,7 +192,7 @@ def summarize(results: Path, records: list[dict[str, Any]], settings: dict[str, 
              f"sample std over seeds; ratio = soup / MORL per seed.", "",
              *markdown_table(["env", "seeds", "HV soup", "HV MORL learned", "HV MORL true", "soup / MORL learned",
                               "soup / MORL true"], table), "",
-             *[f"- {c['claim']}: {'holds' if c['holds'] else 'does not hold'} ({c['ratio_mean']:.2f})" for c in claims]]
+             *[f"- {c['claim']}: {'holds' if c['holds'] else 'does not hold'} ({c['ratio_mean']:.3f})" for c in claims]]
     (results / "soups.md").write_text("\n".join(lines) + "\n")
     for env in per_env:
         rec = min((r for r in records if r["env"] == env), key=lambda r: r["seed"])
