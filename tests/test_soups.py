@@ -151,6 +151,12 @@ def test_fine_tunes_from_a_shared_start_make_a_soup(start, tmp_path, capsys):
     assert main(["train", "--env", "prefrl/PointMass-v0", "--init-policy", str(start), "--out",
                  str(tmp_path / "x"), *SHORT]) == 2
     assert "is a ppo run on prefrl/PointMassFall-v0: expected ppo on prefrl/PointMass-v0" in capsys.readouterr().err
+    point = tmp_path / "point"  # another env: other observations, refused before any weight is mixed
+    assert main(["train", "--env", "prefrl/PointMass-v0", "--reward", "true", "--out", str(point), *SHORT]) == 0
+    capsys.readouterr()
+    assert main(["soup", "--runs", str(fwd), str(point), "--objectives", "forward", "energy", "--out",
+                 str(tmp_path / "bad"), "--no-progress"]) == 2
+    assert "a soup mixes runs of one env and learner" in capsys.readouterr().err
 
 
 def test_start_from_loads_the_start_policy_exactly(start):
