@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -147,3 +148,50 @@ def test_ray_backend_on_a_local_ray_instance(tmp_path):
         ray.shutdown()
     records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "runs").glob("*.json")]
     assert len(records) == 2 and all(r["status"] == "ok" for r in records)
+
+
+def test_iqm_and_stratified_bootstrap():
+    from prefrl.runs.sweep import iqm, stratified_bootstrap_ci
+
+    assert iqm([4, 1, 3, 2]) == pytest.approx(2.5)  # the middle two of four
+    assert iqm([-100, 1, 2, 3, 4, 5, 6, 100]) == pytest.approx(3.5)  # outliers trimmed
+    assert iqm([1, 2, 9]) == pytest.approx(4.0)  # int(3/4) = 0 trimmed, as scipy's trim_mean
+    point, low, high = stratified_bootstrap_ci({"a": [1.0, 1.1, 0.9, 1.0], "b": [0.5, 0.6, 0.4, 0.5]})
+    assert low < point < high and 0.5 < low and high < 1.0
+    # strata are resampled on their own: two tasks of constant scores give a CI of width 0
+    assert stratified_bootstrap_ci({"a": [1.0] * 4, "b": [0.0] * 4})[1:] == (0.5, 0.5)
+    with pytest.raises(ValueError, match="no values"):
+        iqm([])
+
+
+def test_efficiency_summary_from_sweep_records(tmp_path):
+    from benchmarks import efficiency
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+
+    def record(env, labels, sampler, seed, ret):
+        rec = {"format_version": 1, "run_id": f"{env}_{labels}_{sampler}_{seed}", "status": "ok",
+               "spec": {"env": env, "labels": labels, "sampler": sampler, "seed": seed},
+               "metrics": {"true_return": ret, "history": []}}
+        (runs / f"{rec['run_id']}.json").write_text(json.dumps(rec))
+
+    for seed, (base, uni, qpa) in enumerate([(100, 80, 95), (120, 90, 110), (80, 70, 100)]):
+        record("A-v0", 0, "-", seed, base)
+        record("A-v0", 100, "uniform", seed, uni)
+        record("A-v0", 100, "policy_aligned", seed, qpa)
+    assert efficiency.main(["--results-dir", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "efficiency_summary.json").read_text())
+    rows = {r["sampler"]: r for r in summary["rows"]}
+    assert rows["uniform"]["ratio_mean"] == pytest.approx(80 / 100)  # (80+90+70)/3 over a mean baseline of 100
+    assert rows["policy_aligned"]["ratio_std"] == pytest.approx(np.std([0.95, 1.10, 1.00], ddof=1))  # sample std
+    claims = {c["claim"]: c["holds"] for c in summary["claims"]}
+    assert claims == {"A-v0, policy_aligned: ratio >= 0.9 at 100 labels": True,
+                      "A-v0, uniform: ratio >= 0.9 at 100 labels": False}
+    agg = {a["sampler"]: a for a in summary["aggregate"]}
+    assert agg["uniform"]["runs"] == 3 and agg["uniform"]["iqm"] == pytest.approx(0.8)
+    assert (tmp_path / "efficiency.png").stat().st_size > 5_000 and "| A-v0 |" in (tmp_path / "efficiency.md").read_text()
+    (runs / "A-v0_0_-_0.json").unlink()  # a preference run without its env's baseline is refused, not divided by 0
+    for seed in (1, 2):
+        (runs / f"A-v0_0_-_{seed}.json").unlink()
+    assert efficiency.main(["--results-dir", str(tmp_path)]) == 2

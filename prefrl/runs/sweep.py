@@ -198,6 +198,32 @@ def seed_stats(values: Iterable[float]) -> tuple[float, float | None]:
     return float(arr.mean()), (float(arr.std(ddof=1)) if arr.size > 1 else None)
 
 
+def iqm(values: Iterable[float]) -> float:
+    """Interquartile mean, rliable's aggregate: int(n/4) values trimmed from each end of the sorted values, the
+    rest averaged (scipy.stats.trim_mean(values, 0.25))."""
+    x = np.sort(np.asarray(list(values), dtype=np.float64))
+    if x.size == 0:
+        raise ValueError("no values to aggregate")
+    k = int(0.25 * x.size)
+    return float(x[k:x.size - k].mean())
+
+
+def stratified_bootstrap_ci(scores: dict[str, list[float]], statistic=iqm, *, reps: int = 2000, level: float = 0.95,
+                            seed: int = 0) -> tuple[float, float, float]:
+    """(point estimate, low, high) of `statistic` over all runs, with a percentile bootstrap that resamples runs
+    within each stratum (task), as rliable does (Agarwal et al. 2021)."""
+    strata = [np.asarray(v, dtype=np.float64) for v in scores.values() if len(v)]
+    if not strata:
+        raise ValueError("no scores to aggregate")
+    rng = np.random.default_rng(seed)
+    point = statistic(np.concatenate(strata))
+    stats = np.empty(reps)
+    for r in range(reps):
+        stats[r] = statistic(np.concatenate([s[rng.integers(0, s.size, s.size)] for s in strata]))
+    alpha = (1 - level) / 2
+    return point, float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))
+
+
 def mean_or_none(values: Iterable[Any]) -> float | None:
     """Mean of the values that are not None (None if there are none)."""
     vals = [v for v in values if v is not None]

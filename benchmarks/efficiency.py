@@ -1,0 +1,144 @@
+"""Feedback efficiency: preference PPO's true return relative to PPO on the true reward, per label budget and
+query sampler, aggregated the way RL results are trusted (rliable's interquartile mean with stratified bootstrap
+confidence intervals) beside the per-env mean ± sample std.
+
+    python benchmarks/mujoco_sweep.py --envs Hopper-v5,Walker2d-v5 --labels 0,100 --teachers oracle \\
+        --samplers uniform,policy_aligned --seeds 0,1,2 --steps 300000 --workers 2 \\
+        --results-dir benchmarks/results/efficiency
+    python benchmarks/efficiency.py --results-dir benchmarks/results/efficiency
+
+The first command trains (or reuses) the runs: `mujoco_sweep.py`'s records, one per run, in
+`<results-dir>/runs/`; the true-reward baselines (`--labels 0`) are the same runs as the main sweep's (their records
+copied in, so they are not trained again). This script reads those records: each preference run's score is its
+final true return divided by the mean final true return of the true-reward runs of its env (same steps, same
+seeds). Per (sampler, labels): the IQM of all runs' scores with a 95% stratified bootstrap CI (strata = envs,
+2000 resamples); per (env, sampler, labels): mean ± sample std (ddof=1) over seeds. Claim checked per env and
+sampler: score >= 0.9 at each budget (the issue's target at 200 labels, measured here at the budgets run).
+
+Writes `<results-dir>/efficiency_summary.json`, `efficiency.md` and `efficiency.png` (score vs label budget, one
+panel per env, one line per sampler, the seeds' range as a band).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from prefrl.core.data import write_json  # noqa: E402
+from prefrl.runs.sweep import markdown_table, mean_std_text, read_record, seed_stats, stratified_bootstrap_ci  # noqa: E402
+
+TARGET = 0.9
+
+
+def load(results: Path) -> list[dict[str, Any]]:
+    records = []
+    for path in sorted((results / "runs").glob("*.json")):
+        rec = read_record(path)
+        if rec is not None and rec["status"] == "ok":
+            records.append(rec)
+    if not records:
+        raise ValueError(f"no finished run records in {results / 'runs'}")
+    return records
+
+
+def summarize(results: Path, command: str) -> dict[str, Any]:
+    records = load(results)
+    base: dict[str, list[float]] = {}
+    for r in records:
+        if r["spec"]["labels"] == 0:
+            base.setdefault(r["spec"]["env"], []).append(r["metrics"]["true_return"])
+    scores: dict[tuple[str, int], dict[str, list[float]]] = {}
+    returns: dict[tuple[str, str, int], list[float]] = {}
+    for r in records:
+        spec = r["spec"]
+        if spec["labels"] == 0:
+            continue
+        if spec["env"] not in base:
+            raise ValueError(f"no true-reward run of {spec['env']} in {results / 'runs'}: expected --labels 0 runs")
+        score = r["metrics"]["true_return"] / float(np.mean(base[spec["env"]]))
+        scores.setdefault((spec["sampler"], spec["labels"]), {}).setdefault(spec["env"], []).append(score)
+        returns.setdefault((spec["env"], spec["sampler"], spec["labels"]), []).append(r["metrics"]["true_return"])
+    rows, aggregate, claims = [], [], []
+    for (env, sampler, labels), values in sorted(returns.items()):
+        ratio = [v / float(np.mean(base[env])) for v in values]
+        (m, s), (rm, rs) = seed_stats(values), seed_stats(ratio)
+        rows.append({"env": env, "sampler": sampler, "labels": labels, "seeds": len(values),
+                     "true_return_mean": m, "true_return_std": s, "ratio_mean": rm, "ratio_std": rs,
+                     "true_reward_mean": float(np.mean(base[env]))})
+        claims.append({"claim": f"{env}, {sampler}: ratio >= {TARGET} at {labels} labels", "ratio_mean": rm,
+                       "holds": bool(rm >= TARGET)})
+    for (sampler, labels), per_env in sorted(scores.items()):
+        point, low, high = stratified_bootstrap_ci(per_env)
+        aggregate.append({"sampler": sampler, "labels": labels, "envs": sorted(per_env),
+                          "runs": sum(len(v) for v in per_env.values()), "iqm": point, "ci95": [low, high]})
+    summary = {"command": command, "target": TARGET, "rows": rows, "aggregate": aggregate, "claims": claims}
+    write_json(results / "efficiency_summary.json", summary)
+    lines = ["# Feedback efficiency: preference PPO / true-reward PPO", "", f"Command: `{command}`", "",
+             "Score = final true return / mean final true return of PPO on the true reward (same env, steps, seeds).",
+             "", "## Aggregate (IQM over envs x seeds, 95% stratified bootstrap CI)", "",
+             *markdown_table(["sampler", "labels", "runs", "IQM", "95% CI"],
+                             [[a["sampler"], a["labels"], a["runs"], f"{a['iqm']:.2f}",
+                               f"[{a['ci95'][0]:.2f}, {a['ci95'][1]:.2f}]"] for a in aggregate]),
+             "", "## Per env (mean ± sample std over seeds)", "",
+             *markdown_table(["env", "sampler", "labels", "true return", "score", f">= {TARGET}"],
+                             [[r["env"], r["sampler"], r["labels"], mean_std_text(r["true_return_mean"],
+                                                                                   r["true_return_std"]),
+                               mean_std_text(r["ratio_mean"], r["ratio_std"], "{:.2f}"),
+                               "yes" if r["ratio_mean"] >= TARGET else "no"] for r in rows])]
+    (results / "efficiency.md").write_text("\n".join(lines) + "\n")
+    plot(results / "efficiency.png", rows)
+    return summary
+
+
+def plot(path: Path, rows: list[dict[str, Any]]) -> None:
+    envs = sorted({r["env"] for r in rows})
+    fig, axes = plt.subplots(1, len(envs), figsize=(4.6 * len(envs), 3.8), squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        for sampler in sorted({r["sampler"] for r in rows}):
+            pts = sorted((r["labels"], r["ratio_mean"], r["ratio_std"] or 0.0) for r in rows
+                         if r["env"] == env and r["sampler"] == sampler)
+            x, y, s = (np.array(v) for v in zip(*pts))
+            ax.plot(x, y, marker="o", label=sampler)
+            ax.fill_between(x, y - s, y + s, alpha=0.2)
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax.axhline(TARGET, color="grey", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_title(env)
+        ax.set_xlabel("labels")
+        ax.set_ylabel("true return / true-reward PPO")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--results-dir", default=str(Path(__file__).resolve().parent / "results" / "efficiency"))
+    args = p.parse_args(argv)
+    command = "python benchmarks/efficiency.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    try:
+        summary = summarize(Path(args.results_dir), command)
+    except ValueError as exc:
+        print(f"efficiency.py: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"aggregate": summary["aggregate"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
