@@ -8,41 +8,20 @@ into a TrajectoryBuffer, handle early termination and any episode length, and re
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces as gym_spaces
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from prefrl.core.data import TrajectoryBuffer
 from prefrl.core.spaces import check_space, flatten_batch
 from prefrl.reward.model import RewardModel
+from prefrl.sb3.envs import check_env_id, make_vec_env  # noqa: F401  (their home since the sb3 package split)
 
 RewardFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-
-
-def check_env_id(env_id: str) -> None:
-    """Raise a ValueError naming close matches if `env_id` is not a registered Gymnasium id."""
-    import prefrl_envs  # noqa: F401  (registers the custom tasks)
-
-    if env_id not in gym.registry:
-        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown env id {env_id!r}: not registered with Gymnasium{hint}")
-
-
-def make_vec_env(env_id: str, n_envs: int, seed: int, wrap: Callable[[gym.Env], gym.Env] | None = None,
-                 **make_kwargs: Any) -> DummyVecEnv:
-    """n Monitor-wrapped copies of the env in this process (so MuJoCo states can be recorded);
-    `wrap` goes around each env inside the Monitor, `make_kwargs` to gym.make."""
-    wrap = wrap or (lambda e: e)
-    venv = DummyVecEnv([lambda: Monitor(wrap(gym.make(env_id, **make_kwargs))) for _ in range(n_envs)])
-    venv.seed(seed)
-    return venv
 
 
 def _batch_of_one(space: gym_spaces.Space, x: Any) -> Any:
