@@ -55,8 +55,9 @@ def test_custom_env_from_a_module_and_env_kwargs(tmp_path, monkeypatch):
 
 def test_learner_settings_from_algo_kwargs_and_a_zoo_file(tmp_path, capsys):
     out = tmp_path / "kw"
+    # the true-reward baseline: the learner's settings are the point, fitting a reward is not
     assert main(["train", "--env", POINT, "--out", str(out), "--algo-kwargs", "n_steps=256", "batch_size=64",
-                 "learning_rate=lin_3e-4", *SHORT]) == 0
+                 "learning_rate=lin_3e-4", *SHORT, "--reward", "true"]) == 0
     model = PPO.load(out / "policy.zip")
     assert model.n_steps == 256 and model.batch_size == 64 and model.learning_rate(0.5) == pytest.approx(1.5e-4)
     zoo = tmp_path / "ppo.yml"
@@ -72,7 +73,7 @@ def test_learner_settings_from_algo_kwargs_and_a_zoo_file(tmp_path, capsys):
     """))
     out = tmp_path / "zoo"
     assert main(["train", "--env", POINT, "--out", str(out), "--hyperparams", str(zoo), "--algo-kwargs",
-                 "gamma=0.95", *SHORT]) == 0
+                 "gamma=0.95", *SHORT, "--reward", "true"]) == 0
     resolved = _config(out)["resolved"]
     assert resolved["n_envs"] == 2 and resolved["normalize"] is None
     assert resolved["zoo_hyperparams"]["key"] == POINT and resolved["zoo_hyperparams"]["n_steps"] == 128
@@ -88,7 +89,7 @@ def test_config_file_with_command_line_overrides(tmp_path, capsys):
     cfg.write_text("env: prefrl/PointMass-v0\nlabels: 12\nsegment-len: 10\nalgo_kwargs: {n_steps: 256, batch_size: 64}\n")
     out = tmp_path / "c"
     assert main(["train", "--config", str(cfg), "--out", str(out), "--labels", "10", "--algo-kwargs", "batch_size=32",
-                 "--steps", "2000", "--evals", "1", "--eval-episodes", "1", "--no-progress"]) == 0
+                 "--steps", "600", "--evals", "1", "--eval-episodes", "1", "--no-progress"]) == 0
     c = _config(out)
     assert c["labels"] == 10 and c["segment_len"] == 10 and c["algo_kwargs"] == {"n_steps": 256, "batch_size": 32}
     cfg.write_text("labelz: 3\n")
