@@ -237,7 +237,19 @@ def llm_multi() -> str:
         f"{st['wall_seconds'] / 60:.0f} min on 2 CPU cores. {claims}.")
 
 
-BLOCKS: dict[str, Callable[[], str]] = {"mujoco": mujoco, "demo": demo, "llm": llm, "aihf": aihf,
+def efficiency() -> str:
+    """Preference PPO at few labels, per env and query sampler, and the IQM over envs and seeds."""
+    summary = json.loads((RESULTS / "efficiency" / "efficiency_summary.json").read_text())
+    rows = [[r["env"], r["sampler"], str(r["labels"]), _ms(r["true_return_mean"], r["true_return_std"]),
+             _ms(r["ratio_mean"], r["ratio_std"], 2)] for r in summary["rows"]]
+    agg = "; ".join(f"{a['sampler']} {a['iqm']:.2f} [{a['ci95'][0]:.2f}, {a['ci95'][1]:.2f}]"
+                    for a in summary["aggregate"])
+    return _table(["env", "queries", "labels", "true return", "ratio to true-reward PPO"], rows) + (
+        f"\n\nMean ± sample std over seeds. Interquartile mean of the ratio over envs and seeds, 95% stratified "
+        f"bootstrap CI: {agg}.")
+
+
+BLOCKS: dict[str, Callable[[], str]] = {"efficiency": efficiency, "mujoco": mujoco, "demo": demo, "llm": llm, "aihf": aihf,
                                         "aihf_ablation": aihf_ablation, "llm_speed": llm_speed,
                                         "llm_review": llm_review, "soups": soups, "llm_multi": llm_multi}
 
