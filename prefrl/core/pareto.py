@@ -5,12 +5,12 @@ rewarded soups (Rame et al. 2023): theta(lambda) = sum_i lambda_i theta_i over a
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["hypervolume", "mix_state_dicts", "pareto_mask", "simplex_grid"]
+__all__ = ["hypervolume", "iter_mixes", "mix_state_dicts", "pareto_mask", "simplex_grid"]
 
 
 def _points(points: object, what: str = "points") -> np.ndarray:
@@ -95,3 +95,14 @@ def mix_state_dicts(states: Sequence[Mapping[str, torch.Tensor]], lambdas: Seque
         else:
             out[k] = first.clone()
     return out
+
+
+def iter_mixes(states: Sequence[Mapping[str, torch.Tensor]], grid: Sequence[Sequence[float]], *,
+               progress: bool = False) -> Iterator[tuple[tuple[float, ...], dict[str, torch.Tensor]]]:
+    """(lambda, mixed state dict) for each lambda of `grid`, with a progress bar if asked: a soup's loop."""
+    if progress:
+        from tqdm.auto import tqdm
+
+        grid = tqdm(grid, desc="soup", unit="lambda")
+    for lam in grid:
+        yield tuple(lam), mix_state_dicts(states, lam)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from prefrl.core.data import write_json
-from prefrl.core.pareto import hypervolume, mix_state_dicts, simplex_grid
+from prefrl.core.pareto import hypervolume, iter_mixes, simplex_grid
 
 __all__ = ["evaluate_objectives", "soup_models", "trained_reference"]
 
@@ -74,15 +74,10 @@ def soup_models(models: list[str | Path], task_name: str, out: str | Path, *, la
     loaded = [load_model(m)[0] for m in models]
     states = [m.state_dict() for m in loaded]
     mixed = loaded[0]
-    iterator = grid
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(grid, desc="soup", unit="lambda")
     points = []
     with torch.no_grad():
-        for lam in iterator:
-            mixed.load_state_dict(mix_state_dicts(states, lam))
+        for lam, state in iter_mixes(states, grid, progress=progress):
+            mixed.load_state_dict(state)
             mixed.eval()
             points.append({"lambda": list(lam), **evaluate_objectives(mixed, ref_model, tokenizer, task, objectives,
                                                                        n=n, seed=seed)})

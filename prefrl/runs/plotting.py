@@ -50,6 +50,11 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, title: str | None
         if ax.lines:
             ax.legend(fontsize=8)
     fig.suptitle(title or runs[0]["env"])
+    return _save(fig, out)
+
+
+def _save(fig: plt.Figure, out: str | Path) -> Path:
+    """Lay out, write (making the folder) and close a figure."""
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -85,9 +90,4 @@ def plot_fronts(fronts: dict[str, Sequence[Sequence[float]]], out: str | Path, x
         axes[1].legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)

@@ -24,7 +24,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
 from prefrl.core.data import write_json
-from prefrl.core.pareto import hypervolume, mix_state_dicts, simplex_grid
+from prefrl.core.pareto import hypervolume, iter_mixes, simplex_grid
 from prefrl.runs.common import json_safe
 from prefrl.runs.config import TrainConfig
 from prefrl.runs.plotting import plot_fronts
@@ -128,15 +128,10 @@ def soup(paths: list[str | Path], out: str | Path, *, lambdas: int = 11, episode
         start_run = None
     states = [{k: v.detach().clone() for k, v in r.model.policy.state_dict().items()} for r in runs]
     model = runs[0].model
-    iterator = grid
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(grid, desc="soup", unit="lambda")
     points = []
     with torch.no_grad():
-        for lam in iterator:
-            model.policy.load_state_dict(mix_state_dicts(states, lam))
+        for lam, state in iter_mixes(states, grid, progress=progress):
+            model.policy.load_state_dict(state)
             points.append({"lambda": list(lam), "objectives": evaluate_objectives(model, runs[0], objectives,
                                                                                   episodes, seed)})
     result: dict[str, Any] = {
