@@ -63,18 +63,22 @@ def _load_run(path: str | Path) -> SoupRun:
 def load_soup_runs(paths: list[str | Path]) -> list[SoupRun]:
     """The runs of a soup, checked to share env, learner and observation normalization."""
     runs = [_load_run(p) for p in paths]
-    first = runs[0]
     for run in runs[1:]:
-        if (run.config.env_id, run.config.algo) != (first.config.env_id, first.config.algo):
-            raise ValueError(f"{run.path} is a {run.config.algo} run on {run.config.env}, {first.path} a "
-                             f"{first.config.algo} run on {first.config.env}: a soup mixes runs of one env and learner")
-        same = (run.obs_stats is None) == (first.obs_stats is None) and (
-            run.obs_stats is None or all(np.array_equal(a, b) for a, b in zip(run.obs_stats, first.obs_stats)))
-        if not same:
-            raise ValueError(f"{run.path} and {first.path} normalize observations differently: expected runs "
-                             f"fine-tuned from one start (prefrl train --init-policy START), whose normalization is "
-                             f"frozen, since mixed weights would see inputs neither run was trained on")
+        _check_compatible(run, runs[0])
     return runs
+
+
+def _check_compatible(run: SoupRun, first: SoupRun) -> None:
+    """Refuse a run of another env or learner, or one whose observation normalization differs from `first`'s."""
+    if (run.config.env_id, run.config.algo) != (first.config.env_id, first.config.algo):
+        raise ValueError(f"{run.path} is a {run.config.algo} run on {run.config.env}, {first.path} a "
+                         f"{first.config.algo} run on {first.config.env}: a soup mixes runs of one env and learner")
+    same = (run.obs_stats is None) == (first.obs_stats is None) and (
+        run.obs_stats is None or all(np.array_equal(a, b) for a, b in zip(run.obs_stats, first.obs_stats)))
+    if not same:
+        raise ValueError(f"{run.path} and {first.path} normalize observations differently: expected runs "
+                         f"fine-tuned from one start (prefrl train --init-policy START), whose normalization is "
+                         f"frozen, since mixed weights would see inputs neither run was trained on")
 
 
 def evaluate_objectives(model: BaseAlgorithm, run: SoupRun, objectives: list[str], episodes: int,
@@ -122,8 +126,8 @@ def soup(paths: list[str | Path], out: str | Path, *, lambdas: int = 11, episode
         parse_objective(text).resolve(terms, runs[0].config.env)
     start = start if start is not None else runs[0].config.init_policy
     if start is not None and all(r.config.init_policy == runs[0].config.init_policy for r in runs):
-        runs_with_start = load_soup_runs([*paths, start])  # the start must share the runs' normalization too
-        start_run = runs_with_start[-1]
+        start_run = _load_run(start)
+        _check_compatible(start_run, runs[0])  # the start must share the runs' normalization too
     else:
         start_run = None
     states = [{k: v.detach().clone() for k, v in r.model.policy.state_dict().items()} for r in runs]
