@@ -33,16 +33,10 @@ def trained_reference(model: str | Path) -> str:
 
 def evaluate_objectives(model, reference, tokenizer, task, objectives: list[str], *, n: int, seed: int) -> dict:
     """Each objective's mean over `n` sampled completions for fresh prompts, and the KL to the reference."""
-    import numpy as np
+    from prefrl.llm.tasks import evaluate
 
-    from prefrl.llm.tasks import render_prompts
-    from prefrl.llm.train import sample_completions, sampled_kl
-
-    rng = np.random.default_rng(seed)
-    prompts = render_prompts(task, tokenizer, [task.prompt(rng) for _ in range(n)])
-    completions = sample_completions(model, tokenizer, prompts, seed=seed, max_new_tokens=task.completion_tokens + 2)
-    scores = {o: float(np.mean([task.objective(o)(p, c) for p, c in zip(prompts, completions)])) for o in objectives}
-    return {"objectives": scores, "kl": sampled_kl(model, reference, tokenizer, prompts, completions)}
+    res = evaluate(model, reference, tokenizer, task, n=n, seed=seed, objectives=objectives)
+    return {"objectives": res["objectives"], "kl": res["kl"]}
 
 
 def soup_models(models: list[str | Path], task_name: str, out: str | Path, *, lambdas: int = 11,

@@ -292,9 +292,11 @@ def make_task(name: str, out: str | Path, *, prefs: int = 256, demos: int = 64, 
             **({"objective": objective} if objective else {})}
 
 
-def evaluate(model, reference, tokenizer, task: Task, *, n: int = 256, seed: int = 123) -> dict:
+def evaluate(model, reference, tokenizer, task: Task, *, n: int = 256, seed: int = 123,
+             objectives: list[str] | None = None) -> dict:
     """Mean true reward of sampled completions on fresh prompts, and the KL to the reference model
-    (the mean over samples of log pi(y|x) - log pi_ref(y|x))."""
+    (the mean over samples of log pi(y|x) - log pi_ref(y|x)); `objectives` (names or weighted sums, see
+    `Task.objective`; default: the task's own) are each averaged over the same completions."""
     from prefrl.llm.train import sample_completions, sampled_kl
 
     rng = np.random.default_rng(seed)
@@ -303,7 +305,8 @@ def evaluate(model, reference, tokenizer, task: Task, *, n: int = 256, seed: int
     rewards = np.array([task.reward(p, c) for p, c in zip(prompts, completions)])
     kl = sampled_kl(model, reference, tokenizer, prompts, completions)
     out = {"true_reward_mean": float(rewards.mean()), "true_reward_std": float(rewards.std()), "kl": kl, "samples": n}
-    if task.objectives:
-        out["objectives"] = {k: float(np.mean([f(p, c) for p, c in zip(prompts, completions)]))
-                             for k, f in task.objectives.items()}
+    names = list(task.objectives or {}) if objectives is None else list(objectives)
+    if names:
+        out["objectives"] = {k: float(np.mean([task.objective(k)(p, c) for p, c in zip(prompts, completions)]))
+                             for k in names}
     return out
