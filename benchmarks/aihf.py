@@ -102,6 +102,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                         {"demo_zero": "policy"}),
     "now-raw-zero": ("now, the policy's reward zero at the network's output 0, as ML-IRL's SAC sees it",
                      {"demo_zero": "raw"}),
+    "now-converge": ("now, the preference term also fitted to held-out convergence at every refit (two timescales)",
+                     {"pref_fit": "converge"}),
     "now-entropy": ("now, PPO with an entropy bonus (ent_coef 0.01) that keeps it exploring", {"algo_kwargs": {"ent_coef": 0.01}}),
     "state": ("a state-only reward (on top of any setting)", {"reward_inputs": ["obs"]}),
 }
@@ -133,10 +135,10 @@ class AihfSpec:
 def grid(envs: list[str], budgets: list[int], demos: list[int], methods: list[str], seeds: list[int], steps: int,
          setting: str, demo_weights: tuple[float, ...] = (1.0,), variant: str = "-") -> list[AihfSpec]:
     """Every run: AIHF and preference-only at each positive budget, IRL and BC at budget 0."""
-    if variant != "-":
+    if variant != "-":  # runs a variant cannot change are the plain grid's
+        kept = [m for m in methods if m != "bc" and (m == "aihf" or not joint_only(variant))]
         return [AihfSpec(s.env, s.method, s.labels, s.demos, s.seed, s.steps, s.setting, variant, s.demo_weight)
-                for s in grid(envs, budgets, demos, [m for m in methods if m != "bc"], seeds, steps, setting,
-                              demo_weights)]
+                for s in grid(envs, budgets, demos, kept, seeds, steps, setting, demo_weights)]
     specs = []
     for env in envs:
         for seed in seeds:
@@ -291,10 +293,18 @@ def _late_return(metrics: dict[str, Any]) -> float:
     return float(np.mean(late)) if late else float(metrics["true_return"])
 
 
+JOINT_OPTIONS = ("pref_fit",)  # options that act only in runs with both labels and demonstrations
+
+
 def demo_only(variant: str) -> bool:
     """Whether a variant sets only options of the demonstration term, so runs without demonstrations
     (preference-only, BC) are the same under it as without it."""
-    return variant == "-" or all(k.startswith("demo_") for k in VARIANTS[variant][1])
+    return variant == "-" or all(k.startswith("demo_") or k in JOINT_OPTIONS for k in VARIANTS[variant][1])
+
+
+def joint_only(variant: str) -> bool:
+    """Whether a variant sets only options of the joint fit, so IRL alone (no labels) is the same under it too."""
+    return variant != "-" and all(k in JOINT_OPTIONS for k in VARIANTS[variant][1])
 
 
 def check_claims(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -310,10 +320,12 @@ def check_claims(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                                 for r in weighted if r["method"] == "aihf"}):
         own = any(k[:4] == (env, setting, variant, "preference") and k[6] == steps for k in find)
         pref_variant = "-" if demo_only(variant) and not own else variant
+        own_irl = any(k[:4] == (env, setting, variant, "irl") and k[6] == steps for k in find)
+        irl_variant = "-" if joint_only(variant) and not own_irl else variant
         for labels in (25, 100):
             mine = find.get((env, setting, variant, "aihf", labels, 1, steps))
             for against, key in (("preference", (env, setting, pref_variant, "preference", labels, 0, steps)),
-                                 ("irl", (env, setting, variant, "irl", 0, 1, steps))):
+                                 ("irl", (env, setting, irl_variant, "irl", 0, 1, steps))):
                 other = find.get(key)
                 if mine is None or other is None:
                     continue

@@ -92,6 +92,22 @@ def test_joint_steps_raise_demos_against_the_policy_and_fit_the_labels(demo_file
         RewardTrainer(model, demos=Demonstrations.load(demo_file)).fit(ds, None)
 
 
+def test_converge_fits_the_labels_as_preference_only_training_does(demo_file, random_data):
+    """pref_fit="converge": after the shared step, the preference term alone runs to held-out convergence."""
+    from prefrl.core.demos import Demonstrations
+
+    ds, policy = random_data
+    _, shared = _fit(ds, policy, demos=Demonstrations.load(demo_file), demo_updates=1)
+    model, converged = _fit(ds, policy, demos=Demonstrations.load(demo_file), demo_updates=1, pref_fit="converge")
+    _, plain = _fit(ds, None)  # preference-only, from the same initialization
+    assert converged.epochs > shared.epochs == 1 and converged.pair_updates > 10 * shared.pair_updates
+    assert converged.train_loss < shared.train_loss - 0.1
+    assert converged.val_accuracy >= shared.val_accuracy
+    assert abs(converged.train_loss - plain.train_loss) < 0.1  # the one shared step changes little
+    with pytest.raises(ValueError, match="unknown pref_fit 'always': expected one of shared, converge"):
+        RewardTrainer(model, pref_fit="always")
+
+
 def test_absorbing_reward_learns_at_its_own_rate(demo_file, random_data):
     """The random policy falls, so the IRL term pushes the absorbing reward down, as far as its learning rate lets it."""
     from prefrl.core.demos import Demonstrations

@@ -37,6 +37,7 @@ class FitReport:
 
 
 DEMO_ZEROS = ("absorbing", "policy", "raw")
+PREF_FITS = ("shared", "converge")
 
 
 class RewardTrainer:
@@ -53,9 +54,12 @@ class RewardTrainer:
     against a policy that keeps up with it: `demo_updates` full-batch steps per refit (default 1)
     at `demo_lr` with weight decay `demo_weight_decay`, and the input normalization is fixed at the
     first joint fit (re-standardizing inputs on every refit, `demo_renormalize`, would move the reward
-    more than a step does). Both terms share those steps, as in the authors' code (`W_P` plays their
-    `alpha`), so in short runs the preference term is fitted far less than in preference-only training
-    (benchmarks/aihf.md, "The joint objective").
+    more than a step does). With `pref_fit="shared"` both terms share those steps, as in the authors' code
+    (`W_P` plays their `alpha`), so in short runs the preference term is fitted far less than in
+    preference-only training (benchmarks/aihf.md, "The joint objective"). `pref_fit="converge"` runs on two
+    timescales: after the shared steps, the preference term alone is fitted as preference-only training fits
+    it (epochs until held-out loss stops improving, the L2 weight tuned to the held-out/training ratio),
+    while the demonstration term keeps ML-IRL's slow pace.
     Where the reward handed to the policy has its zero (`demo_zero`): at the learned absorbing reward, as in
     preference-only training (ending an episode is worth exactly what the model learned), or at the mean
     reward of the states the policy visits (its recent segments and the labelled ones), so ending an
@@ -91,6 +95,7 @@ class RewardTrainer:
         demo_pool: int = 512,
         absorbing_lr: float = 1e-2,
         demo_zero: str = "absorbing",
+        pref_fit: str = "shared",
     ):
         self.model = model
         self.batch_size, self.max_updates, self.patience = batch_size, max_updates, patience
@@ -115,6 +120,8 @@ class RewardTrainer:
         self.demo_renormalize = demo_renormalize
         check_choice("demo_zero", demo_zero, DEMO_ZEROS)
         self.demo_zero = demo_zero
+        check_choice("pref_fit", pref_fit, PREF_FITS)
+        self.pref_fit = pref_fit
         self.inputs_fixed = False  # set by the first joint fit (or by a resumed run whose model had one)
         if demos is not None:
             demos.check_env(model.observation_space, model.action_space)
@@ -179,15 +186,20 @@ class RewardTrainer:
         model.eval()
         val_loss, val_acc = pairs.evaluate(model, val, self.label_noise) if n_val else (math.nan, math.nan)
         train_loss, _ = pairs.evaluate(model, torch.as_tensor(train), self.label_noise)
-        if n_val and train_loss > 0:  # keep held-out loss within 1.1-1.5x training loss
-            ratio = val_loss / train_loss
-            if ratio > 1.5:
-                self.weight_decay = min(self.weight_decay * 2, 1.0)
-            elif ratio < 1.1:
-                self.weight_decay = max(self.weight_decay / 2, 1e-7)
+        self._tune_weight_decay(val_loss if n_val else math.nan, train_loss)
         model.set_output_normalization(pairs.real_features, "absorbing" if pairs.has_absorbing else "mean")
         return FitReport(epoch, train_loss, val_loss, val_acc, n, self.weight_decay, time.perf_counter() - t0, pair_updates)
 
+
+    def _tune_weight_decay(self, val_loss: float, train_loss: float) -> None:
+        """Keep held-out loss within 1.1-1.5x the training loss (no change without held-out pairs)."""
+        if math.isnan(val_loss) or not train_loss > 0:
+            return
+        ratio = val_loss / train_loss
+        if ratio > 1.5:
+            self.weight_decay = min(self.weight_decay * 2, 1.0)
+        elif ratio < 1.1:
+            self.weight_decay = max(self.weight_decay / 2, 1e-7)
 
     def _bradley_terry_epochs(self, pairs: _PairTensors, train: np.ndarray, val: torch.Tensor,
                               weights: torch.Tensor) -> tuple[int, int]:
@@ -261,6 +273,10 @@ class RewardTrainer:
             self.demo_optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.demo_optimizer.step()
+        epochs = self.demo_updates
+        if use_pairs and len(train) and self.pref_fit == "converge":
+            bt_epochs, bt_updates = self._bradley_terry_epochs(pairs, train, torch.as_tensor(val), weights)
+            epochs, pair_updates = epochs + bt_epochs, pair_updates + bt_updates
         model.eval()
         with torch.no_grad():
             gap = float(model.segment_returns(demo_x, demo_mask).mean() - model.segment_returns(policy_x, policy_mask).mean())
@@ -269,6 +285,8 @@ class RewardTrainer:
             if len(val):
                 val_loss, val_acc = pairs.evaluate(model, torch.as_tensor(val), self.label_noise)
             train_loss, _ = pairs.evaluate(model, torch.as_tensor(train), self.label_noise)
+            if self.pref_fit == "converge":
+                self._tune_weight_decay(val_loss, train_loss)
         policy_side = real[1:]  # what the policy visits: its own data and the labelled segments
         terminations = bool((policy_segments.mask == 0).any()) or (use_pairs and pairs.has_absorbing)
         if self.demo_zero == "absorbing":
@@ -276,7 +294,7 @@ class RewardTrainer:
         else:
             zero = "mean" if self.demo_zero == "policy" else "raw"
         model.set_output_normalization(np.concatenate(policy_side), zero)
-        return FitReport(self.demo_updates, train_loss, val_loss, val_acc, n, self.weight_decay,
+        return FitReport(epochs, train_loss, val_loss, val_acc, n, self.weight_decay,
                          time.perf_counter() - t0, pair_updates, gap)
 
 

@@ -16,7 +16,7 @@ from prefrl.core.validation import check_choice, check_positive_int
 from prefrl.feedback.samplers import SAMPLERS
 from prefrl.feedback.teachers import TEACHERS
 from prefrl.reward.model import INPUT_KINDS
-from prefrl.reward.trainer import DEMO_ZEROS
+from prefrl.reward.trainer import DEMO_ZEROS, PREF_FITS
 from prefrl.sb3.envs import check_env_id
 from prefrl.sb3.objectives import env_reward_terms, parse_objective
 from prefrl.sb3.policies import ALGOS
@@ -107,6 +107,9 @@ class TrainConfig:
     demo_zero: str = "absorbing"
     """With --demos: the policy's reward is 0 at the learned absorbing reward (absorbing), its own mean (policy) or the
     reward network's output 0 (raw, as ML-IRL)."""
+    pref_fit: str = "shared"
+    """With --demos and labels: the preference term shares the joint steps (shared, as the authors' code) or is also
+    fitted to held-out convergence at every refit, as in preference-only training (converge)."""
     demo_batch: int | None = None
     """With --demos: segments per side in a step of the IRL term (default: all of them, a full batch)."""
     demo_l2: float = 0.0
@@ -144,6 +147,7 @@ class TrainConfig:
             self.init_config()
         check_choice("algo", self.algo, tuple(ALGOS))
         check_choice("demo_zero", self.demo_zero, DEMO_ZEROS)
+        check_choice("pref_fit", self.pref_fit, PREF_FITS)
         check_choice("reward", self.reward, REWARDS)
         check_positive_int("steps", self.steps)
         for name in ("ensemble", "segment_len", "eval_episodes", "evals", "history_episodes", "num_queries", "threads",
