@@ -205,3 +205,43 @@ def test_member_by_member_ensemble_matches_batched_matmuls(shared_inputs):
         torch.testing.assert_close(g, w)
     with torch.no_grad():
         torch.testing.assert_close(net(x), want.detach())
+
+
+def test_rime_screens_out_the_flipped_answers_and_keeps_the_stored_labels():
+    """30% of the answers flipped: after a first fit on everything, RIME's screen singles out mostly the flipped
+    pairs (left out, or trained on reversed), and the reward ranks clean test pairs better than plain Bradley-Terry."""
+    rng = np.random.default_rng(0)
+    ds = _oracle_dataset(rng, 400)
+    wrong = rng.random(len(ds)) < 0.3
+    ds.labels[wrong] = 1.0 - ds.labels[wrong]
+    given = ds.labels.copy()
+    test = _oracle_dataset(np.random.default_rng(1), 500)
+    accuracy, reports = {}, {}
+    for robust in ("none", "rime"):
+        model = RewardModel(OBS, ACT, ensemble_size=3, seed=0)
+        trainer = RewardTrainer(model, seed=0, robust=robust)
+        reports[robust] = [trainer.fit(ds) for _ in range(3)]
+        accuracy[robust] = evaluate_preferences(model, test.segments_a, test.segments_b, test.labels)[1]
+    np.testing.assert_array_equal(ds.labels, given)  # screening never touches what the teacher said
+    later = reports["rime"][-1]
+    assert later.distrusted + later.flipped > 0.15 * (len(ds) - len(trainer.split(len(ds))[0]))  # of ~30% wrong
+    assert all(r.distrusted == r.flipped == 0 for r in reports["none"])
+    assert accuracy["rime"] > accuracy["none"] + 0.02, accuracy
+    with pytest.raises(ValueError, match="unknown robust 'rim': expected one of none, rime"):
+        RewardTrainer(model, robust="rim")
+
+
+def test_rime_threshold_trusts_all_at_first_and_flips_only_confident_contradictions():
+    from prefrl.reward.trainer import RimeFilter
+
+    rime = RimeFilter()
+    loss = np.array([0.1, 0.3, 0.5, 2.5, 9.0, 0.2])
+    y = np.array([1.0, 0.0, 1.0, 1.0, 0.0, 0.5])
+    trusted, flipped = rime.select(loss, y)
+    assert trusted.all() and not flipped.any()  # no statistics yet: tau_lower = -ln(1e-8)
+    for _ in range(30):  # the running max settles near the trusted losses' largest
+        trusted, flipped = rime.select(loss, y)
+    assert trusted.tolist() == [True, True, True, True, False, True]
+    assert flipped.tolist() == [False, False, False, False, True, False]  # loss 9 > -ln(1e-3)
+    assert not rime.select(np.array([5.0]), np.array([1.0]))[0].any()  # above tau_lower, below the flip line: out
+    assert rime.select(np.array([9.0]), np.array([0.5]))[0].all()  # ties are always trusted

@@ -6,6 +6,7 @@ Every loss is a call into prefrl.core.losses; this module owns the data handling
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -34,10 +35,57 @@ class FitReport:
     seconds: float
     pair_updates: int = 0  # (labelled pair, member) gradient evaluations, for speed reports
     demo_gap: float = math.nan  # mean learned return of demo segments minus the policy's (joint training)
+    distrusted: int = 0  # training pairs left out of this fit as likely mislabelled (robust="rime")
+    flipped: int = 0  # training pairs trained on with their answer reversed for this fit (robust="rime")
 
 
 DEMO_ZEROS = ("absorbing", "policy", "raw")
 PREF_FITS = ("shared", "converge")
+ROBUST = ("none", "rime")
+
+
+@dataclass
+class RimeFilter:
+    """RIME's denoising discriminator (Cheng et al., ICML 2024), run before every epoch on the labels.
+
+    A training pair's loss is the cross-entropy of its label under the ensemble's mean predicted preference.
+    Pairs whose loss is below tau_lower = -ln(x) + alpha*x + min(beta_t*var, 3) are trusted, where x and var are
+    running estimates (x at rate 0.1) of the largest loss and of the loss variance among pairs trusted so far,
+    and beta_t decays linearly from `beta_start` to `beta_end` over `decay_epochs` epochs (more tolerance while
+    the model is young). Pairs whose loss exceeds -ln(flip_tau) (the model gives the label less than flip_tau)
+    are trained on with the answer reversed; the rest sit the epoch out. Labels are never changed in the
+    dataset: every decision is remade at the next epoch. Ties (0.5) are always trusted. The defaults are the
+    authors' locomotion settings (their code's `config/RIME.py`, k = 60, tau = 0.001).
+    """
+
+    alpha: float = 1.0
+    beta_start: float = 2.0
+    beta_end: float = 0.1
+    decay_epochs: int = 60
+    flip_tau: float = 1e-3
+    epochs: int = 0
+    max_loss: float = 0.0  # x: before any statistics every pair is trusted (tau_lower = -ln(1e-8))
+    var: float = 0.0
+    count: int = 0
+
+    def threshold(self) -> float:
+        beta = max(self.beta_end, self.beta_start - (self.beta_start - self.beta_end) * self.epochs / self.decay_epochs)
+        x = self.max_loss
+        return -math.log(x + 1e-8) + self.alpha * x + min(beta * self.var, 3.0)
+
+    def select(self, pair_loss: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(trusted, flipped) boolean masks over the pairs given their losses and labels; updates the statistics."""
+        tie = y == 0.5
+        trusted = (pair_loss < self.threshold()) | tie
+        flipped = (pair_loss > -math.log(self.flip_tau)) & ~tie & ~trusted
+        kept = pair_loss[trusted]
+        if len(kept):  # RIME's running statistics of the trusted losses (an EMA for the mean and the max)
+            total = self.count + len(kept)
+            self.var = (self.var * self.count + float(kept.var()) * len(kept)) / total
+            self.max_loss += 0.1 * (float(kept.max()) - self.max_loss)
+            self.count = total
+        self.epochs += 1
+        return trusted, flipped
 
 
 class RewardTrainer:
@@ -69,6 +117,10 @@ class RewardTrainer:
     its learned value says more about its learning rate than about falling (benchmarks/aihf.md).
     `demo_weight = 0` (or no demonstrations) is preference-only training, `pref_weight = 0`
     demonstration-only IRL: the other term is skipped.
+
+    Against noisy teachers, `robust="rime"` screens the training pairs at every epoch with `RimeFilter`
+    (distrusted pairs sit out, confidently contradicted ones are trained on reversed); `label_noise` is the
+    loss core's other remedy, a floor on the predicted preference (B-Pref's mistake rate).
     """
 
     def __init__(
@@ -96,6 +148,7 @@ class RewardTrainer:
         absorbing_lr: float = 1e-2,
         demo_zero: str = "absorbing",
         pref_fit: str = "shared",
+        robust: str = "none",
     ):
         self.model = model
         self.batch_size, self.max_updates, self.patience = batch_size, max_updates, patience
@@ -122,6 +175,8 @@ class RewardTrainer:
         self.demo_zero = demo_zero
         check_choice("pref_fit", pref_fit, PREF_FITS)
         self.pref_fit = pref_fit
+        check_choice("robust", robust, ROBUST)
+        self.rime = RimeFilter() if robust == "rime" else None
         self.inputs_fixed = False  # set by the first joint fit (or by a resumed run whose model had one)
         if demos is not None:
             demos.check_env(model.observation_space, model.action_space)
@@ -182,13 +237,34 @@ class RewardTrainer:
         for g in self.optimizer.param_groups:
             g["weight_decay"] = self.weight_decay
 
-        epoch, pair_updates = self._bradley_terry_epochs(pairs, train, val, weights)
+        epoch, pair_updates, distrusted, flipped = self._bradley_terry_epochs(pairs, train, val, weights)
         model.eval()
         val_loss, val_acc = pairs.evaluate(model, val, self.label_noise) if n_val else (math.nan, math.nan)
         train_loss, _ = pairs.evaluate(model, torch.as_tensor(train), self.label_noise)
         self._tune_weight_decay(val_loss if n_val else math.nan, train_loss)
         model.set_output_normalization(pairs.real_features, "absorbing" if pairs.has_absorbing else "mean")
-        return FitReport(epoch, train_loss, val_loss, val_acc, n, self.weight_decay, time.perf_counter() - t0, pair_updates)
+        return FitReport(epoch, train_loss, val_loss, val_acc, n, self.weight_decay, time.perf_counter() - t0, pair_updates,
+                         distrusted=distrusted, flipped=flipped)
+
+    def _screen(self, pairs: _PairTensors, train: np.ndarray) -> tuple[_PairTensors, np.ndarray, int, int]:
+        """With robust="rime": the pairs with this fit's labels (the reversed ones reversed), the training pairs to
+        fit on (trusted and reversed), and how many were left out and reversed. Otherwise all of them as given.
+        Held-out pairs are never screened: early stopping, the L2 tuning and the reports use the labels as given."""
+        if self.rime is None or len(train) == 0:
+            return pairs, train, 0, 0
+        ids = torch.as_tensor(train)
+        self.model.eval()
+        with torch.no_grad():
+            ra = self.model.segment_returns(pairs.features_a[ids], pairs.mask_a[ids])
+            rb = self.model.segment_returns(pairs.features_b[ids], pairs.mask_b[ids])
+            p = torch.sigmoid(ra - rb).mean(0).clamp(1e-8, 1 - 1e-8)  # the ensemble's P(a preferred)
+            y = pairs.y[ids]
+            loss = -(y * p.log() + (1 - y) * (1 - p).log())
+        trusted, flipped = self.rime.select(loss.numpy(), y.numpy())
+        fit_y = pairs.y.clone()
+        fit_y[ids[torch.as_tensor(flipped)]] = 1 - y[torch.as_tensor(flipped)]
+        keep = trusted | flipped
+        return dataclasses.replace(pairs, y=fit_y), train[keep], int((~keep).sum()), int(flipped.sum())
 
 
     def _tune_weight_decay(self, val_loss: float, train_loss: float) -> None:
@@ -202,19 +278,23 @@ class RewardTrainer:
             self.weight_decay = max(self.weight_decay / 2, 1e-7)
 
     def _bradley_terry_epochs(self, pairs: _PairTensors, train: np.ndarray, val: torch.Tensor,
-                              weights: torch.Tensor) -> tuple[int, int]:
+                              weights: torch.Tensor) -> tuple[int, int, int, int]:
         """Epochs of the bootstrap-weighted BT loss until held-out loss stops improving (or `max_updates`);
-        the best state is kept. Returns (epochs, pair updates)."""
+        the best state is kept. With robust="rime" every epoch first screens the training pairs, as RIME does.
+        Returns (epochs, pair updates, pairs left out and pairs reversed in the last epoch)."""
         model = self.model
         stopper = EarlyStopping(model, self.patience)
-        epoch = updates = pair_updates = 0
+        epoch = updates = pair_updates = distrusted = flipped = 0
         while updates < self.max_updates:
             epoch += 1
+            fit_pairs, fit_train, distrusted, flipped = self._screen(pairs, train)
+            if len(fit_train) == 0:  # every pair distrusted: nothing to learn from this epoch
+                break
             model.train()
-            order = self.rng.permutation(train)
-            for s in range(0, len(train), self.batch_size):
+            order = self.rng.permutation(fit_train)
+            for s in range(0, len(fit_train), self.batch_size):
                 ids = torch.as_tensor(order[s : s + self.batch_size])
-                loss = self._weighted_losses(pairs, ids, weights)
+                loss = self._weighted_losses(fit_pairs, ids, weights)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()  # members are independent: the sum trains each on its own weighted mean
                 self.optimizer.step()
@@ -227,7 +307,7 @@ class RewardTrainer:
             if stopper.update(val_loss, epoch):
                 break
         stopper.restore()
-        return epoch, pair_updates
+        return epoch, pair_updates, distrusted, flipped
 
     def _fit_joint(self, dataset: ComparisonDataset, policy_segments: Segments | None) -> FitReport:
         t0 = time.perf_counter()
@@ -251,7 +331,7 @@ class RewardTrainer:
         demo_x, policy_x = torch.as_tensor(demo_x), torch.as_tensor(policy_x)
         for g in self.optimizer.param_groups:
             g["weight_decay"] = self.weight_decay
-        pair_updates = 0
+        pair_updates = distrusted = flipped = 0
         model.train()
         for _ in range(self.demo_updates):
             pref_loss = None
@@ -275,7 +355,8 @@ class RewardTrainer:
             self.demo_optimizer.step()
         epochs = self.demo_updates
         if use_pairs and len(train) and self.pref_fit == "converge":
-            bt_epochs, bt_updates = self._bradley_terry_epochs(pairs, train, torch.as_tensor(val), weights)
+            bt_epochs, bt_updates, distrusted, flipped = self._bradley_terry_epochs(pairs, train, torch.as_tensor(val),
+                                                                                    weights)
             epochs, pair_updates = epochs + bt_epochs, pair_updates + bt_updates
         model.eval()
         with torch.no_grad():
@@ -295,7 +376,7 @@ class RewardTrainer:
             zero = "mean" if self.demo_zero == "policy" else "raw"
         model.set_output_normalization(np.concatenate(policy_side), zero)
         return FitReport(epochs, train_loss, val_loss, val_acc, n, self.weight_decay,
-                         time.perf_counter() - t0, pair_updates, gap)
+                         time.perf_counter() - t0, pair_updates, gap, distrusted, flipped)
 
 
 @dataclass

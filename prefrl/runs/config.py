@@ -16,7 +16,7 @@ from prefrl.core.validation import check_choice, check_positive_int
 from prefrl.feedback.samplers import SAMPLERS
 from prefrl.feedback.teachers import TEACHERS
 from prefrl.reward.model import INPUT_KINDS
-from prefrl.reward.trainer import DEMO_ZEROS, PREF_FITS
+from prefrl.reward.trainer import DEMO_ZEROS, PREF_FITS, ROBUST
 from prefrl.sb3.envs import check_env_id
 from prefrl.sb3.objectives import env_reward_terms, parse_objective
 from prefrl.sb3.policies import ALGOS
@@ -107,6 +107,12 @@ class TrainConfig:
     demo_zero: str = "absorbing"
     """With --demos: the policy's reward is 0 at the learned absorbing reward (absorbing), its own mean (policy) or the
     reward network's output 0 (raw, as ML-IRL)."""
+    robust: str = "none"
+    """Noisy teachers: screen the labelled pairs at every training epoch as RIME does (rime: distrust the pairs the reward
+    contradicts, train on the confidently contradicted ones reversed) or not (none). Stored labels never change."""
+    label_noise: float = 0.0
+    """The Bradley-Terry loss's floor: the model's preference is mixed with this share of coin flips (0 = plain; a
+    teacher that flips a share m of its answers is matched by 2m)."""
     pref_fit: str = "shared"
     """With --demos and labels: the preference term shares the joint steps (shared, as the authors' code) or is also
     fitted to held-out convergence at every refit, as in preference-only training (converge)."""
@@ -148,6 +154,9 @@ class TrainConfig:
         check_choice("algo", self.algo, tuple(ALGOS))
         check_choice("demo_zero", self.demo_zero, DEMO_ZEROS)
         check_choice("pref_fit", self.pref_fit, PREF_FITS)
+        check_choice("robust", self.robust, ROBUST)
+        if not 0.0 <= self.label_noise < 1.0:
+            raise ValueError(f"label_noise {self.label_noise!r}: expected a share in [0, 1)")
         check_choice("reward", self.reward, REWARDS)
         check_positive_int("steps", self.steps)
         for name in ("ensemble", "segment_len", "eval_episodes", "evals", "history_episodes", "num_queries", "threads",

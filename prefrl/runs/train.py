@@ -158,7 +158,8 @@ def build_feedback(config: TrainConfig, out: Path, reward_model: RewardModel, te
                             demo_lr=config.demo_lr, demo_updates=config.demo_updates, demo_batch=config.demo_batch,
                             demo_weight_decay=config.demo_weight_decay, demo_l2=config.demo_l2,
                             demo_renormalize=config.demo_renormalize, absorbing_lr=config.demo_absorbing_lr,
-                            demo_zero=config.demo_zero, pref_fit=config.pref_fit)
+                            demo_zero=config.demo_zero, pref_fit=config.pref_fit, robust=config.robust,
+                            label_noise=config.label_noise)
     if state.weight_decay is not None:
         trainer.weight_decay = state.weight_decay
     if state.fitted and trainer.uses_demos:
