@@ -3,7 +3,9 @@
     python benchmarks/mujoco_sweep.py --envs Hopper-v5,HalfCheetah-v5,Walker2d-v5,Swimmer-v5 --labels 0,700 \\
         --teachers oracle --samplers uniform --seeds 0,1,2 --steps 300000 --workers 2
 
-`--labels 0` is the true-reward baseline (same learner, same wrappers, true reward). Every run goes
+`--labels 0` is the true-reward baseline (same learner, same wrappers, true reward). `--teachers` takes the named
+teachers of `prefrl.feedback.teachers`, or one with its rate set (`mistake0.3`: 30% of answers flipped);
+`--robust none,rime` runs each preference configuration without and with RIME's label screening. Every run goes
 through `prefrl.train` exactly as `prefrl train` does. Per-run records land in
 `benchmarks/results/runs/*.json` (the policy, reward model and labels of each run stay in
 `--runs-dir`); a sweep that is stopped resumes where it was: finished runs are skipped, a run
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
@@ -34,7 +37,8 @@ import numpy as np
 from prefrl.core.data import write_json
 from prefrl.core.validation import check_choice
 from prefrl.feedback.samplers import SAMPLERS
-from prefrl.feedback.teachers import TEACHERS
+from prefrl.feedback.teachers import TEACHERS, make_teacher
+from prefrl.reward.trainer import ROBUST
 from prefrl.runs.config import TrainConfig
 from prefrl.runs.sweep import (
     IncompatibleResults,
@@ -69,6 +73,7 @@ class RunSpec:
     seed: int
     steps: int
     segment_len: int = 50
+    robust: str = "none"
 
     @property
     def method(self) -> str:
@@ -81,7 +86,26 @@ class RunSpec:
         env = self.env.replace("/", "_")
         if self.labels == 0:
             return f"{env}__{self.algo}__true__s{self.steps}__seed{self.seed}"
-        return f"{env}__{self.algo}__{self.teacher}__{self.sampler}__L{self.labels}__H{self.segment_len}__s{self.steps}__seed{self.seed}"
+        robust = "" if self.robust == "none" else f"__{self.robust}"
+        return (f"{env}__{self.algo}__{self.teacher}__{self.sampler}{robust}__L{self.labels}__H{self.segment_len}"
+                f"__s{self.steps}__seed{self.seed}")
+
+
+def teacher_config(token: str) -> tuple[str, dict[str, float]]:
+    """A sweep's teacher: a named teacher (`mistake`), or one with its own rate set (`mistake0.3`: 30% of answers
+    flipped; also `skip0.2`, `equal0.1`)."""
+    match = re.fullmatch(r"([a-z_]+?)(\d+(?:\.\d+)?)?", token)
+    name, rate = (match.group(1), match.group(2)) if match else (token, None)
+    check_choice("teacher", name, TEACHERS)
+    if rate is None:
+        return name, {}
+    if name not in RATED_TEACHERS:
+        raise ValueError(f"teacher {token!r}: a rate can follow only {', '.join(RATED_TEACHERS)} (e.g. mistake0.3)")
+    make_teacher(name, **{name: float(rate)})  # refuses a rate outside [0, 1]
+    return name, {name: float(rate)}
+
+
+RATED_TEACHERS = ("mistake", "skip", "equal")  # teachers named after the field they set
 
 
 # --------------------------------------------------------------------------- input
@@ -107,7 +131,10 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     check_choice("method/algo", args.algo, ALGOS)
     teachers, samplers = args.teachers.split(","), args.samplers.split(",")
     for t in teachers:
-        check_choice("teacher", t, TEACHERS)
+        teacher_config(t)
+    robust = args.robust.split(",")
+    for r in robust:
+        check_choice("robust", r, ROBUST)
     for s in samplers:
         check_choice("sampler", s, SAMPLERS)
     labels = _int_list("labels", args.labels, allow_zero=True)
@@ -117,19 +144,21 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     specs: list[RunSpec] = []
     for env in envs:
         for n in labels:
-            combos = [("-", "-")] if n == 0 else [(t, s) for t in teachers for s in samplers]
-            for teacher, sampler in combos:
+            combos = [("-", "-", "none")] if n == 0 else [(t, s, r) for t in teachers for s in samplers for r in robust]
+            for teacher, sampler, screen in combos:
                 for seed in seeds:
-                    specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len))
+                    specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, screen))
     return specs
 
 
 def make_task(spec: RunSpec, results: Path, runs_dir: Path) -> Task:
     """The `prefrl train` config of one run (labels 0: the same learner on the true reward)."""
+    teacher, teacher_kwargs = teacher_config(spec.teacher) if spec.labels else ("oracle", {})
     config = asdict(TrainConfig(
         env=spec.env, out=str(runs_dir / spec.run_id), algo=spec.algo, seed=spec.seed, steps=spec.steps,
         segment_len=spec.segment_len, reward="learned" if spec.labels else "true", labels=spec.labels or 1,
-        teacher=spec.teacher if spec.labels else "oracle", sampler=spec.sampler if spec.labels else "uniform",
+        teacher=teacher, teacher_kwargs=teacher_kwargs, sampler=spec.sampler if spec.labels else "uniform",
+        robust=spec.robust,
     ))
     return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
 
@@ -145,12 +174,12 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     steps and seeds."""
     groups = group_records(records, lambda r: (r["spec"]["env"], r["spec"]["algo"], r["method"], r["spec"]["teacher"],
                                                r["spec"]["sampler"], r["spec"]["labels"], r["spec"]["steps"],
-                                               r["spec"]["segment_len"]))
+                                               r["spec"]["segment_len"], r["spec"].get("robust", "none")))
     baselines = {(k[0], k[1], k[6]): {r["spec"]["seed"]: r["metrics"]["true_return"] for r in v}
                  for k, v in groups.items() if k[2] == BASELINE}
     rows = []
-    for key, runs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][5], kv[0][3], kv[0][4])):
-        env, algo, method, teacher, sampler, labels, steps, seg = key
+    for key, runs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][5], kv[0][3], kv[0][4], kv[0][8])):
+        env, algo, method, teacher, sampler, labels, steps, seg, robust = key
         seeds = sorted(r["spec"]["seed"] for r in runs)
         mean, std = seed_stats(r["metrics"]["true_return"] for r in runs)
         base = baselines.get((env, algo, steps), {})
@@ -161,8 +190,8 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             ref = np.mean([base[s] for s in common])
             ratio = float(mine / ref) if ref > 0 else None  # a ratio of returns means nothing below 0
         rows.append({
-            "env": env, "algo": algo, "method": method, "teacher": teacher, "sampler": sampler, "labels": labels,
-            "steps": steps, "segment_len": seg, "seeds": seeds,
+            "env": env, "algo": algo, "method": method, "teacher": teacher, "sampler": sampler, "robust": robust,
+            "labels": labels, "steps": steps, "segment_len": seg, "seeds": seeds,
             "true_return_mean": mean, "true_return_std": std,
             "ratio_to_true_reward": 1.0 if method == BASELINE else ratio,
             "ratio_seeds": common if method != BASELINE else seeds,
@@ -180,12 +209,15 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) 
     table = []
     for r in rows:
         answered = "" if r["labels_answered_mean"] is None or r["method"] == BASELINE else f" ({r['labels_answered_mean']:.0f})"
-        table.append([r["env"], f"{r['algo']} {r['method']}", r["teacher"], r["sampler"], f"{r['labels']}{answered}",
+        sampler = r["sampler"] if r.get("robust", "none") == "none" else f"{r['sampler']} + {r['robust']}"
+        table.append([r["env"], f"{r['algo']} {r['method']}", r["teacher"], sampler, f"{r['labels']}{answered}",
                       r["steps"], len(r["seeds"]), mean_std_text(r["true_return_mean"], r["true_return_std"]),
                       fmt(r["ratio_to_true_reward"]), fmt(r["reward_correlation_mean"], "{:.3f}")])
     lines = ["Produced by:", *[f"- `{c}`" for c in commands], "",
              *markdown_table(["env", "method", "teacher", "sampler", "labels (answered)", "steps", "seeds",
                               "true return (mean ± std)", "ratio to true reward", "reward corr."], table),
+             *(["", "sampler + rime: the labels screened by RIME at every epoch of the reward fits (`--robust rime`)."]
+               if any(r.get("robust", "none") != "none" for r in rows) else []),
              "", "std: sample standard deviation across seeds (ddof=1). ratio to true reward: mean true return over "
              "the baseline's (same env, steps, seeds); undefined (–) where the baseline's mean return is not positive."]
     short = [f"{r['env']} ({r['labels']} {r['teacher']} labels, {r['sampler']}: {r['ratio_to_true_reward']:.2f})"
@@ -205,8 +237,9 @@ def plot_env(env: str, records: list[dict[str, Any]], path: Path) -> None:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         s = r["spec"]
+        robust = "" if s.get("robust", "none") == "none" else f" + {s['robust']}"
         name = f"{s['algo']} true reward" if r["method"] == BASELINE else \
-            f"{s['algo']} {s['labels']} {s['teacher']} labels, {s['sampler']}"
+            f"{s['algo']} {s['labels']} {s['teacher']} labels, {s['sampler']}{robust}"
         groups[name].append(r)
     fig, (ax_t, ax_l) = plt.subplots(1, 2, figsize=(12, 4.5))
     for name, runs in sorted(groups.items()):
@@ -264,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", default="0,700", help="label budgets; 0 = the true-reward baseline")
     p.add_argument("--teachers", default="oracle")
     p.add_argument("--samplers", default="uniform")
+    p.add_argument("--robust", default="none", help="label screening of the preference runs: none, rime (or both)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--steps", default="300000")
     p.add_argument("--segment-len", default="50")

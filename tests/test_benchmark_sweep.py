@@ -94,6 +94,9 @@ def test_a_failed_run_is_recorded_and_does_not_stop_the_others(tmp_path, capsys)
         (["--envs", "Hopper-v9"], "unknown env id 'Hopper-v9'"),
         (["--teachers", "oracle,sage"], "unknown teacher 'sage'"),
         (["--samplers", "greedy"], "unknown sampler 'greedy'"),
+        (["--teachers", "mistake1.5"], "mistake must be a probability in [0, 1], got 1.5"),
+        (["--teachers", "oracle0.3"], "teacher 'oracle0.3': a rate can follow only mistake, skip, equal"),
+        (["--robust", "none,rime,median"], "unknown robust 'median'"),
         (["--algo", "trpo"], "unknown method/algo 'trpo'"),
         (["--steps", "0"], "--steps value '0' is invalid: expected positive integers"),
         (["--steps", "1e5"], "--steps value '1e5' is invalid"),
@@ -106,6 +109,18 @@ def test_bad_input_is_refused_before_any_run(tmp_path, capsys, extra, message):
     assert sweep.main(args) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
+
+
+def test_noisy_teachers_and_label_screening_reach_each_runs_config(tmp_path):
+    args = sweep.build_parser().parse_args(["--envs", ENV, "--labels", "0,50", "--teachers", "oracle,mistake0.3",
+                                            "--robust", "none,rime", "--seeds", "0", "--steps", "1000"])
+    specs = sweep.parse_specs(args)
+    assert len(specs) == 1 + 2 * 2  # one baseline: teachers and screening vary only the preference runs
+    configs = {s.run_id: sweep.make_task(s, tmp_path, tmp_path).config for s in specs}
+    noisy = configs[f"{ENV.replace('/', '_')}__ppo__mistake0.3__uniform__rime__L50__H50__s1000__seed0"]
+    assert (noisy["teacher"], noisy["teacher_kwargs"], noisy["robust"]) == ("mistake", {"mistake": 0.3}, "rime")
+    plain = configs[f"{ENV.replace('/', '_')}__ppo__oracle__uniform__L50__H50__s1000__seed0"]
+    assert (plain["teacher"], plain["teacher_kwargs"], plain["robust"]) == ("oracle", {}, "none")
 
 
 def test_results_from_an_incompatible_version_are_refused(tmp_path, capsys):
@@ -170,9 +185,9 @@ def test_efficiency_summary_from_sweep_records(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
 
-    def record(env, labels, sampler, seed, ret):
-        rec = {"format_version": 1, "run_id": f"{env}_{labels}_{sampler}_{seed}", "status": "ok",
-               "spec": {"env": env, "labels": labels, "sampler": sampler, "seed": seed},
+    def record(env, labels, sampler, seed, ret, **spec):
+        rec = {"format_version": 1, "run_id": f"{env}_{labels}_{sampler}_{seed}{''.join(spec.values())}", "status": "ok",
+               "spec": {"env": env, "labels": labels, "sampler": sampler, "seed": seed, **spec},
                "metrics": {"true_return": ret, "history": []}}
         (runs / f"{rec['run_id']}.json").write_text(json.dumps(rec))
 
@@ -180,15 +195,17 @@ def test_efficiency_summary_from_sweep_records(tmp_path):
         record("A-v0", 0, "-", seed, base)
         record("A-v0", 100, "uniform", seed, uni)
         record("A-v0", 100, "policy_aligned", seed, qpa)
+        record("A-v0", 100, "uniform", seed, qpa - 10, teacher="mistake0.3", robust="rime")
     assert efficiency.main(["--results-dir", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "efficiency_summary.json").read_text())
-    rows = {r["sampler"]: r for r in summary["rows"]}
+    rows = {r["method"]: r for r in summary["rows"]}
     assert rows["uniform"]["ratio_mean"] == pytest.approx(80 / 100)  # (80+90+70)/3 over a mean baseline of 100
     assert rows["policy_aligned"]["ratio_std"] == pytest.approx(np.std([0.95, 1.10, 1.00], ddof=1))  # sample std
     claims = {c["claim"]: c["holds"] for c in summary["claims"]}
     assert claims == {"A-v0, policy_aligned: ratio >= 0.9 at 100 labels": True,
-                      "A-v0, uniform: ratio >= 0.9 at 100 labels": False}
-    agg = {a["sampler"]: a for a in summary["aggregate"]}
+                      "A-v0, uniform: ratio >= 0.9 at 100 labels": False,
+                      "A-v0, uniform, mistake0.3, rime: ratio >= 0.8 at 100 labels": True}  # noisy teachers: 0.8
+    agg = {a["method"]: a for a in summary["aggregate"]}
     assert agg["uniform"]["runs"] == 3 and agg["uniform"]["iqm"] == pytest.approx(0.8)
     assert (tmp_path / "efficiency.png").stat().st_size > 5_000 and "| A-v0 |" in (tmp_path / "efficiency.md").read_text()
     (runs / "A-v0_0_-_0.json").unlink()  # a preference run without its env's baseline is refused, not divided by 0

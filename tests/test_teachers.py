@@ -259,3 +259,13 @@ def test_unknown_teacher_lists_valid_names() -> None:
 def test_bad_parameters_raise(kwargs: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         SyntheticTeacher(**kwargs)
+
+
+def test_a_run_sets_its_teachers_fields_with_teacher_kwargs(tmp_path) -> None:
+    from prefrl.runs.config import TrainConfig
+    from prefrl.runs.train import build_teacher
+
+    config = TrainConfig(env="prefrl/PointMass-v0", out=str(tmp_path), teacher="mistake", teacher_kwargs={"mistake": 0.3})
+    config.validate()
+    teacher = build_teacher(config, tmp_path, None)
+    assert teacher.mistake == 0.3 and TEACHERS["mistake"].mistake == 0.1

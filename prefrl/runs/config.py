@@ -14,7 +14,7 @@ from prefrl.core import losses
 from prefrl.core.demos import Demonstrations, load_demos_for_env
 from prefrl.core.validation import check_choice, check_positive_int
 from prefrl.feedback.samplers import SAMPLERS
-from prefrl.feedback.teachers import TEACHERS
+from prefrl.feedback.teachers import TEACHERS, make_teacher
 from prefrl.reward.model import INPUT_KINDS
 from prefrl.reward.trainer import DEMO_ZEROS, PREF_FITS, ROBUST
 from prefrl.sb3.envs import check_env_id
@@ -37,6 +37,9 @@ class TrainConfig:
     teacher: str = "oracle"
     """oracle, noisy, mistake, myopic, skip, equal, christiano, or human (people, through `prefrl label serve`);
     `NAME:OBJECTIVE` (oracle:forward) also sets --objective."""
+    teacher_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Fields of the synthetic teacher over its named values, e.g. mistake=0.3 (B-Pref: beta, gamma, skip, equal,
+    mistake, random_answers)."""
     objective: str | None = None
     """Judge the run (teacher, evaluations, true-reward baseline) by these reward terms of the env instead of its
     reward: forward, ctrl, survive, energy (ctrl + survive), or a weighted sum such as 0.7*forward+0.3*energy."""
@@ -164,7 +167,7 @@ class TrainConfig:
             check_positive_int(name, getattr(self, name))
         if self.n_envs is not None:
             check_positive_int("n_envs", self.n_envs)
-        for name in ("env_kwargs", "algo_kwargs"):
+        for name in ("env_kwargs", "algo_kwargs", "teacher_kwargs"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be a mapping of keyword arguments, got {getattr(self, name)!r}")
         if self.reward_inputs is not None and (not isinstance(self.reward_inputs, list) or not self.reward_inputs
@@ -182,6 +185,11 @@ class TrainConfig:
             raise ValueError(f"hyperparameter file {self.hyperparams} does not exist")
         if self.reward == "learned":
             check_choice("teacher", self.teacher, (*TEACHERS, "human"))
+            if self.teacher_kwargs:
+                if self.teacher == "human":
+                    raise ValueError(f"teacher_kwargs {self.teacher_kwargs!r} set a synthetic teacher's answers: "
+                                     "expected none with --teacher human")
+                make_teacher(self.teacher, **self.teacher_kwargs)  # unknown fields and out-of-range values
             check_choice("sampler", self.sampler, SAMPLERS)
             limit = gym.spec(env_id).max_episode_steps
             if limit is not None and self.segment_len > limit:

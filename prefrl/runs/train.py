@@ -98,7 +98,7 @@ def build_teacher(config: TrainConfig, out: Path, frames: FrameStore | None) -> 
         from prefrl.human.teacher import HumanTeacher
 
         return HumanTeacher(out, config.env_id, frames=frames)
-    return make_teacher(config.teacher)
+    return make_teacher(config.teacher, **config.teacher_kwargs)
 
 
 def restore_labels(config: TrainConfig, out: Path, teacher: Teacher | None,
