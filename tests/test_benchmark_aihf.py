@@ -76,8 +76,14 @@ def test_claims_are_checked_on_means():
             # a longer IRL run is judged against PPO at its own steps, and AIHF is never compared with it
             row("irl", 0, 1, 10.0, demo_return=700.0, steps=2000), row("true_reward", 0, 0, 5.0, steps=2000),
             # a variant of the demonstration term: AIHF against its own IRL and the plain preference-only runs
-            {**row("aihf", 25, 1, 320.0), "variant": "now-100steps"}, {**row("irl", 0, 1, 330.0), "variant": "now-100steps"}]
+            {**row("aihf", 25, 1, 320.0), "variant": "now-100steps"}, {**row("irl", 0, 1, 330.0), "variant": "now-100steps"},
+            # a variant of the joint fit only: IRL alone and preference-only are the plain setting's runs
+            {**row("aihf", 100, 1, 1000.0), "variant": "now-converge"}]
     found = aihf.check_claims(rows)
+    assert {(c["claim"], c["value"], c["against"]) for c in found if c["variant"] == "now-converge"} == {
+        ("aihf > preference", 1000.0, 950.0), ("aihf > irl", 1000.0, 600.0)}
+    assert {s.method for s in aihf.grid(["E-v0"], [0, 25], [1], list(aihf.METHODS), [0], 1000, "prefrl",
+                                        variant="now-converge")} == {"aihf"}  # the others would repeat plain runs
     checks = {f"{c['claim']} {c['labels']} {c['steps']}": (c["holds"], c["holds_late"]) for c in found
               if c["variant"] == "-"}
     assert {(c["claim"], c["value"], c["against"]) for c in found if c["variant"] == "now-100steps"} == {
