@@ -65,6 +65,7 @@ class RimeFilter:
     flip_tau: float = 1e-3
     epochs: int = 0
     max_loss: float = 0.0  # x: before any statistics every pair is trusted (tau_lower = -ln(1e-8))
+    mean: float = 0.0
     var: float = 0.0
     count: int = 0
 
@@ -79,9 +80,11 @@ class RimeFilter:
         trusted = (pair_loss < self.threshold()) | tie
         flipped = (pair_loss > -math.log(self.flip_tau)) & ~tie & ~trusted
         kept = pair_loss[trusted]
-        if len(kept):  # RIME's running statistics of the trusted losses (an EMA for the mean and the max)
-            total = self.count + len(kept)
-            self.var = (self.var * self.count + float(kept.var()) * len(kept)) / total
+        if len(kept):  # RIME's running statistics of the trusted losses: pooled variance, the mean and max at rate 0.1
+            total, delta = self.count + len(kept), float(kept.mean()) - self.mean
+            self.var = (self.var * self.count + float(kept.var()) * len(kept)
+                        + delta**2 * self.count * len(kept) / total) / total
+            self.mean += 0.1 * delta
             self.max_loss += 0.1 * (float(kept.max()) - self.max_loss)
             self.count = total
         self.epochs += 1
