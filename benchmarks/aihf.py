@@ -104,6 +104,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                      {"demo_zero": "raw"}),
     "now-converge": ("now, the preference term also fitted to held-out convergence at every refit (two timescales)",
                      {"pref_fit": "converge"}),
+    "now-converge-labels-end": ("now-converge, with what ending an episode is worth learned from the labels alone "
+                                "(the IRL term leaves the absorbing reward where it is)",
+                                {"pref_fit": "converge", "demo_absorbing_lr": 0.0}),
     "now-entropy": ("now, PPO with an entropy bonus (ent_coef 0.01) that keeps it exploring", {"algo_kwargs": {"ent_coef": 0.01}}),
     "state": ("a state-only reward (on top of any setting)", {"reward_inputs": ["obs"]}),
 }
