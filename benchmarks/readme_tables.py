@@ -119,45 +119,56 @@ def llm_review() -> str:
             f"grid. Each method on its own, KL not matched: {claims}.")
 
 
+JOINT_VARIANTS = {"now-converge": "`--pref-fit converge`",
+                  "now-converge-labels-end": "`converge`, episode end from the labels"}  # AIHF columns beside the plain fit
+
+
 def aihf() -> str:
-    """Demonstrations + preferences in the prefrl setting: AIHF, preference-only, IRL, BC and true-reward PPO."""
+    """Demonstrations + preferences in the prefrl setting: AIHF (the plain joint fit and the variants of the joint fit
+    in JOINT_VARIANTS), preference-only, IRL, BC and true-reward PPO."""
     sys.path.insert(0, str(ROOT))
     from benchmarks.aihf import few_seeds
 
     summary = _load("aihf_summary.json")
-    rows = [r for r in summary["rows"] if r["setting"] == "prefrl" and r["variant"] == "-"
-            and r.get("demo_weight") in (None, 1.0)]
+    everything = [r for r in summary["rows"] if r["setting"] == "prefrl" and r.get("demo_weight") in (None, 1.0)]
+    rows = [r for r in everything if r["variant"] == "-"]
     grid_steps = Counter(r["steps"] for r in rows if r["method"] == "aihf").most_common(1)[0][0]
     rows = [r for r in rows if r["steps"] in (grid_steps, 0)]  # longer IRL runs are in the ablation block
-    find = {(r["env"], r["method"], r["labels"], r["demos"]): r for r in rows}
+    find = {(r["env"], r["method"], r["labels"], r["demos"], "-"): r for r in rows}
+    find.update({(r["env"], r["method"], r["labels"], r["demos"], r["variant"]): r for r in everything
+                 if r["variant"] in JOINT_VARIANTS and r["steps"] == grid_steps})
     demos = sorted({r["demos"] for r in rows if r["method"] in ("aihf", "irl", "bc")})
+    variants = [v for v in JOINT_VARIANTS if any(k[4] == v for k in find)]
 
     def cell(key: tuple) -> str:
-        r = find.get(key)
+        r = find.get(key if len(key) == 5 else (*key, "-"))
         return "–" if r is None else f"{_ms(r['true_return_mean'], r['true_return_std'])} ({len(r['seeds'])})"
 
     out = []
     for env in sorted({r["env"] for r in rows}):
-        ppo = find.get((env, "true_reward", 0, 0))
+        ppo = find.get((env, "true_reward", 0, 0, "-"))
         if ppo is not None:
             out.append([env, f"PPO on the true reward, {ppo['steps']:,} steps", cell((env, "true_reward", 0, 0)),
-                        *["–"] * len(demos)])
+                        *["–"] * (len(demos) + len(variants))])
         for labels in sorted({r["labels"] for r in rows if r["env"] == env and r["method"] != "true_reward"}):
             method = "aihf" if labels else "irl"
             out.append([env, f"{labels} labels" + (" (IRL)" if not labels else ""),
                         cell((env, "preference", labels, 0)) if labels else "–",
-                        *[cell((env, method, labels, d)) for d in demos]])
-        out.append([env, "BC (no env steps)", "–", *[cell((env, "bc", 0, d)) for d in demos]])
+                        *[cell((env, method, labels, d)) for d in demos],
+                        *[cell((env, "aihf", labels, 1, v)) if labels else "–" for v in variants]])
+        out.append([env, "BC (no env steps)", "–", *[cell((env, "bc", 0, d)) for d in demos], *["–"] * len(variants)])
     experts = ", ".join(f"{env} {e['true_return']:.0f} (demonstrations {e['demos']['true_return_mean']:.0f})"
                         for env, e in sorted(summary["experts"].items()))
-    checks = [c for c in summary["checks"] if c["setting"] == "prefrl" and c.get("variant", "-") == "-"
+    checks = [c for c in summary["checks"] if c["setting"] == "prefrl" and c.get("variant", "-") in ("-", *variants)
               and c["steps"] == grid_steps]
-    claims = "\n".join(f"- {c['env']}, {c['labels']} labels, {c['demos']} demo, {c['steps']:,} steps: {c['claim']}: "
-                       f"{c['value']:.0f} vs "
+    claims = "\n".join(f"- {c['env']}, {c['labels']} labels, {c['demos']} demo, {c['steps']:,} steps"
+                       + ("" if c.get("variant", "-") == "-" else f", {JOINT_VARIANTS[c['variant']]}")
+                       + f": {c['claim']}: {c['value']:.0f} vs "
                        f"{c['against']:.0f}, {'holds' if c['holds'] else '**does not hold**'}"
                        + few_seeds(c["seeds"])
-                       for c in checks)
-    header = ["env", "labels", "preference only / PPO", *[f"AIHF, {d} demo{'s' if d > 1 else ''}" for d in demos]]
+                       for c in sorted(checks, key=lambda c: (c.get("variant", "-") != "-", c["labels"] == 0)))
+    header = ["env", "labels", "preference only / PPO", *[f"AIHF, {d} demo{'s' if d > 1 else ''}" for d in demos],
+              *[f"AIHF, 1 demo, {JOINT_VARIANTS[v]}" for v in variants]]
     return (_table(header, out)
             + "\n\nFinal true return (10 episodes), mean ± sample std over seeds, the number of seeds in brackets; "
             f"PPO on the true reward: the expert candidates' own evaluations at that step. Experts (deterministic "
