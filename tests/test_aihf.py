@@ -82,8 +82,8 @@ def test_joint_steps_raise_demos_against_the_policy_and_fit_the_labels(demo_file
     from prefrl.core.demos import Demonstrations
 
     ds, policy = random_data
-    _, first = _fit(ds, policy, demos=Demonstrations.load(demo_file), demo_updates=1)
-    model, report = _fit(ds, policy, demos=Demonstrations.load(demo_file))
+    _, first = _fit(ds, policy, demos=Demonstrations.load(demo_file), demo_updates=1, pref_fit="shared")
+    model, report = _fit(ds, policy, demos=Demonstrations.load(demo_file), pref_fit="shared")
     # 30 joint steps raise the demonstrations against the policy's segments and fit the labels better than one
     assert report.demo_gap > first.demo_gap + 5
     assert report.train_loss < first.train_loss - 0.1
@@ -97,8 +97,8 @@ def test_converge_fits_the_labels_as_preference_only_training_does(demo_file, ra
     from prefrl.core.demos import Demonstrations
 
     ds, policy = random_data
-    _, shared = _fit(ds, policy, demos=Demonstrations.load(demo_file), demo_updates=1)
-    model, converged = _fit(ds, policy, demos=Demonstrations.load(demo_file), demo_updates=1, pref_fit="converge")
+    _, shared = _fit(ds, policy, demos=Demonstrations.load(demo_file), demo_updates=1, pref_fit="shared")
+    model, converged = _fit(ds, policy, demos=Demonstrations.load(demo_file), demo_updates=1)  # the default
     _, plain = _fit(ds, None)  # preference-only, from the same initialization
     assert converged.epochs > shared.epochs == 1 and converged.pair_updates > 10 * shared.pair_updates
     assert converged.train_loss < shared.train_loss - 0.1

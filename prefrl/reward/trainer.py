@@ -105,12 +105,12 @@ class RewardTrainer:
     against a policy that keeps up with it: `demo_updates` full-batch steps per refit (default 1)
     at `demo_lr` with weight decay `demo_weight_decay`, and the input normalization is fixed at the
     first joint fit (re-standardizing inputs on every refit, `demo_renormalize`, would move the reward
-    more than a step does). With `pref_fit="shared"` both terms share those steps, as in the authors' code
-    (`W_P` plays their `alpha`), so in short runs the preference term is fitted far less than in
-    preference-only training (benchmarks/aihf.md, "The joint objective"). `pref_fit="converge"` runs on two
-    timescales: after the shared steps, the preference term alone is fitted as preference-only training fits
-    it (epochs until held-out loss stops improving, the L2 weight tuned to the held-out/training ratio),
-    while the demonstration term keeps ML-IRL's slow pace.
+    more than a step does). `pref_fit="converge"` (the default) runs on two timescales: after the joint
+    steps, the preference term alone is fitted as preference-only training fits it (epochs until held-out
+    loss stops improving, the L2 weight tuned to the held-out/training ratio), while the demonstration
+    term keeps ML-IRL's slow pace. With `pref_fit="shared"` both terms only share the joint steps, as in
+    the authors' code (`W_P` plays their `alpha`), so in short runs the preference term is fitted far less
+    than in preference-only training (benchmarks/aihf.md, "The joint objective" and "two timescales").
     Where the reward handed to the policy has its zero (`demo_zero`): at the learned absorbing reward, as in
     preference-only training (ending an episode is worth exactly what the model learned), or at the mean
     reward of the states the policy visits (its recent segments and the labelled ones), so ending an
@@ -150,7 +150,7 @@ class RewardTrainer:
         demo_pool: int = 512,
         absorbing_lr: float = 1e-2,
         demo_zero: str = "absorbing",
-        pref_fit: str = "shared",
+        pref_fit: str = "converge",
         robust: str = "none",
     ):
         self.model = model

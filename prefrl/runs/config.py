@@ -116,9 +116,9 @@ class TrainConfig:
     label_noise: float = 0.0
     """The Bradley-Terry loss's floor: the model's preference is mixed with this share of coin flips (0 = plain; a
     teacher that flips a share m of its answers is matched by 2m)."""
-    pref_fit: str = "shared"
-    """With --demos and labels: the preference term shares the joint steps (shared, as the authors' code) or is also
-    fitted to held-out convergence at every refit, as in preference-only training (converge)."""
+    pref_fit: str = "converge"
+    """With --demos and labels: the preference term is also fitted to held-out convergence at every refit, as in
+    preference-only training (converge), or only shares the joint steps (shared, as the authors' code)."""
     demo_batch: int | None = None
     """With --demos: segments per side in a step of the IRL term (default: all of them, a full batch)."""
     demo_l2: float = 0.0
