@@ -131,10 +131,12 @@ def plot(path: Path, rows: list[dict[str, Any]]) -> None:
     envs = sorted({r["env"] for r in rows})
     fig, axes = plt.subplots(1, len(envs), figsize=(4.6 * len(envs), 3.8), squeeze=False)
     for ax, env in zip(axes[0], envs):
-        for name in sorted({r["method"] for r in rows if r["env"] == env}):
+        names = sorted({r["method"] for r in rows if r["env"] == env})
+        for i, name in enumerate(names):
             pts = sorted((r["labels"], r["ratio_mean"], r["ratio_std"] or 0.0) for r in rows
                          if r["env"] == env and r["method"] == name)
             x, y, s = (np.array(v) for v in zip(*pts))
+            x = x * 1.04 ** (i - (len(names) - 1) / 2)  # side by side at the same budget
             ax.errorbar(x, y, yerr=s, marker="o", capsize=4, label=name)
             ax.fill_between(x, y - s, y + s, alpha=0.15)
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")

@@ -220,7 +220,8 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) 
                if any(r.get("robust", "none") != "none" for r in rows) else []),
              "", "std: sample standard deviation across seeds (ddof=1). ratio to true reward: mean true return over "
              "the baseline's (same env, steps, seeds); undefined (–) where the baseline's mean return is not positive."]
-    short = [f"{r['env']} ({r['labels']} {r['teacher']} labels, {r['sampler']}: {r['ratio_to_true_reward']:.2f})"
+    short = [f"{r['env']} ({r['labels']} {r['teacher']} labels, {r['sampler']}"
+             f"{'' if r.get('robust', 'none') == 'none' else ' + ' + r['robust']}: {r['ratio_to_true_reward']:.2f})"
              for r in rows if r["ratio_to_true_reward"] is not None and r["ratio_to_true_reward"] < 0.9]
     if short:
         lines += ["", "Below 0.9 of the true-reward baseline: " + "; ".join(short) + "."]

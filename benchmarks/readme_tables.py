@@ -253,7 +253,7 @@ def efficiency() -> str:
     summary = json.loads((RESULTS / "efficiency" / "efficiency_summary.json").read_text())
     rows = [[r["env"], r["method"], str(r["labels"]), _ms(r["true_return_mean"], r["true_return_std"]),
              _ms(r["ratio_mean"], r["ratio_std"], 2)] for r in summary["rows"]]
-    agg = "; ".join(f"{a['method']} {a['iqm']:.2f} [{a['ci95'][0]:.2f}, {a['ci95'][1]:.2f}]"
+    agg = "; ".join(f"{a['method']} ({a['labels']} labels) {a['iqm']:.2f} [{a['ci95'][0]:.2f}, {a['ci95'][1]:.2f}]"
                     for a in summary["aggregate"])
     return _table(["env", "method", "labels", "true return", "ratio to true-reward PPO"], rows) + (
         f"\n\nMean ± sample std over seeds. Interquartile mean of the ratio over envs and seeds, 95% stratified "
