@@ -269,7 +269,6 @@ class RewardTrainer:
         keep = trusted | flipped
         return dataclasses.replace(pairs, y=fit_y), train[keep], int((~keep).sum()), int(flipped.sum())
 
-
     def _tune_weight_decay(self, val_loss: float, train_loss: float) -> None:
         """Keep held-out loss within 1.1-1.5x the training loss (no change without held-out pairs)."""
         if math.isnan(val_loss) or not train_loss > 0:
