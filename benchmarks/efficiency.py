@@ -88,9 +88,10 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
         if spec["env"] not in base:
             raise ValueError(f"no true-reward run of {spec['env']} in {results / 'runs'}: expected --labels 0 runs")
         score = r["metrics"]["true_return"] / float(np.mean(base[spec["env"]]))
-        teacher_of[method(spec)] = spec.get("teacher", "oracle")
-        scores.setdefault((method(spec), spec["labels"]), {}).setdefault(spec["env"], []).append(score)
-        returns.setdefault((spec["env"], method(spec), spec["labels"]), []).append(r["metrics"]["true_return"])
+        name = method(spec)
+        teacher_of[name] = spec.get("teacher", "oracle")
+        scores.setdefault((name, spec["labels"]), {}).setdefault(spec["env"], []).append(score)
+        returns.setdefault((spec["env"], name, spec["labels"]), []).append(r["metrics"]["true_return"])
     rows, aggregate, claims = [], [], []
     for (env, name, labels), values in sorted(returns.items()):
         ratio = [v / float(np.mean(base[env])) for v in values]

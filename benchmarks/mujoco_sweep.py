@@ -203,14 +203,19 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def queries(row: dict[str, Any]) -> str:
+    """How a row's (or spec's) labels were asked for and used: the sampler, `+ rime` where they were screened."""
+    robust = row.get("robust", "none")  # records from before --robust have none
+    return row["sampler"] if robust == "none" else f"{row['sampler']} + {robust}"
+
+
 def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) -> None:
     """The summary as a markdown table, under the commands that produced its runs."""
     fmt = lambda v, f="{:.2f}": "–" if v is None else f.format(v)  # noqa: E731
     table = []
     for r in rows:
         answered = "" if r["labels_answered_mean"] is None or r["method"] == BASELINE else f" ({r['labels_answered_mean']:.0f})"
-        sampler = r["sampler"] if r.get("robust", "none") == "none" else f"{r['sampler']} + {r['robust']}"
-        table.append([r["env"], f"{r['algo']} {r['method']}", r["teacher"], sampler, f"{r['labels']}{answered}",
+        table.append([r["env"], f"{r['algo']} {r['method']}", r["teacher"], queries(r), f"{r['labels']}{answered}",
                       r["steps"], len(r["seeds"]), mean_std_text(r["true_return_mean"], r["true_return_std"]),
                       fmt(r["ratio_to_true_reward"]), fmt(r["reward_correlation_mean"], "{:.3f}")])
     lines = ["Produced by:", *[f"- `{c}`" for c in commands], "",
@@ -220,8 +225,7 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) 
                if any(r.get("robust", "none") != "none" for r in rows) else []),
              "", "std: sample standard deviation across seeds (ddof=1). ratio to true reward: mean true return over "
              "the baseline's (same env, steps, seeds); undefined (–) where the baseline's mean return is not positive."]
-    short = [f"{r['env']} ({r['labels']} {r['teacher']} labels, {r['sampler']}"
-             f"{'' if r.get('robust', 'none') == 'none' else ' + ' + r['robust']}: {r['ratio_to_true_reward']:.2f})"
+    short = [f"{r['env']} ({r['labels']} {r['teacher']} labels, {queries(r)}: {r['ratio_to_true_reward']:.2f})"
              for r in rows if r["ratio_to_true_reward"] is not None and r["ratio_to_true_reward"] < 0.9]
     if short:
         lines += ["", "Below 0.9 of the true-reward baseline: " + "; ".join(short) + "."]
@@ -238,9 +242,8 @@ def plot_env(env: str, records: list[dict[str, Any]], path: Path) -> None:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         s = r["spec"]
-        robust = "" if s.get("robust", "none") == "none" else f" + {s['robust']}"
         name = f"{s['algo']} true reward" if r["method"] == BASELINE else \
-            f"{s['algo']} {s['labels']} {s['teacher']} labels, {s['sampler']}{robust}"
+            f"{s['algo']} {s['labels']} {s['teacher']} labels, {queries(s)}"
         groups[name].append(r)
     fig, (ax_t, ax_l) = plt.subplots(1, 2, figsize=(12, 4.5))
     for name, runs in sorted(groups.items()):

@@ -140,23 +140,23 @@ def aihf() -> str:
     demos = sorted({r["demos"] for r in rows if r["method"] in ("aihf", "irl", "bc")})
     variants = [v for v in JOINT_VARIANTS if any(k[4] == v for k in find)]
 
-    def cell(key: tuple) -> str:
-        r = find.get(key if len(key) == 5 else (*key, "-"))
+    def cell(env: str, method: str, labels: int, demos: int, variant: str = "-") -> str:
+        r = find.get((env, method, labels, demos, variant))
         return "–" if r is None else f"{_ms(r['true_return_mean'], r['true_return_std'])} ({len(r['seeds'])})"
 
     out = []
     for env in sorted({r["env"] for r in rows}):
         ppo = find.get((env, "true_reward", 0, 0, "-"))
         if ppo is not None:
-            out.append([env, f"PPO on the true reward, {ppo['steps']:,} steps", cell((env, "true_reward", 0, 0)),
+            out.append([env, f"PPO on the true reward, {ppo['steps']:,} steps", cell(env, "true_reward", 0, 0),
                         *["–"] * (len(demos) + len(variants))])
         for labels in sorted({r["labels"] for r in rows if r["env"] == env and r["method"] != "true_reward"}):
             method = "aihf" if labels else "irl"
             out.append([env, f"{labels} labels" + (" (IRL)" if not labels else ""),
-                        cell((env, "preference", labels, 0)) if labels else "–",
-                        *[cell((env, method, labels, d)) for d in demos],
-                        *[cell((env, "aihf", labels, 1, v)) if labels else "–" for v in variants]])
-        out.append([env, "BC (no env steps)", "–", *[cell((env, "bc", 0, d)) for d in demos], *["–"] * len(variants)])
+                        cell(env, "preference", labels, 0) if labels else "–",
+                        *[cell(env, method, labels, d) for d in demos],
+                        *[cell(env, "aihf", labels, 1, v) if labels else "–" for v in variants]])
+        out.append([env, "BC (no env steps)", "–", *[cell(env, "bc", 0, d) for d in demos], *["–"] * len(variants)])
     experts = ", ".join(f"{env} {e['true_return']:.0f} (demonstrations {e['demos']['true_return_mean']:.0f})"
                         for env, e in sorted(summary["experts"].items()))
     checks = [c for c in summary["checks"] if c["setting"] == "prefrl" and c.get("variant", "-") in ("-", *variants)
