@@ -55,6 +55,8 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 from benchmarks import mujoco_sweep  # noqa: E402
 from prefrl.core.data import write_json  # noqa: E402
 from prefrl.core.demos import Demonstrations  # noqa: E402
+from prefrl.feedback.offline import offline_comparisons  # noqa: E402
+from prefrl.feedback.teachers import make_teacher  # noqa: E402
 from prefrl.runs.bc import BCConfig  # noqa: E402
 from prefrl.runs.config import TrainConfig  # noqa: E402
 from prefrl.runs.options import read_config_file  # noqa: E402
@@ -84,6 +86,8 @@ DEMOS_RECORDED = 4  # episodes recorded per env whatever --demos asks, so every 
 # IRL alone, one change at a time: from the IRL term as it was (PPO, state-action reward, 100 minibatch steps at
 # 3e-4 per refit every 3000 steps, L2 0.1 on returns, inputs re-standardized every refit) to the prefrl setting,
 # and single changes back from it. Each is a set of TrainConfig overrides on top of the prefrl setting.
+OFFLINE = "offline_prefs"  # a variant key, not a TrainConfig field: labels come from an offline set (pref_data)
+OFFLINE_EPISODES = 4  # sampled-action episodes recorded of each expert candidate for the offline sets
 BEFORE = {"reward_inputs": ["obs", "act"], "demo_updates": 100, "demo_lr": 3e-4, "demo_batch": 64,
           "demo_weight_decay": 1e-4, "demo_l2": 0.1, "refit_every": 3000, "demo_renormalize": True}
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -107,6 +111,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "now-converge-labels-end": ("now-converge, with what ending an episode is worth learned from the labels alone "
                                 "(the IRL term leaves the absorbing reward where it is)",
                                 {"pref_fit": "converge", "demo_absorbing_lr": 0.0}),
+    "now-converge-offline": ("now-converge, with the L labels given once before training: pairs of segments of "
+                             "different expert candidates' episodes (the AIHF prototype's preference data), for "
+                             "AIHF and preference-only alike", {"pref_fit": "converge", OFFLINE: True}),
     "now-entropy": ("now, PPO with an entropy bonus (ent_coef 0.01) that keeps it exploring", {"algo_kwargs": {"ent_coef": 0.01}}),
     "state": ("a state-only reward (on top of any setting)", {"reward_inputs": ["obs"]}),
 }
@@ -139,7 +146,8 @@ def grid(envs: list[str], budgets: list[int], demos: list[int], methods: list[st
          setting: str, demo_weights: tuple[float, ...] = (1.0,), variant: str = "-") -> list[AihfSpec]:
     """Every run: AIHF and preference-only at each positive budget, IRL and BC at budget 0."""
     if variant != "-":  # runs a variant cannot change are the plain grid's
-        kept = [m for m in methods if m != "bc" and (m == "aihf" or not joint_only(variant))]
+        kept = [m for m in methods if m != "bc" and not (m == "irl" and labels_only(variant))
+                and not (m == "preference" and joint_only(variant))]
         return [AihfSpec(s.env, s.method, s.labels, s.demos, s.seed, s.steps, s.setting, variant, s.demo_weight)
                 for s in grid(envs, budgets, demos, kept, seeds, steps, setting, demo_weights)]
     specs = []
@@ -215,23 +223,62 @@ def ensure_demos(env: str, expert: dict[str, Any], episodes: int, demo_dir: Path
 
 
 # ------------------------------------------------------------------------ tasks
-def train_config(spec: AihfSpec, demo_file: Path, out: str) -> dict[str, Any]:
-    """The `prefrl train` options of a run: its setting's config file, the variant, then the run's own values."""
+def offline_variant(variant: str) -> bool:
+    """Whether a variant's labels are an offline set made before training instead of the learner's own queries."""
+    return bool(VARIANTS.get(variant, ("", {}))[1].get(OFFLINE))
+
+
+def ensure_offline_sources(env: str, expert: dict[str, Any], expert_runs: Path, pref_dir: Path) -> list[Path]:
+    """Record (or reuse) OFFLINE_EPISODES sampled-action episodes of each expert candidate: policies of varied
+    quality, as the AIHF prototype's three SAC policies."""
+    paths = []
+    for run_id in sorted(expert["candidates"]):
+        path = pref_dir / f"{run_id}.npz"
+        try:
+            ok = len(Demonstrations.load(path)) >= OFFLINE_EPISODES
+        except (OSError, ValueError):
+            ok = False
+        if not ok:
+            pref_dir.mkdir(parents=True, exist_ok=True)
+            record_demos(env, expert_runs / run_id, OFFLINE_EPISODES, seed=100, deterministic=False).save(path)
+        paths.append(path)
+    return paths
+
+
+def ensure_pref_data(spec: AihfSpec, sources: list[Path], pref_dir: Path) -> Path:
+    """The offline set of a run: spec.labels pairs from the candidates' episodes, labelled by the oracle, drawn with
+    the run's seed (so seeds differ in their data as they do with online queries)."""
+    segment_len = read_config_file(str(SETTINGS[spec.setting]), TrainConfig).get("segment_len", TrainConfig.segment_len)
+    path = pref_dir / f"{spec.env.replace('/', '_')}__L{spec.labels}__H{segment_len}__seed{spec.seed}.npz"
+    if not path.exists():
+        offline_comparisons([Demonstrations.load(p) for p in sources], spec.labels, make_teacher("oracle"),
+                            segment_len=segment_len, rng=np.random.default_rng([spec.seed, spec.labels])).save(path)
+    return path
+
+
+def train_config(spec: AihfSpec, demo_file: Path, out: str, pref_file: Path | None = None) -> dict[str, Any]:
+    """The `prefrl train` options of a run: its setting's config file, the variant, then the run's own values (an
+    offline variant's labels are the pairs of `pref_file`)."""
     with_demos = spec.method in ("aihf", "irl")
-    values = {**read_config_file(str(SETTINGS[spec.setting]), TrainConfig), **VARIANTS.get(spec.variant, ("", {}))[1]}
-    values.update(env=spec.env, out=out, seed=spec.seed, steps=spec.steps, labels=spec.labels,
+    overrides = dict(VARIANTS.get(spec.variant, ("", {}))[1])
+    offline = overrides.pop(OFFLINE, False) and spec.labels > 0
+    if offline and pref_file is None:
+        raise ValueError(f"variant {spec.variant} learns from an offline preference set: pass its file")
+    values = {**read_config_file(str(SETTINGS[spec.setting]), TrainConfig), **overrides}
+    values.update(env=spec.env, out=out, seed=spec.seed, steps=spec.steps, labels=0 if offline else spec.labels,
+                  pref_data=str(pref_file) if offline else None,
                   demos=str(demo_file) if with_demos else None, demo_episodes=spec.demos if with_demos else None,
                   demo_weight=spec.demo_weight)
     return asdict(TrainConfig(**values))
 
 
-def make_task(spec: AihfSpec, demo_file: Path, results: Path, runs_dir: Path) -> Task:
+def make_task(spec: AihfSpec, demo_file: Path, results: Path, runs_dir: Path, pref_file: Path | None = None) -> Task:
     """The `prefrl train` (or `prefrl bc`) config of one run."""
     out = str(runs_dir / spec.run_id)
     if spec.method == "bc":
         config = asdict(BCConfig(env=spec.env, demos=str(demo_file), out=out, demo_episodes=spec.demos, seed=spec.seed))
     else:
-        config = train_config(spec, demo_file, out)
+        config = train_config(spec, demo_file, out, pref_file)
     return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
 
 
@@ -306,8 +353,13 @@ def demo_only(variant: str) -> bool:
 
 
 def joint_only(variant: str) -> bool:
-    """Whether a variant sets only options of the joint fit, so IRL alone (no labels) is the same under it too."""
+    """Whether a variant sets only options of the joint fit, so preference-only and IRL alone are the same under it."""
     return variant != "-" and all(k in JOINT_OPTIONS for k in VARIANTS[variant][1])
+
+
+def labels_only(variant: str) -> bool:
+    """Whether a variant changes only how labels are given or fitted, so IRL alone (no labels) is the same under it."""
+    return variant != "-" and all(k in JOINT_OPTIONS or k == OFFLINE for k in VARIANTS[variant][1])
 
 
 def check_claims(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -324,7 +376,7 @@ def check_claims(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         own = any(k[:4] == (env, setting, variant, "preference") and k[6] == steps for k in find)
         pref_variant = "-" if demo_only(variant) and not own else variant
         own_irl = any(k[:4] == (env, setting, variant, "irl") and k[6] == steps for k in find)
-        irl_variant = "-" if joint_only(variant) and not own_irl else variant
+        irl_variant = "-" if labels_only(variant) and not own_irl else variant
         for labels in (25, 100):
             mine = find.get((env, setting, variant, "aihf", labels, 1, steps))
             for against, key in (("preference", (env, setting, pref_variant, "preference", labels, 0, steps)),
@@ -581,7 +633,11 @@ def main(argv: list[str] | None = None) -> int:
             experts[env] = ensure_expert(env, expert_steps, results, expert_runs, args.workers)
             demo_file = ensure_demos(env, experts[env], max(DEMOS_RECORDED, *demos), runs_dir / "demos")
             experts[env]["demos"] = Demonstrations.load(demo_file).summary()
-            tasks += [make_task(s, demo_file, results, runs_dir) for s in todo if s.env == env]
+            mine = [s for s in todo if s.env == env]
+            sources = ensure_offline_sources(env, experts[env], expert_runs, runs_dir / "prefs") \
+                if any(offline_variant(s.variant) and s.labels for s in mine) else []
+            tasks += [make_task(s, demo_file, results, runs_dir, ensure_pref_data(s, sources, runs_dir / "prefs")
+                                if offline_variant(s.variant) and s.labels else None) for s in mine]
         done = len(specs) - len(tasks)
         if done:
             print(f"aihf.py: {done} of {len(specs)} runs already finished, skipping them", file=sys.stderr)

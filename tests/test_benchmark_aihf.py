@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from prefrl.core.data import ComparisonDataset
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import aihf, reward_levels  # noqa: E402
 
@@ -42,15 +44,45 @@ def test_quick_benchmark_writes_summary_table_plot_and_resumes(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "4 of 4 runs already finished" in err and "training" not in err
 
+    # the offline variant: both methods learn from the same set of pairs between the expert candidates' episodes
+    assert aihf.main(_args(tmp_path, "--variant", "now-converge-offline", "--methods", "aihf,preference")) == 0
+    capsys.readouterr()
+    offline = sorted((tmp_path / "runs").glob("*now-converge-offline*"))
+    assert [r.name.split("__")[3] for r in offline] == ["aihf", "preference"]
+    sets = []
+    for run in offline:
+        config = json.loads((run / "config.json").read_text())
+        assert config["labels"] == 0 and config["pref_data"]
+        state = json.loads((run / "pref_state.json").read_text())
+        assert state["labels_asked"] == 0 and {f["pairs"] for f in state["fit_reports"]} == {10}
+        sets.append(config["pref_data"])
+    assert sets[0] == sets[1]  # the same pairs for both methods
+    pairs = ComparisonDataset.load(sets[0])
+    assert len(pairs) == 10 and set(pairs.teachers) == {"oracle"}
+    assert len(list((tmp_path / "runs" / "prefs").glob("*__ppo__true__*.npz"))) == 3  # one file per candidate
+    rows = json.loads((results / "aihf_summary.json").read_text())["rows"]
+    assert {(r["method"], r["labels"]) for r in rows if r["variant"] == "now-converge-offline"} == \
+        {("aihf", 10), ("preference", 10)}
+
     # the learned reward's levels of the IRL run: the absorbing state is its zero, the demonstrations score above it
     irl_run = next((tmp_path / "runs").glob("*__irl__*"))
     assert reward_levels.main([str(irl_run), "--out", str(tmp_path / "levels.json")]) == 0
     (row,) = json.loads((tmp_path / "levels.json").read_text())["rows"]
     assert row["run"] == irl_run.name and row["absorbing_reward"] == pytest.approx(0.0, abs=1e-5)
     assert row["demo_reward"] > row["absorbing_reward"] and 0 < row["episode_length"] <= 200
+    # a preference-only run scores demonstrations only when given some; other runs' policies get a column each
+    pref_run = tmp_path / "runs" / irl_run.name.replace("__irl__L0__D1", "__preference__L10__D0")
+    demos = tmp_path / "runs" / "demos" / "prefrl_PointMassFall-v0.npz"
+    assert reward_levels.main([str(pref_run), str(irl_run), "--policies", str(irl_run), "--demos", str(demos),
+                               "--out", str(tmp_path / "levels.json")]) == 0
+    pref_row, irl_row = json.loads((tmp_path / "levels.json").read_text())["rows"]
+    assert pref_row["demo_reward"] is not None and irl_row["demo_reward"] == pytest.approx(row["demo_reward"])
+    assert irl_row["other_policies"] == {irl_run.name: pytest.approx(irl_row["policy_reward"])}  # its own policy
+    assert reward_levels.main([str(pref_run), "--out", str(tmp_path / "levels.json")]) == 0
+    assert json.loads((tmp_path / "levels.json").read_text())["rows"][0]["demo_reward"] is None
     capsys.readouterr()
-    assert reward_levels.main([str(next((tmp_path / "runs").glob("*__preference__*")))]) == 2
-    assert "was trained without demonstrations" in capsys.readouterr().err
+    assert reward_levels.main([str(tmp_path / "no-such-run")]) == 2
+    assert "no-such-run" in capsys.readouterr().err
 
 
 def test_bad_options_are_refused_before_anything_runs(tmp_path, capsys):
@@ -78,8 +110,15 @@ def test_claims_are_checked_on_means():
             # a variant of the demonstration term: AIHF against its own IRL and the plain preference-only runs
             {**row("aihf", 25, 1, 320.0), "variant": "now-100steps"}, {**row("irl", 0, 1, 330.0), "variant": "now-100steps"},
             # a variant of the joint fit only: IRL alone and preference-only are the plain setting's runs
-            {**row("aihf", 100, 1, 1000.0), "variant": "now-converge"}]
+            {**row("aihf", 100, 1, 1000.0), "variant": "now-converge"},
+            # an offline set of labels: AIHF against preference-only on the same set, and the plain IRL alone
+            {**row("aihf", 25, 1, 700.0), "variant": "now-converge-offline"},
+            {**row("preference", 25, 0, 800.0), "variant": "now-converge-offline"}]
     found = aihf.check_claims(rows)
+    assert {(c["claim"], c["value"], c["against"]) for c in found if c["variant"] == "now-converge-offline"} == {
+        ("aihf > preference", 700.0, 800.0), ("aihf > irl", 700.0, 600.0)}
+    assert {s.method for s in aihf.grid(["E-v0"], [0, 25], [1], list(aihf.METHODS), [0], 1000, "prefrl",
+                                        variant="now-converge-offline")} == {"aihf", "preference"}
     assert {(c["claim"], c["value"], c["against"]) for c in found if c["variant"] == "now-converge"} == {
         ("aihf > preference", 1000.0, 950.0), ("aihf > irl", 1000.0, 600.0)}
     assert {s.method for s in aihf.grid(["E-v0"], [0, 25], [1], list(aihf.METHODS), [0], 1000, "prefrl",

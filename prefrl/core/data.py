@@ -122,6 +122,16 @@ class ComparisonDataset:
         self.env_steps = np.concatenate([self.env_steps, np.full(len(labels), env_step, dtype=np.int64)])
         return int(len(labels))
 
+    @classmethod
+    def concatenate(cls, parts: Sequence[ComparisonDataset]) -> ComparisonDataset:
+        """One dataset holding every pair of `parts`, in order, with each pair's provenance (segments of one length)."""
+        out = cls()
+        for part in parts:
+            if len(part):
+                out.add(part.segments_a, part.segments_b, part.labels, "", 0)
+                out.teachers[-len(part):], out.env_steps[-len(part):] = part.teachers, part.env_steps
+        return out
+
     def subset(self, idx: np.ndarray) -> ComparisonDataset:
         """A new dataset holding the pairs at `idx`."""
         out = ComparisonDataset()

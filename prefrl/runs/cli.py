@@ -72,6 +72,15 @@ def _demos_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--min-return", type=float, default=None,
                    help="keep only episodes whose true return reaches this (a stochastic expert's good episodes)")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    pr = dsub.add_parser("pairs", help="an offline preference set (for `prefrl train --pref-data`): labelled pairs of "
+                                       "segments of different policies' recorded episodes",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    pr.add_argument("files", nargs="+", metavar="FILE", help="demonstration files, one per policy (at least 2)")
+    pr.add_argument("--pairs", type=int, required=True, help="labelled pairs to make")
+    pr.add_argument("--out", required=True, help="output comparisons file (.npz)")
+    pr.add_argument("--teacher", default="oracle", help="the synthetic teacher that labels them")
+    pr.add_argument("--segment-len", type=int, default=50, help="steps per segment (the run's --segment-len)")
+    pr.add_argument("--seed", type=int, default=0, help="seed of the segments drawn and of the teacher")
     i = dsub.add_parser("info", help="episodes, transitions and true return of a demonstration file")
     i.add_argument("file", help="npz, HDF5 or minari:ID")
     i.add_argument("--env", default=None, help="also check the demonstrations fit this env's spaces")
@@ -86,6 +95,17 @@ def _cmd_demos(args: argparse.Namespace) -> int:
                              min_return=args.min_return, progress=not args.no_progress)
         demos.save(args.out)
         print(json.dumps({"out": args.out, **demos.summary()}))
+    elif args.demos_command == "pairs":
+        import numpy as np
+
+        from prefrl.feedback.offline import offline_comparisons
+        from prefrl.feedback.teachers import make_teacher
+
+        dataset = offline_comparisons([Demonstrations.load(f) for f in args.files], args.pairs,
+                                      make_teacher(args.teacher), segment_len=args.segment_len,
+                                      rng=np.random.default_rng(args.seed))
+        dataset.save(args.out)
+        print(json.dumps({"out": args.out, "pairs": len(dataset), "preferred_a": float(dataset.labels.mean())}))
     elif args.env:
         from prefrl.sb3.envs import check_env_id
 

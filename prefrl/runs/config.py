@@ -11,7 +11,9 @@ from typing import Any
 import gymnasium as gym
 
 from prefrl.core import losses
+from prefrl.core.data import ComparisonDataset
 from prefrl.core.demos import Demonstrations, load_demos_for_env
+from prefrl.core.spaces import flat_dim
 from prefrl.core.validation import check_choice, check_positive_int
 from prefrl.feedback.samplers import SAMPLERS
 from prefrl.feedback.teachers import TEACHERS, make_teacher
@@ -89,6 +91,9 @@ class TrainConfig:
     """--teacher human: serve the labelling page from this process."""
     port: int = 8765
     """Port of --serve (on 127.0.0.1)."""
+    pref_data: str | None = None
+    """An offline preference set (a comparisons .npz as prefrl writes it, e.g. `prefrl demos pairs`): its labelled
+    pairs join every reward fit beside the run's own labels; with --labels 0 the reward learns from them alone."""
     demos: str | None = None
     """Demonstrations (npz, HDF5 or minari:ID): trains the AIHF joint reward (IRL with --labels 0)."""
     demo_episodes: int | None = None
@@ -196,8 +201,9 @@ class TrainConfig:
                 raise ValueError(f"segment_len {self.segment_len} is longer than {self.env}'s episodes "
                                  f"(time limit {limit} steps): expected at most {limit}")
             self._validate_reward_sources()
-        elif self.demos:
-            raise ValueError(f"--demos has no effect with --reward {self.reward} (no reward is learned); drop one of them")
+        elif self.demos or self.pref_data:
+            flag = "--demos" if self.demos else "--pref-data"
+            raise ValueError(f"{flag} has no effect with --reward {self.reward} (no reward is learned); drop one of them")
         if self.reward == "frozen":
             self.frozen_rewards()
         elif self.reward_from or self.reward_weights:
@@ -223,7 +229,12 @@ class TrainConfig:
                 raise ValueError(f"{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
         losses.check_aihf_weights(self.pref_weight, self.demo_weight)
         irl_only = self.labels == 0 and bool(self.demos) and self.demo_weight > 0
-        if not irl_only:
+        if self.pref_data is not None:
+            self.load_pref_data()
+            if self.pref_weight == 0:
+                raise ValueError(f"pref-weight is 0, so the pairs of --pref-data {self.pref_data} would never be used: "
+                                 f"drop --pref-data or give the preference term a weight")
+        if not irl_only and not (self.pref_data and self.labels == 0):
             hint = " (the label budget; use --reward true for the baseline, or --demos FILE --labels 0 for IRL)"
             check_positive_int("labels", self.labels, hint=hint)
         if self.labels > 0 and self.pref_weight == 0:
@@ -244,6 +255,27 @@ class TrainConfig:
                              f"for segments of {self.segment_len} steps: expected an episode of at least that length "
                              f"or one that terminated")
         return demos
+
+    def load_pref_data(self) -> ComparisonDataset:
+        """The --pref-data pairs, checked against the env's spaces and this run's segment length."""
+        try:
+            data = ComparisonDataset.load(self.pref_data)
+        except FileNotFoundError as exc:
+            raise ValueError(f"--pref-data: {exc}") from exc
+        if not len(data):
+            raise ValueError(f"--pref-data {self.pref_data} holds no labelled pairs")
+        space = gym.make(self.env_id, **self.env_kwargs)
+        want = {"observation": flat_dim(space.observation_space), "action": flat_dim(space.action_space)}
+        space.close()
+        got = {"observation": data.segments_a.obs.shape[-1], "action": data.segments_a.acts.shape[-1]}
+        for what in want:
+            if got[what] != want[what]:
+                raise ValueError(f"--pref-data {self.pref_data} has {what}s of {got[what]} dimensions, {self.env} "
+                                 f"expects {want[what]}")
+        if data.segments_a.horizon != self.segment_len:
+            raise ValueError(f"--pref-data {self.pref_data} holds segments of {data.segments_a.horizon} steps: expected "
+                             f"--segment-len {data.segments_a.horizon} to match them (it is {self.segment_len})")
+        return data
 
     def init_config(self) -> TrainConfig:
         """The config of the --init-policy run, checked to be a finished run of the same env and learner."""
@@ -296,7 +328,7 @@ class TrainConfig:
             return "frozen_reward"
         if not self.demos or self.demo_weight == 0:
             return "preference"
-        return "irl" if self.labels == 0 else "aihf"
+        return "irl" if self.labels == 0 and not self.pref_data else "aihf"
 
     @classmethod
     def from_json(cls, path: Path) -> TrainConfig:

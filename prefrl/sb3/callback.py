@@ -141,13 +141,16 @@ class PreferenceCallback(BaseCallback):
         demonstrations (AIHF, or IRL with `total_labels=0`) is also refitted every
         `refit_every` env steps, since its IRL term compares the demos with the current policy
     :param dataset: labels gathered before (a resumed run)
+    :param prior: an offline preference set (`--pref-data`): fitted beside every label the run gathers, never
+        counted against the budget nor written to `comparisons.npz`
     :param run_dir: where labels, the reward model and the loop state are written
     :param state: the loop state of a resumed run (`LoopState.load(run_dir)`)
     """
 
     def __init__(self, reward_model: RewardModel, teacher: Teacher, config: FeedbackConfig | None = None, *,
                  trainer: RewardTrainer | None = None, dataset: ComparisonDataset | None = None,
-                 run_dir: str | Path | None = None, state: LoopState | None = None, verbose: int = 0, **options: Any):
+                 run_dir: str | Path | None = None, state: LoopState | None = None,
+                 prior: ComparisonDataset | None = None, verbose: int = 0, **options: Any):
         super().__init__(verbose)
         if config is not None and options:
             raise TypeError(f"pass either config or its fields as keywords, not both (got {sorted(options)})")
@@ -155,8 +158,10 @@ class PreferenceCallback(BaseCallback):
         config.validate()
         self.reward_model = reward_model
         self.trainer = trainer or RewardTrainer(reward_model, seed=config.seed)
-        if config.total_labels == 0 and not self.trainer.uses_demos:
-            raise ValueError("total_labels is 0 and the trainer has no demonstrations: nothing to learn the reward from")
+        self.prior = prior if prior is not None and len(prior) else None
+        if config.total_labels == 0 and not self.trainer.uses_demos and self.prior is None:
+            raise ValueError("total_labels is 0, and neither demonstrations nor an offline preference set was given: "
+                             "nothing to learn the reward from")
         self.run_dir = Path(run_dir) if run_dir is not None else None
         rng = np.random.default_rng(config.seed)  # one stream for segments, selection and teacher, in that order
         self.schedule = (LabelSchedule(config.total_labels, config.total_steps, config.initial_fraction,
@@ -294,6 +299,8 @@ class PreferenceCallback(BaseCallback):
     def _fit(self, new_labels: int = 0) -> None:
         """Refit the reward on every label (and the demonstrations), relabel replay data, save."""
         dataset = self.labels.dataset
+        if self.prior is not None:
+            dataset = ComparisonDataset.concatenate([self.prior, dataset])
         if len(dataset) == 0 and not self.trainer.uses_demos:
             return
         policy_segments = None
@@ -305,7 +312,7 @@ class PreferenceCallback(BaseCallback):
         relabel_replay_buffer(self.model, self.reward_model, self.wrapper.observation_space, self.wrapper.action_space)
         self.state.fit_reports.append({"env_steps": int(self.num_timesteps), **report.__dict__})
         self.logger.record("pref/labels_asked", self.state.labels_asked)
-        self.logger.record("pref/labels_kept", len(dataset))
+        self.logger.record("pref/labels_kept", len(self.labels.dataset))
         self.logger.record("pref/labels_new", new_labels)
         for key, value in report.__dict__.items():
             if key not in ("pairs", "seconds", "pair_updates"):
