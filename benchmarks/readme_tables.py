@@ -119,13 +119,18 @@ def llm_review() -> str:
             f"grid. Each method on its own, KL not matched: {claims}.")
 
 
-JOINT_VARIANTS = {"now-converge": "`--pref-fit converge`",
-                  "now-converge-labels-end": "`converge`, episode end from the labels"}  # AIHF columns beside the plain fit
+VARIANTS = {"now-converge": "`--pref-fit converge`", "now-converge-labels-end": "`converge`, episode end from the labels",
+            "now-converge-offline": "`converge`, offline labels"}  # the README's name of each variant with columns
+VARIANT_COLUMNS = {  # (variant, method): its column's header, beside the plain grid's columns
+    ("now-converge", "aihf"): "AIHF, 1 demo, `--pref-fit converge`",
+    ("now-converge-labels-end", "aihf"): "AIHF, 1 demo, `converge`, episode end from the labels",
+    ("now-converge-offline", "preference"): "preference only, offline labels (`--pref-data`)",
+    ("now-converge-offline", "aihf"): "AIHF, 1 demo, `converge`, offline labels"}
 
 
 def aihf() -> str:
-    """Demonstrations + preferences in the prefrl setting: AIHF (the plain joint fit and the variants of the joint fit
-    in JOINT_VARIANTS), preference-only, IRL, BC and true-reward PPO."""
+    """Demonstrations + preferences in the prefrl setting: AIHF, preference-only, IRL, BC and true-reward PPO, and
+    the VARIANT_COLUMNS that ran at the grid's steps."""
     sys.path.insert(0, str(ROOT))
     from benchmarks.aihf import few_seeds
 
@@ -136,9 +141,10 @@ def aihf() -> str:
     rows = [r for r in rows if r["steps"] in (grid_steps, 0)]  # longer IRL runs are in the ablation block
     find = {(r["env"], r["method"], r["labels"], r["demos"], "-"): r for r in rows}
     find.update({(r["env"], r["method"], r["labels"], r["demos"], r["variant"]): r for r in everything
-                 if r["variant"] in JOINT_VARIANTS and r["steps"] == grid_steps})
+                 if r["variant"] in VARIANTS and r["steps"] == grid_steps})
     demos = sorted({r["demos"] for r in rows if r["method"] in ("aihf", "irl", "bc")})
-    variants = [v for v in JOINT_VARIANTS if any(k[4] == v for k in find)]
+    columns = [(v, m) for v, m in VARIANT_COLUMNS if any(k[4] == v and k[1] == m for k in find)]
+    variants = {v for v, _ in columns}
 
     def cell(env: str, method: str, labels: int, demos: int, variant: str = "-") -> str:
         r = find.get((env, method, labels, demos, variant))
@@ -149,26 +155,26 @@ def aihf() -> str:
         ppo = find.get((env, "true_reward", 0, 0, "-"))
         if ppo is not None:
             out.append([env, f"PPO on the true reward, {ppo['steps']:,} steps", cell(env, "true_reward", 0, 0),
-                        *["–"] * (len(demos) + len(variants))])
+                        *["–"] * (len(demos) + len(columns))])
         for labels in sorted({r["labels"] for r in rows if r["env"] == env and r["method"] != "true_reward"}):
             method = "aihf" if labels else "irl"
             out.append([env, f"{labels} labels" + (" (IRL)" if not labels else ""),
                         cell(env, "preference", labels, 0) if labels else "–",
                         *[cell(env, method, labels, d) for d in demos],
-                        *[cell(env, "aihf", labels, 1, v) if labels else "–" for v in variants]])
-        out.append([env, "BC (no env steps)", "–", *[cell(env, "bc", 0, d) for d in demos], *["–"] * len(variants)])
+                        *[cell(env, m, labels, int(m == "aihf"), v) if labels else "–" for v, m in columns]])
+        out.append([env, "BC (no env steps)", "–", *[cell(env, "bc", 0, d) for d in demos], *["–"] * len(columns)])
     experts = ", ".join(f"{env} {e['true_return']:.0f} (demonstrations {e['demos']['true_return_mean']:.0f})"
                         for env, e in sorted(summary["experts"].items()))
     checks = [c for c in summary["checks"] if c["setting"] == "prefrl" and c.get("variant", "-") in ("-", *variants)
               and c["steps"] == grid_steps]
     claims = "\n".join(f"- {c['env']}, {c['labels']} labels, {c['demos']} demo, {c['steps']:,} steps"
-                       + ("" if c.get("variant", "-") == "-" else f", {JOINT_VARIANTS[c['variant']]}")
+                       + ("" if c.get("variant", "-") == "-" else f", {VARIANTS[c['variant']]}")
                        + f": {c['claim']}: {c['value']:.0f} vs "
                        f"{c['against']:.0f}, {'holds' if c['holds'] else '**does not hold**'}"
                        + few_seeds(c["seeds"])
                        for c in sorted(checks, key=lambda c: (c.get("variant", "-") != "-", c["labels"] == 0)))
     header = ["env", "labels", "preference only / PPO", *[f"AIHF, {d} demo{'s' if d > 1 else ''}" for d in demos],
-              *[f"AIHF, 1 demo, {JOINT_VARIANTS[v]}" for v in variants]]
+              *[VARIANT_COLUMNS[c] for c in columns]]
     return (_table(header, out)
             + "\n\nFinal true return (10 episodes), mean ± sample std over seeds, the number of seeds in brackets; "
             f"PPO on the true reward: the expert candidates' own evaluations at that step. Experts (deterministic "
