@@ -21,7 +21,9 @@ Methods, each trained for `--steps` env steps and judged on the true return (10 
 - `preference`: `prefrl train --config SETTING --labels L` (no demonstrations), L > 0;
 - `irl`: `prefrl train --config SETTING --demos FILE --demo-episodes D --labels 0` (AIHF at budget 0);
 - `bc`: `prefrl bc --demos FILE --demo-episodes D` (no environment interaction).
-All labels come from the oracle teacher with uniform queries.
+All labels come from the oracle teacher with uniform queries, except under `--variant now-converge-offline`: there a
+run's L labels are pairs given once before training (`--pref-data`), segments of two different expert candidates'
+sampled-action episodes side by side, as the AIHF prototype's preference data (benchmarks/aihf.md).
 
 `--ablation` runs IRL alone (1 demonstration) under each variant of `VARIANTS`: the IRL term as it was, then one
 change at a time towards the prefrl setting, and back from it; `results/aihf_ablation.md` is the table.
@@ -83,11 +85,12 @@ METHODS = ("aihf", "preference", "irl", "bc")
 DEMO_RETURN_FRACTION = 0.8  # demonstrations: sampled-action episodes reaching this share of the expert's return
 DEMOS_RECORDED = 4  # episodes recorded per env whatever --demos asks, so every grid reads the same demonstrations
 
+OFFLINE = "offline_prefs"  # a variant key, not a TrainConfig field: labels come from an offline set (pref_data)
+OFFLINE_EPISODES = 4  # sampled-action episodes recorded of each expert candidate for the offline sets
+
 # IRL alone, one change at a time: from the IRL term as it was (PPO, state-action reward, 100 minibatch steps at
 # 3e-4 per refit every 3000 steps, L2 0.1 on returns, inputs re-standardized every refit) to the prefrl setting,
 # and single changes back from it. Each is a set of TrainConfig overrides on top of the prefrl setting.
-OFFLINE = "offline_prefs"  # a variant key, not a TrainConfig field: labels come from an offline set (pref_data)
-OFFLINE_EPISODES = 4  # sampled-action episodes recorded of each expert candidate for the offline sets
 BEFORE = {"reward_inputs": ["obs", "act"], "demo_updates": 100, "demo_lr": 3e-4, "demo_batch": 64,
           "demo_weight_decay": 1e-4, "demo_l2": 0.1, "refit_every": 3000, "demo_renormalize": True}
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
