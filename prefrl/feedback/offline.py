@@ -41,7 +41,8 @@ def offline_comparisons(sources: Sequence[Demonstrations], pairs: int, teacher: 
     if short:
         raise ValueError(f"source {short[0]}'s episodes are too short for segments of {segment_len} steps: expected an "
                          f"episode of at least that length or one that terminated")
-    scale = segment_len * float(np.mean([abs(e.true_rewards.mean()) for s in sources for e in s.episodes]))
+    # the teachers' threshold scale, as the online loop takes it from its buffer: a typical segment's return
+    scale = segment_len * abs(float(np.mean([b.mean_step_reward(b.num_transitions) for b in buffers])))
     dataset = ComparisonDataset()
     while len(dataset) < pairs:  # a teacher may skip some pairs (B-Pref's skip): ask again until the set is full
         which = np.array([rng.choice(len(sources), size=2, replace=False) for _ in range(pairs - len(dataset))])
