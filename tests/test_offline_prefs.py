@@ -133,3 +133,30 @@ def test_bad_pref_data_is_refused_before_training(sources, tmp_path, capsys, ext
     assert main(args) == 2
     assert message.format(missing=missing) in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_labels_that_survived_a_crash_are_refitted_with_the_offline_set(sources, tmp_path, monkeypatch):
+    """A run whose labels were saved but whose reward model was not refits at start-up on the offline pairs and the
+    saved labels together, as every later fit does."""
+    from prefrl.reward.trainer import RewardTrainer
+    from prefrl.runs.config import TrainConfig
+    from prefrl.runs.train import build_feedback, build_teacher
+    from prefrl.sb3.callback import LoopState
+
+    expert, flailing, _ = sources
+    prefs = tmp_path / "prefs.npz"
+    offline_comparisons([expert, flailing], 12, make_teacher("oracle"), segment_len=20,
+                        rng=np.random.default_rng(0)).save(prefs)
+    saved = offline_comparisons([expert, flailing], 5, make_teacher("oracle"), segment_len=20,
+                                rng=np.random.default_rng(1))
+    fitted_on = []
+    fit = RewardTrainer.fit
+    monkeypatch.setattr(RewardTrainer, "fit", lambda self, data, *a, **k: fitted_on.append(len(data)) or
+                        fit(self, data, *a, **k))
+    config = TrainConfig(env=FALL, labels=10, pref_data=str(prefs), segment_len=20, out=str(tmp_path))
+    for state, fits in ((LoopState(labels_asked=5), [17]), (LoopState(labels_asked=5, fitted=True), [])):
+        fitted_on.clear()
+        feedback = build_feedback(config, tmp_path, RewardModel(*_spaces()), build_teacher(config, tmp_path, None),
+                                  saved, state, None)
+        assert fitted_on == fits and state.fitted
+        assert len(feedback.dataset) == 5  # the offline pairs are never counted as the run's labels

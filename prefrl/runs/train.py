@@ -164,18 +164,17 @@ def build_feedback(config: TrainConfig, out: Path, reward_model: RewardModel, te
         trainer.weight_decay = state.weight_decay
     if state.fitted and trainer.uses_demos:
         trainer.inputs_fixed = True  # the saved model's input standardization is the first joint fit's: keep it
-    prior = config.load_pref_data() if config.pref_data else None
-    if state.labels_asked and not state.fitted and len(dataset) and not trainer.uses_demos:
-        # labels survived a crash that the model did not
-        trainer.fit(ComparisonDataset.concatenate([prior, dataset]) if prior else dataset)
-        state.fitted = True
     feedback = FeedbackConfig(total_labels=config.labels, total_steps=config.steps, sampler=config.sampler,
                               segment_len=config.segment_len, num_queries=config.num_queries,
                               pretrain_steps=config.pretrain_steps, min_labels=config.min_labels, seed=config.seed,
                               refit_every=config.refit_every, policy_recent=config.policy_recent,
                               query_window=config.query_window)
-    return PreferenceCallback(reward_model, teacher, feedback, trainer=trainer, dataset=dataset, run_dir=out,
-                              state=state, prior=prior)
+    callback = PreferenceCallback(reward_model, teacher, feedback, trainer=trainer, dataset=dataset, run_dir=out,
+                                  state=state, prior=config.load_pref_data() if config.pref_data else None)
+    if state.labels_asked and not state.fitted and len(dataset) and not trainer.uses_demos:
+        trainer.fit(callback.training_pairs)  # labels survived a crash that the model did not
+        state.fitted = True
+    return callback
 
 
 # --------------------------------------------------------------------------- callbacks of a run

@@ -193,6 +193,13 @@ class PreferenceCallback(BaseCallback):
         return self.labels.dataset
 
     @property
+    def training_pairs(self) -> ComparisonDataset:
+        """What a reward fit learns from: the offline set (if any), then every label so far."""
+        if self.prior is None:
+            return self.labels.dataset
+        return ComparisonDataset.concatenate([self.prior, self.labels.dataset])
+
+    @property
     def labels_asked(self) -> int:
         """Queries asked so far (answered or not)."""
         return self.state.labels_asked
@@ -298,9 +305,7 @@ class PreferenceCallback(BaseCallback):
 
     def _fit(self, new_labels: int = 0) -> None:
         """Refit the reward on every label (and the demonstrations), relabel replay data, save."""
-        dataset = self.labels.dataset
-        if self.prior is not None:
-            dataset = ComparisonDataset.concatenate([self.prior, dataset])
+        dataset = self.training_pairs
         if len(dataset) == 0 and not self.trainer.uses_demos:
             return
         policy_segments = None
