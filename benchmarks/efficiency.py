@@ -47,13 +47,15 @@ NOISY_TARGET = 0.8  # a teacher that flips answers
 
 
 def method(spec: dict[str, Any]) -> str:
-    """What a preference run did: its query sampler, then its teacher and label screening where not the defaults
-    (`uniform`, `policy_aligned`, `uniform, mistake0.3, rime`)."""
+    """What a preference run did: its query sampler, then its teacher, label screening and SURF where not the
+    defaults (`uniform`, `policy_aligned`, `uniform, mistake0.3, rime`, `uniform, surf 0.95`)."""
     parts = [spec["sampler"]]
     if spec.get("teacher", "oracle") != "oracle":
         parts.append(spec["teacher"])
     if spec.get("robust", "none") != "none":
         parts.append(spec["robust"])
+    if spec.get("surf"):
+        parts.append(f"surf {spec['surf']:g}")
     return ", ".join(parts)
 
 

@@ -5,7 +5,8 @@
 
 `--labels 0` is the true-reward baseline (same learner, same wrappers, true reward). `--teachers` takes the named
 teachers of `prefrl.feedback.teachers`, or one with its rate set (`mistake0.3`: 30% of answers flipped);
-`--robust none,rime` runs each preference configuration without and with RIME's label screening. Every run goes
+`--robust none,rime` runs each preference configuration without and with RIME's label screening, and
+`--surf none,0.95` without and with SURF (pseudo-labels where the reward is 95% sure, temporal crops). Every run goes
 through `prefrl.train` exactly as `prefrl train` does. Per-run records land in
 `benchmarks/results/runs/*.json` (the policy, reward model and labels of each run stay in
 `--runs-dir`); a sweep that is stopped resumes where it was: finished runs are skipped, a run
@@ -38,7 +39,7 @@ from prefrl.core.data import write_json
 from prefrl.core.validation import check_choice
 from prefrl.feedback.samplers import SAMPLERS
 from prefrl.feedback.teachers import TEACHERS, make_teacher
-from prefrl.reward.trainer import ROBUST
+from prefrl.reward.trainer import ROBUST, Surf
 from prefrl.runs.config import TrainConfig
 from prefrl.runs.sweep import (
     IncompatibleResults,
@@ -74,6 +75,7 @@ class RunSpec:
     steps: int
     segment_len: int = 50
     robust: str = "none"
+    surf: float | None = None
 
     @property
     def method(self) -> str:
@@ -87,6 +89,7 @@ class RunSpec:
         if self.labels == 0:
             return f"{env}__{self.algo}__true__s{self.steps}__seed{self.seed}"
         robust = "" if self.robust == "none" else f"__{self.robust}"
+        robust += "" if self.surf is None else f"__surf{self.surf:g}"
         return (f"{env}__{self.algo}__{self.teacher}__{self.sampler}{robust}__L{self.labels}__H{self.segment_len}"
                 f"__s{self.steps}__seed{self.seed}")
 
@@ -123,6 +126,16 @@ def _int_list(name: str, text: str, allow_zero: bool) -> list[int]:
     return values
 
 
+def _surf(token: str) -> float | None:
+    """`none`, or SURF's confidence threshold."""
+    if token == "none":
+        return None
+    try:
+        return Surf(threshold=float(token)).threshold
+    except ValueError:
+        raise ValueError(f"--surf value {token!r} is invalid: expected none or a threshold in [0.5, 1]") from None
+
+
 def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     """Validate every option before any run starts, and expand the grid into runs."""
     envs = [e for e in args.envs.split(",") if e]
@@ -137,6 +150,7 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
         check_choice("robust", r, ROBUST)
     for s in samplers:
         check_choice("sampler", s, SAMPLERS)
+    surfs = [_surf(t) for t in args.surf.split(",")]
     labels = _int_list("labels", args.labels, allow_zero=True)
     seeds = _int_list("seeds", args.seeds, allow_zero=True)
     (steps,) = _int_list("steps", str(args.steps), allow_zero=False)
@@ -144,10 +158,11 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     specs: list[RunSpec] = []
     for env in envs:
         for n in labels:
-            combos = [("-", "-", "none")] if n == 0 else [(t, s, r) for t in teachers for s in samplers for r in robust]
-            for teacher, sampler, screen in combos:
+            combos = ([("-", "-", "none", None)] if n == 0 else
+                      [(t, s, r, u) for t in teachers for s in samplers for r in robust for u in surfs])
+            for teacher, sampler, screen, surf in combos:
                 for seed in seeds:
-                    specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, screen))
+                    specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, screen, surf))
     return specs
 
 
@@ -158,7 +173,7 @@ def make_task(spec: RunSpec, results: Path, runs_dir: Path) -> Task:
         env=spec.env, out=str(runs_dir / spec.run_id), algo=spec.algo, seed=spec.seed, steps=spec.steps,
         segment_len=spec.segment_len, reward="learned" if spec.labels else "true", labels=spec.labels or 1,
         teacher=teacher, teacher_kwargs=teacher_kwargs, sampler=spec.sampler if spec.labels else "uniform",
-        robust=spec.robust,
+        robust=spec.robust, surf=spec.surf,
     ))
     return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
 
@@ -174,12 +189,14 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     steps and seeds."""
     groups = group_records(records, lambda r: (r["spec"]["env"], r["spec"]["algo"], r["method"], r["spec"]["teacher"],
                                                r["spec"]["sampler"], r["spec"]["labels"], r["spec"]["steps"],
-                                               r["spec"]["segment_len"], r["spec"].get("robust", "none")))
+                                               r["spec"]["segment_len"], r["spec"].get("robust", "none"),
+                                               r["spec"].get("surf")))
     baselines = {(k[0], k[1], k[6]): {r["spec"]["seed"]: r["metrics"]["true_return"] for r in v}
                  for k, v in groups.items() if k[2] == BASELINE}
     rows = []
-    for key, runs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][5], kv[0][3], kv[0][4], kv[0][8])):
-        env, algo, method, teacher, sampler, labels, steps, seg, robust = key
+    for key, runs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][5], kv[0][3], kv[0][4], kv[0][8],
+                                                            kv[0][9] or 0)):
+        env, algo, method, teacher, sampler, labels, steps, seg, robust, surf = key
         seeds = sorted(r["spec"]["seed"] for r in runs)
         mean, std = seed_stats(r["metrics"]["true_return"] for r in runs)
         base = baselines.get((env, algo, steps), {})
@@ -191,6 +208,7 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             ratio = float(mine / ref) if ref > 0 else None  # a ratio of returns means nothing below 0
         rows.append({
             "env": env, "algo": algo, "method": method, "teacher": teacher, "sampler": sampler, "robust": robust,
+            "surf": surf,
             "labels": labels, "steps": steps, "segment_len": seg, "seeds": seeds,
             "true_return_mean": mean, "true_return_std": std,
             "ratio_to_true_reward": 1.0 if method == BASELINE else ratio,
@@ -204,9 +222,10 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def queries(row: dict[str, Any]) -> str:
-    """How a row's (or spec's) labels were asked for and used: the sampler, `+ rime` where they were screened."""
-    robust = row.get("robust", "none")  # records from before --robust have none
-    return row["sampler"] if robust == "none" else f"{row['sampler']} + {robust}"
+    """How a row's (or spec's) labels were asked for and used: the sampler, `+ rime` where they were screened,
+    `+ surf 0.95` where SURF added pseudo-labels."""
+    robust, surf = row.get("robust", "none"), row.get("surf")  # records from before --robust / --surf have neither
+    return " + ".join([row["sampler"], *([robust] if robust != "none" else []), *([f"surf {surf:g}"] if surf else [])])
 
 
 def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) -> None:
@@ -223,6 +242,9 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) 
                               "true return (mean ± std)", "ratio to true reward", "reward corr."], table),
              *(["", "sampler + rime: the labels screened by RIME at every epoch of the reward fits (`--robust rime`)."]
                if any(r.get("robust", "none") != "none" for r in rows) else []),
+             *(["", "sampler + surf T: SURF at every reward fit (`--surf T`): pseudo-labels on unlabelled pairs of the "
+                "run's segments where the reward is at least T sure, and temporal crops."]
+               if any(r.get("surf") for r in rows) else []),
              "", "std: sample standard deviation across seeds (ddof=1). ratio to true reward: mean true return over "
              "the baseline's (same env, steps, seeds); undefined (–) where the baseline's mean return is not positive."]
     short = [f"{r['env']} ({r['labels']} {r['teacher']} labels, {queries(r)}: {r['ratio_to_true_reward']:.2f})"
@@ -302,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teachers", default="oracle")
     p.add_argument("--samplers", default="uniform")
     p.add_argument("--robust", default="none", help="label screening of the preference runs: none, rime (or both)")
+    p.add_argument("--surf", default="none", help="SURF in the preference runs: none, or its confidence threshold "
+                                                  "(e.g. 0.95), or several (none,0.95)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--steps", default="300000")
     p.add_argument("--segment-len", default="50")

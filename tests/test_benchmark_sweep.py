@@ -97,6 +97,8 @@ def test_a_failed_run_is_recorded_and_does_not_stop_the_others(tmp_path, capsys)
         (["--teachers", "mistake1.5"], "mistake must be a probability in [0, 1], got 1.5"),
         (["--teachers", "oracle0.3"], "teacher 'oracle0.3': a rate can follow only mistake, skip, equal"),
         (["--robust", "none,rime,median"], "unknown robust 'median'"),
+        (["--surf", "none,0.2"], "--surf value '0.2' is invalid: expected none or a threshold in [0.5, 1]"),
+        (["--surf", "high"], "--surf value 'high' is invalid"),
         (["--algo", "trpo"], "unknown method/algo 'trpo'"),
         (["--steps", "0"], "--steps value '0' is invalid: expected positive integers"),
         (["--steps", "1e5"], "--steps value '1e5' is invalid"),
@@ -120,7 +122,20 @@ def test_noisy_teachers_and_label_screening_reach_each_runs_config(tmp_path):
     noisy = configs[f"{ENV.replace('/', '_')}__ppo__mistake0.3__uniform__rime__L50__H50__s1000__seed0"]
     assert (noisy["teacher"], noisy["teacher_kwargs"], noisy["robust"]) == ("mistake", {"mistake": 0.3}, "rime")
     plain = configs[f"{ENV.replace('/', '_')}__ppo__oracle__uniform__L50__H50__s1000__seed0"]
-    assert (plain["teacher"], plain["teacher_kwargs"], plain["robust"]) == ("oracle", {}, "none")
+    assert (plain["teacher"], plain["teacher_kwargs"], plain["robust"], plain["surf"]) == ("oracle", {}, "none", None)
+
+
+def test_surf_runs_are_named_apart_and_reach_each_runs_config(tmp_path):
+    args = sweep.build_parser().parse_args(["--envs", ENV, "--labels", "0,50", "--surf", "none,0.95", "--seeds", "0",
+                                            "--steps", "1000"])
+    specs = sweep.parse_specs(args)
+    assert len(specs) == 1 + 2
+    configs = {s.run_id: sweep.make_task(s, tmp_path, tmp_path).config for s in specs}
+    env = ENV.replace('/', '_')
+    assert configs[f"{env}__ppo__oracle__uniform__surf0.95__L50__H50__s1000__seed0"]["surf"] == 0.95
+    assert configs[f"{env}__ppo__oracle__uniform__L50__H50__s1000__seed0"]["surf"] is None
+    row = {"sampler": "uniform", "robust": "none", "surf": 0.95}
+    assert sweep.queries(row) == "uniform + surf 0.95" and sweep.queries({"sampler": "uniform"}) == "uniform"
 
 
 def test_results_from_an_incompatible_version_are_refused(tmp_path, capsys):

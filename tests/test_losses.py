@@ -433,3 +433,19 @@ def test_log_sigmoid_is_used_not_log_of_sigmoid():
            tol=1e-6)
     assert torch.equal(F.logsigmoid(x), -L.dpo_loss(x, torch.zeros(1, dtype=torch.float32),
                                                      beta=1.0, reduction="none"))
+
+
+def test_pseudo_label_loss_labels_only_the_confident_pairs_and_trains_only_the_scores():
+    targets_a, targets_b = torch.tensor([3.0, 0.1, -4.0, 0.0]), torch.tensor([0.0, 0.0, 0.0, 0.0])
+    score_a = torch.tensor([0.5, 0.5, 0.5, 0.5], requires_grad=True)
+    score_b = torch.zeros(4, requires_grad=True)
+    loss, confident = L.pseudo_label_loss(score_a, score_b, targets_a, targets_b, threshold=0.95, reduction="none")
+    assert confident.tolist() == [1.0, 0.0, 1.0, 0.0]  # sigmoid(3) = 0.953, sigmoid(-4) = 0.018: a and b labelled
+    expected = [-F.logsigmoid(torch.tensor(0.5)).item(), 0.0, -F.logsigmoid(torch.tensor(-0.5)).item(), 0.0]
+    torch.testing.assert_close(loss.detach(), torch.tensor(expected))
+    mean, _ = L.pseudo_label_loss(score_a, score_b, targets_a, targets_b, threshold=0.95)
+    torch.testing.assert_close(mean.detach(), torch.tensor(sum(expected) / 4))  # averaged over all pairs
+    mean.backward()
+    assert score_a.grad[1] == score_a.grad[3] == 0 and score_a.grad[0] < 0 < score_a.grad[2]
+    with pytest.raises(ValueError, match="threshold must be a finite number in \\[0.5, 1\\], got 0.2"):
+        L.pseudo_label_loss(score_a, score_b, targets_a, targets_b, threshold=0.2)

@@ -1,5 +1,7 @@
 """The batched reward ensemble: training ranks segments like the true reward, anchors the absorbing state, saves safely."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -245,3 +247,57 @@ def test_rime_threshold_trusts_all_at_first_and_flips_only_confident_contradicti
     assert flipped.tolist() == [False, False, False, False, True, False]  # loss 9 > -ln(1e-3)
     assert not rime.select(np.array([5.0]), np.array([1.0]))[0].any()  # above tau_lower, below the flip line: out
     assert rime.select(np.array([9.0]), np.array([0.5]))[0].all()  # ties are always trusted
+
+
+def test_surf_crops_each_pair_to_one_length_inside_its_segments():
+    from prefrl.reward.trainer import Surf
+
+    wa, wb = Surf(crop=10).windows(500, 50, np.random.default_rng(0))
+    assert wa.shape == wb.shape == (500, 50)
+    lengths = wa.sum(1)
+    torch.testing.assert_close(lengths, wb.sum(1))  # both segments of a pair keep the same number of steps
+    assert lengths.min() == 40 and lengths.max() == 50
+    for w in (wa, wb):  # one contiguous run of kept steps, starting anywhere it fits
+        assert ((w[:, 1:] - w[:, :-1]).abs().sum(1) <= 2).all()
+    assert len({int(w.argmax()) for w in wa}) == 11 and not torch.equal(wa, wb)
+    assert Surf(crop=0).windows(5, 50, np.random.default_rng(0))[0].min() == 1  # no crop: every step
+    assert Surf(crop=80).windows(50, 50, np.random.default_rng(0))[0].sum(1).min() >= 1  # never empty
+    for kwargs, message in (({"threshold": 0.4}, "surf threshold 0.4"), ({"weight": -1.0}, "surf weight -1.0"),
+                            ({"ratio": 0}, "surf ratio must be a positive integer"), ({"crop": -2}, "surf crop -2")):
+        with pytest.raises(ValueError, match=message):
+            Surf(**kwargs)
+
+
+def test_a_cropped_segment_return_counts_only_the_kept_steps():
+    model = RewardModel(OBS, ACT, ensemble_size=2, seed=0)
+    segs = _segments(np.random.default_rng(0), 4, absorbing=True)
+    x, mask = torch.as_tensor(model.segment_features(segs)), torch.as_tensor(segs.mask)
+    with torch.no_grad():
+        model.absorbing.fill_(0.7)
+        full = model.segment_returns(x, mask)
+        torch.testing.assert_close(model.segment_returns(x, mask, torch.ones_like(mask)), full)
+        window = torch.zeros_like(mask)
+        window[:, 2:5] = 1
+        steps = model.member_rewards(x) * mask + (1 - mask) * 0.7
+        torch.testing.assert_close(model.segment_returns(x, mask, window), steps[..., 2:5].sum(-1))
+
+
+def test_surf_pseudo_labels_unlabelled_pairs_in_every_epoch_of_a_fit(monkeypatch):
+    from prefrl.core import losses
+    from prefrl.reward.trainer import Surf
+
+    rng = np.random.default_rng(3)
+    ds, unlabelled = _oracle_dataset(rng, 40), (_segments(rng, 400), _segments(rng, 400))
+    calls = []
+    original = losses.pseudo_label_loss
+    monkeypatch.setattr(losses, "pseudo_label_loss", lambda *a, **k: calls.append(a[0].requires_grad) or original(*a, **k))
+    reports = {}
+    for name, surf, extra in (("plain", None, unlabelled), ("surf", Surf(), unlabelled), ("crop only", Surf(), None)):
+        calls.clear()
+        trainer = RewardTrainer(RewardModel(OBS, ACT, ensemble_size=3, seed=0), seed=0, surf=surf)
+        reports[name] = [trainer.fit(ds, unlabelled=extra) for _ in range(2)]
+        assert bool(calls) is (name == "surf") and all(calls)  # the term trains the scores of the unlabelled pairs
+    later = reports["surf"][-1]
+    assert 0 < later.pseudo_labelled <= 1  # once the reward has learned, some unlabelled pairs are clear enough
+    assert math.isnan(reports["plain"][-1].pseudo_labelled) and math.isnan(reports["crop only"][-1].pseudo_labelled)
+    assert later.pairs == 40  # unlabelled pairs never count as labels

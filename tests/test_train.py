@@ -40,6 +40,18 @@ def test_preference_ppo_learns_the_early_termination_task(tmp_path):
     assert len(ComparisonDataset.load(out / "comparisons.npz")) == 100
 
 
+def test_surf_run_pseudo_labels_its_own_segments_at_every_fit(tmp_path):
+    """`--surf`: every reward fit also learns from unlabelled pairs of the run's own segments (reported per fit), and
+    the labels stay the run's own."""
+    out, m = _train(tmp_path, "surf", "--env", "prefrl/PointMassFall-v0", "--labels", "40", "--steps", "4000",
+                    "--segment-len", "25", "--num-queries", "4", "--evals", "1", "--eval-episodes", "2",
+                    "--surf", "0.9")
+    fits = json.loads((out / "pref_state.json").read_text())["fit_reports"]
+    assert len(fits) >= 3 and all(0 <= f["pseudo_labelled"] <= 1 for f in fits)
+    assert fits[-1]["pseudo_labelled"] > 0 and fits[-1]["pairs"] == m["labels"] == 40
+    assert json.loads((out / "config.json").read_text())["surf"] == 0.9
+
+
 def test_true_reward_baseline_and_overlay_plot(tmp_path, capsys):
     base, m = _train(tmp_path, "true", "--env", "prefrl/PointMass-v0", "--reward", "true", "--steps", "2048",
                      "--evals", "1", "--eval-episodes", "2")
@@ -68,6 +80,9 @@ def test_true_reward_baseline_and_overlay_plot(tmp_path, capsys):
         (["--env", "prefrl/PointMass-v0", "--teacher", "human", "--teacher-kwargs", "mistake=0.3"],
          "set a synthetic teacher's answers: expected none with --teacher human"),
         (["--env", "prefrl/PointMass-v0", "--pref-fit", "x"], "unknown pref_fit 'x': expected one of shared, converge"),
+        (["--env", "prefrl/PointMass-v0", "--surf", "0.3"], "surf threshold 0.3: expected a probability in \\[0.5, 1\\]"),
+        (["--env", "prefrl/PointMass-v0", "--surf", "0.95", "--reward", "true"],
+         "surf 0.95: SURF labels unlabelled pairs beside the run's labels; expected labels"),
         (["--env", "prefrl/PointMass-v0", "--segment-len", "150"],
          "segment_len 150 is longer than prefrl/PointMass-v0's episodes \\(time limit 100 steps\\)"),
     ],

@@ -43,6 +43,7 @@ __all__ = [
     "dpo_rewards",
     "ml_irl_loss",
     "modpo_loss",
+    "pseudo_label_loss",
     "reward_model_loss",
     "rpo_loss",
     "SEQUENCE_LOSS_TYPES",
@@ -225,6 +226,32 @@ def bradley_terry_loss(
     log_p_b = _log_bt_prob(-(delta + margin), noise)
     loss = -(label_t * log_p_a + (1.0 - label_t) * log_p_b)
     return _reduce(loss, reduction)
+
+
+def pseudo_label_loss(
+    score_a: Tensor,
+    score_b: Tensor,
+    target_a: Tensor,
+    target_b: Tensor,
+    *,
+    threshold: float,
+    reduction: str = "mean",
+) -> tuple[Tensor, Tensor]:
+    """SURF's semi-supervised term (Park et al. 2022) on unlabelled pairs; returns (loss, confident).
+
+    The model's own prediction ``P = sigmoid(target_a - target_b)`` (no gradient) labels a pair with its likelier
+    side when ``max(P, 1 - P) >= threshold``; the loss is the Bradley-Terry loss of ``score_a``/``score_b`` (the
+    same pairs, e.g. cropped in time) against those labels, zero for the pairs below the threshold, averaged over
+    all pairs as in the authors' code. ``confident`` is the 0/1 tensor of pairs that were labelled.
+    """
+    threshold = _check_number("threshold", threshold, 0.5, 1.0, high_open=False)
+    _check_pair(target_a, target_b, "target_a", "target_b")
+    with torch.no_grad():
+        p = torch.sigmoid(target_a - target_b)
+        confident = (torch.maximum(p, 1.0 - p) >= threshold).to(score_a.dtype)
+        labels = (p > 0.5).to(score_a.dtype)
+    loss = bradley_terry_loss(score_a, score_b, labels, reduction="none") * confident
+    return _reduce(loss, reduction), confident
 
 
 def reward_model_loss(

@@ -218,10 +218,12 @@ class RewardModel(nn.Module):
         z = ((x - self.in_mean) / self.in_std).reshape(-1, self.in_dim)
         return self.net(z).reshape(self.ensemble_size, *lead)
 
-    def segment_returns(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Per-member segment returns (K, N) for features x (N, H, in): real steps plus absorbing ones."""
+    def segment_returns(self, x: torch.Tensor, mask: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-member segment returns (K, N) for features x (N, H, in): real steps plus absorbing ones; with a 0/1
+        `window` (N, H), only the steps it marks (a segment cropped in time)."""
         r = self.member_rewards(x)  # (K, N, H)
-        return (r * mask + (1.0 - mask) * self.absorbing.view(-1, 1, 1)).sum(-1)
+        steps = r * mask + (1.0 - mask) * self.absorbing.view(-1, 1, 1)
+        return (steps if window is None else steps * window).sum(-1)
 
     @torch.no_grad()
     def segment_member_returns(self, segs: Segments) -> np.ndarray:

@@ -37,11 +37,56 @@ class FitReport:
     demo_gap: float = math.nan  # mean learned return of demo segments minus the policy's (joint training)
     distrusted: int = 0  # training pairs left out of this fit as likely mislabelled (robust="rime")
     flipped: int = 0  # training pairs trained on with their answer reversed for this fit (robust="rime")
+    pseudo_labelled: float = math.nan  # share of the unlabelled pairs given a pseudo-label in the last epoch (SURF)
 
 
 DEMO_ZEROS = ("absorbing", "policy", "raw")
 PREF_FITS = ("shared", "converge")
 ROBUST = ("none", "rime")
+
+
+@dataclass(frozen=True)
+class Surf:
+    """SURF (Park et al. 2022): semi-supervised reward learning with temporal cropping.
+
+    In every batch of a Bradley-Terry fit, `ratio` unlabelled pairs per labelled one (segment pairs drawn from
+    the run's own experience) are labelled by each member's own prediction where it is at least `threshold`
+    sure, and fitted with weight `weight` (`losses.pseudo_label_loss`); both the labelled and the unlabelled
+    pairs are cropped in time: a pair's two segments keep the same random length in [H - crop, H], each from its
+    own random start. A fit draws `pool` unlabelled pairs per labelled one. The defaults are the authors' code's
+    (threshold_u 0.95, lambda_u 1, mu 1, inv_label_ratio 10); their crops are H +- 5 steps from segments stored
+    5 steps longer on each side, while prefrl keeps only the labelled steps, so its crops lie inside them
+    (a shift of up to `crop` steps). Held-out pairs are never cropped: early stopping and reports are unchanged.
+    """
+
+    threshold: float = 0.95
+    weight: float = 1.0
+    ratio: int = 1
+    pool: int = 10
+    crop: int = 10
+
+    def __post_init__(self) -> None:
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) or \
+                not 0.5 <= self.threshold <= 1.0:
+            raise ValueError(f"surf threshold {self.threshold!r}: expected a probability in [0.5, 1]")
+        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or \
+                not math.isfinite(self.weight) or self.weight < 0:
+            raise ValueError(f"surf weight {self.weight!r}: expected a finite number >= 0")
+        for name in ("ratio", "pool"):
+            check_positive_int(f"surf {name}", getattr(self, name))
+        if isinstance(self.crop, bool) or not isinstance(self.crop, int) or self.crop < 0:
+            raise ValueError(f"surf crop {self.crop!r}: expected an integer >= 0 (steps)")
+
+    def windows(self, n: int, horizon: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """0/1 masks (n, horizon) of the steps each pair's two segments keep."""
+        length = rng.integers(max(horizon - self.crop, 1), horizon + 1, size=n)
+        steps = np.arange(horizon)
+        masks = []
+        for _ in range(2):
+            start = rng.integers(0, horizon - length + 1)
+            masks.append(torch.as_tensor((steps >= start[:, None]) & (steps < (start + length)[:, None]),
+                                         dtype=torch.float32))
+        return masks[0], masks[1]
 
 
 @dataclass
@@ -152,6 +197,7 @@ class RewardTrainer:
         demo_zero: str = "absorbing",
         pref_fit: str = "converge",
         robust: str = "none",
+        surf: Surf | None = None,
     ):
         self.model = model
         self.batch_size, self.max_updates, self.patience = batch_size, max_updates, patience
@@ -180,6 +226,7 @@ class RewardTrainer:
         self.pref_fit = pref_fit
         check_choice("robust", robust, ROBUST)
         self.rime = RimeFilter() if robust == "rime" else None
+        self.surf = surf
         self.inputs_fixed = False  # set by the first joint fit (or by a resumed run whose model had one)
         if demos is not None:
             demos.check_env(model.observation_space, model.action_space)
@@ -203,29 +250,52 @@ class RewardTrainer:
         fixed per pair like the split, so members stay diverse across refits)."""
         return np.stack([np.random.default_rng([self.seed, 1, k]).poisson(1.0, n) for k in range(self.model.ensemble_size)])
 
-    def _losses(self, pairs: _PairTensors, ids: torch.Tensor) -> torch.Tensor:
-        """Per-member BT losses (K, B) of the pairs at ids (B,)."""
-        ra = self.model.segment_returns(pairs.features_a[ids], pairs.mask_a[ids])
-        rb = self.model.segment_returns(pairs.features_b[ids], pairs.mask_b[ids])
+    def _losses(self, pairs: _PairTensors, ids: torch.Tensor,
+                crops: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Per-member BT losses (K, B) of the pairs at ids (B,), on the steps `crops` keep (default: all)."""
+        crop_a, crop_b = crops if crops is not None else (None, None)
+        ra = self.model.segment_returns(pairs.features_a[ids], pairs.mask_a[ids], crop_a)
+        rb = self.model.segment_returns(pairs.features_b[ids], pairs.mask_b[ids], crop_b)
         return losses.bradley_terry_loss(ra, rb, pairs.y[ids], noise=self.label_noise, reduction="none")
 
-    def _weighted_losses(self, pairs: _PairTensors, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def _weighted_losses(self, pairs: _PairTensors, ids: torch.Tensor, weights: torch.Tensor,
+                         crops: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Sum over members of each member's bootstrap-weighted mean BT loss on the pairs at ids
         (members are independent: the sum trains each on its own weighted mean)."""
         w = weights[:, ids]
-        return ((self._losses(pairs, ids) * w).sum(1) / w.sum(1).clamp(min=1.0)).sum()
+        return ((self._losses(pairs, ids, crops) * w).sum(1) / w.sum(1).clamp(min=1.0)).sum()
 
-    def fit(self, dataset: ComparisonDataset, policy_segments: Segments | None = None) -> FitReport:
+    def _pseudo_label_loss(self, unlabelled: _PairTensors, n: int) -> tuple[torch.Tensor, float]:
+        """SURF's term on `ratio * n` unlabelled pairs drawn at random, summed over members (each its own mean),
+        and the share of them that were confident enough to be labelled."""
+        surf, model = self.surf, self.model
+        ids = torch.as_tensor(self.rng.integers(0, len(unlabelled.y), surf.ratio * n))
+        fa, ma, fb, mb = unlabelled.features_a[ids], unlabelled.mask_a[ids], unlabelled.features_b[ids], \
+            unlabelled.mask_b[ids]
+        with torch.no_grad():
+            target_a, target_b = model.segment_returns(fa, ma), model.segment_returns(fb, mb)
+        crop_a, crop_b = surf.windows(len(ids), unlabelled.horizon, self.rng)
+        loss, confident = losses.pseudo_label_loss(model.segment_returns(fa, ma, crop_a),
+                                                   model.segment_returns(fb, mb, crop_b), target_a, target_b,
+                                                   threshold=surf.threshold, reduction="none")
+        return loss.mean(1).sum(), float(confident.mean())
+
+    def fit(self, dataset: ComparisonDataset, policy_segments: Segments | None = None,
+            unlabelled: tuple[Segments, Segments] | None = None) -> FitReport:
         """Train on all labelled pairs (and, with demonstrations, the demonstration term); returns a report.
 
         Preference-only: until held-out loss stops improving. Joint: `demo_updates` steps, with
-        `policy_segments` (the current policy's behaviour) as the IRL term's negatives.
+        `policy_segments` (the current policy's behaviour) as the IRL term's negatives. With `surf`, the
+        `unlabelled` segment pairs (the run's own experience) join the Bradley-Terry epochs with pseudo-labels.
         """
+        unlabelled_pairs = None
+        if self.surf is not None and unlabelled is not None and len(unlabelled[0]):
+            unlabelled_pairs = _PairTensors.from_segments(self.model, *unlabelled, np.zeros(len(unlabelled[0])))
         if self.demos is None:
-            return self._fit_preferences(dataset)
-        return self._fit_joint(dataset, policy_segments)
+            return self._fit_preferences(dataset, unlabelled_pairs)
+        return self._fit_joint(dataset, policy_segments, unlabelled_pairs)
 
-    def _fit_preferences(self, dataset: ComparisonDataset) -> FitReport:
+    def _fit_preferences(self, dataset: ComparisonDataset, unlabelled: _PairTensors | None = None) -> FitReport:
         t0 = time.perf_counter()
         model, n = self.model, len(dataset)
         if n == 0:
@@ -240,14 +310,15 @@ class RewardTrainer:
         for g in self.optimizer.param_groups:
             g["weight_decay"] = self.weight_decay
 
-        epoch, pair_updates, distrusted, flipped = self._bradley_terry_epochs(pairs, train, val, weights)
+        epoch, pair_updates, distrusted, flipped, pseudo = self._bradley_terry_epochs(pairs, train, val, weights,
+                                                                                     unlabelled)
         model.eval()
         val_loss, val_acc = pairs.evaluate(model, val, self.label_noise) if n_val else (math.nan, math.nan)
         train_loss, _ = pairs.evaluate(model, torch.as_tensor(train), self.label_noise)
         self._tune_weight_decay(val_loss if n_val else math.nan, train_loss)
         model.set_output_normalization(pairs.real_features, "absorbing" if pairs.has_absorbing else "mean")
         return FitReport(epoch, train_loss, val_loss, val_acc, n, self.weight_decay, time.perf_counter() - t0, pair_updates,
-                         distrusted=distrusted, flipped=flipped)
+                         distrusted=distrusted, flipped=flipped, pseudo_labelled=pseudo)
 
     def _screen(self, pairs: _PairTensors, train: np.ndarray) -> tuple[_PairTensors, np.ndarray, int, int]:
         """With robust="rime": the pairs with this fit's labels (the reversed ones reversed), the training pairs to
@@ -279,14 +350,17 @@ class RewardTrainer:
         elif ratio < 1.1:
             self.weight_decay = max(self.weight_decay / 2, 1e-7)
 
-    def _bradley_terry_epochs(self, pairs: _PairTensors, train: np.ndarray, val: torch.Tensor,
-                              weights: torch.Tensor) -> tuple[int, int, int, int]:
+    def _bradley_terry_epochs(self, pairs: _PairTensors, train: np.ndarray, val: torch.Tensor, weights: torch.Tensor,
+                              unlabelled: _PairTensors | None = None) -> tuple[int, int, int, int, float]:
         """Epochs of the bootstrap-weighted BT loss until held-out loss stops improving (or `max_updates`);
-        the best state is kept. With robust="rime" every epoch first screens the training pairs, as RIME does.
-        Returns (epochs, pair updates, pairs left out and pairs reversed in the last epoch)."""
-        model = self.model
+        the best state is kept. With robust="rime" every epoch first screens the training pairs, as RIME does;
+        with `surf` the training pairs are cropped in time and SURF's term on the `unlabelled` pairs is added.
+        Returns (epochs, pair updates, pairs left out and pairs reversed in the last epoch, the share of
+        unlabelled pairs pseudo-labelled in the last epoch)."""
+        model, surf = self.model, self.surf
         stopper = EarlyStopping(model, self.patience)
         epoch = updates = pair_updates = distrusted = flipped = 0
+        pseudo = math.nan
         while updates < self.max_updates:
             epoch += 1
             fit_pairs, fit_train, distrusted, flipped = self._screen(pairs, train)
@@ -294,14 +368,21 @@ class RewardTrainer:
                 break
             model.train()
             order = self.rng.permutation(fit_train)
+            shares = []
             for s in range(0, len(fit_train), self.batch_size):
                 ids = torch.as_tensor(order[s : s + self.batch_size])
-                loss = self._weighted_losses(fit_pairs, ids, weights)
+                crops = surf.windows(len(ids), pairs.horizon, self.rng) if surf is not None else None
+                loss = self._weighted_losses(fit_pairs, ids, weights, crops)
+                if surf is not None and unlabelled is not None:
+                    pseudo_loss, share = self._pseudo_label_loss(unlabelled, len(ids))
+                    loss = loss + surf.weight * pseudo_loss
+                    shares.append(share)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()  # members are independent: the sum trains each on its own weighted mean
                 self.optimizer.step()
                 updates += 1
                 pair_updates += ids.numel() * model.ensemble_size
+            pseudo = float(np.mean(shares)) if shares else pseudo
             if len(val) == 0:
                 continue
             with torch.no_grad():
@@ -309,9 +390,10 @@ class RewardTrainer:
             if stopper.update(val_loss, epoch):
                 break
         stopper.restore()
-        return epoch, pair_updates, distrusted, flipped
+        return epoch, pair_updates, distrusted, flipped, pseudo
 
-    def _fit_joint(self, dataset: ComparisonDataset, policy_segments: Segments | None) -> FitReport:
+    def _fit_joint(self, dataset: ComparisonDataset, policy_segments: Segments | None,
+                   unlabelled: _PairTensors | None = None) -> FitReport:
         t0 = time.perf_counter()
         model, k = self.model, self.model.ensemble_size
         if policy_segments is None or len(policy_segments) == 0:
@@ -334,6 +416,7 @@ class RewardTrainer:
         for g in self.optimizer.param_groups:
             g["weight_decay"] = self.weight_decay
         pair_updates = distrusted = flipped = 0
+        pseudo = math.nan
         model.train()
         for _ in range(self.demo_updates):
             pref_loss = None
@@ -357,8 +440,8 @@ class RewardTrainer:
             self.demo_optimizer.step()
         epochs = self.demo_updates
         if use_pairs and len(train) and self.pref_fit == "converge":
-            bt_epochs, bt_updates, distrusted, flipped = self._bradley_terry_epochs(pairs, train, torch.as_tensor(val),
-                                                                                    weights)
+            bt_epochs, bt_updates, distrusted, flipped, pseudo = self._bradley_terry_epochs(
+                pairs, train, torch.as_tensor(val), weights, unlabelled)
             epochs, pair_updates = epochs + bt_epochs, pair_updates + bt_updates
         model.eval()
         with torch.no_grad():
@@ -378,7 +461,7 @@ class RewardTrainer:
             zero = "mean" if self.demo_zero == "policy" else "raw"
         model.set_output_normalization(np.concatenate(policy_side), zero)
         return FitReport(epochs, train_loss, val_loss, val_acc, n, self.weight_decay,
-                         time.perf_counter() - t0, pair_updates, gap, distrusted, flipped)
+                         time.perf_counter() - t0, pair_updates, gap, distrusted, flipped, pseudo)
 
 
 @dataclass
@@ -393,13 +476,21 @@ class _PairTensors:
     real_features: np.ndarray
     has_absorbing: bool
 
+    @property
+    def horizon(self) -> int:
+        return self.features_a.shape[1]
+
     @classmethod
     def from_dataset(cls, model: RewardModel, dataset: ComparisonDataset) -> _PairTensors:
-        sa, sb = dataset.segments_a, dataset.segments_b
+        return cls.from_segments(model, dataset.segments_a, dataset.segments_b, dataset.labels)
+
+    @classmethod
+    def from_segments(cls, model: RewardModel, sa: Segments, sb: Segments, labels: np.ndarray) -> _PairTensors:
         features_a, features_b = model.segment_features(sa), model.segment_features(sb)
         return cls(
             torch.as_tensor(features_a), torch.as_tensor(sa.mask), torch.as_tensor(features_b), torch.as_tensor(sb.mask),
-            torch.as_tensor(dataset.labels), np.concatenate([features_a[sa.mask > 0], features_b[sb.mask > 0]]),
+            torch.as_tensor(np.asarray(labels, dtype=np.float32)),
+            np.concatenate([features_a[sa.mask > 0], features_b[sb.mask > 0]]),
             bool((sa.mask == 0).any() or (sb.mask == 0).any()),
         )
 

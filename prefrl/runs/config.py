@@ -18,7 +18,7 @@ from prefrl.core.validation import check_choice, check_positive_int
 from prefrl.feedback.samplers import SAMPLERS
 from prefrl.feedback.teachers import TEACHERS, make_teacher
 from prefrl.reward.model import INPUT_KINDS
-from prefrl.reward.trainer import DEMO_ZEROS, PREF_FITS, ROBUST
+from prefrl.reward.trainer import DEMO_ZEROS, PREF_FITS, ROBUST, Surf
 from prefrl.sb3.envs import check_env_id
 from prefrl.sb3.objectives import env_reward_terms, parse_objective
 from prefrl.sb3.policies import ALGOS
@@ -121,6 +121,9 @@ class TrainConfig:
     label_noise: float = 0.0
     """The Bradley-Terry loss's floor: the model's preference is mixed with this share of coin flips (0 = plain; a
     teacher that flips a share m of its answers is matched by 2m)."""
+    surf: float | None = None
+    """SURF (semi-supervised reward learning): label unlabelled pairs of the run's own segments where the reward is at
+    least this sure (e.g. 0.95, the authors' code's default) and crop every pair in time; off by default."""
     pref_fit: str = "converge"
     """With --demos and labels: the preference term is also fitted to held-out convergence at every refit, as in
     preference-only training (converge), or only shares the joint steps (shared, as the authors' code)."""
@@ -165,6 +168,11 @@ class TrainConfig:
         check_choice("robust", self.robust, ROBUST)
         if not 0.0 <= self.label_noise < 1.0:
             raise ValueError(f"label_noise {self.label_noise!r}: expected a share in [0, 1)")
+        if self.surf is not None:
+            Surf(threshold=self.surf)
+            if self.reward != "learned" or (self.labels == 0 and self.pref_data is None):
+                raise ValueError(f"surf {self.surf}: SURF labels unlabelled pairs beside the run's labels; expected "
+                                 f"labels (--labels N or --pref-data) and --reward learned")
         check_choice("reward", self.reward, REWARDS)
         check_positive_int("steps", self.steps)
         for name in ("ensemble", "segment_len", "eval_episodes", "evals", "history_episodes", "num_queries", "threads",

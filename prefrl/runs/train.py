@@ -31,7 +31,7 @@ from prefrl.feedback.base import Teacher
 from prefrl.feedback.teachers import make_teacher
 from prefrl.human.clips import FrameRecorder, FrameStore, is_mujoco_env
 from prefrl.reward.model import RewardModel
-from prefrl.reward.trainer import RewardTrainer
+from prefrl.reward.trainer import RewardTrainer, Surf
 from prefrl.runs.common import json_safe, prepare_run_dir, read_json
 from prefrl.runs.config import TrainConfig
 from prefrl.runs.plotting import plot_runs
@@ -159,7 +159,8 @@ def build_feedback(config: TrainConfig, out: Path, reward_model: RewardModel, te
                             demo_weight_decay=config.demo_weight_decay, demo_l2=config.demo_l2,
                             demo_renormalize=config.demo_renormalize, absorbing_lr=config.demo_absorbing_lr,
                             demo_zero=config.demo_zero, pref_fit=config.pref_fit, robust=config.robust,
-                            label_noise=config.label_noise)
+                            label_noise=config.label_noise,
+                            surf=Surf(threshold=config.surf) if config.surf is not None else None)
     if state.weight_decay is not None:
         trainer.weight_decay = state.weight_decay
     if state.fitted and trainer.uses_demos:

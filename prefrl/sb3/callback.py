@@ -22,7 +22,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from prefrl.core.data import ComparisonDataset, write_json
+from prefrl.core.data import ComparisonDataset, Segments, write_json
 from prefrl.core.validation import check_choice, check_positive_int
 from prefrl.feedback.base import Teacher
 from prefrl.feedback.queries import LabelCollector, QuerySelector
@@ -177,6 +177,7 @@ class PreferenceCallback(BaseCallback):
         if self.state.weight_decay is not None:
             self.trainer.weight_decay = self.state.weight_decay
         self.policy_rng = np.random.default_rng([config.seed, 2])  # the IRL term's policy segments: their own stream
+        self.surf_rng = np.random.default_rng([config.seed, 3])  # SURF's unlabelled pairs: theirs
         self.last_query_step = self.last_fit_step = -math.inf
         self.first_query_step = 0
         self._last_poll = -math.inf
@@ -303,6 +304,14 @@ class PreferenceCallback(BaseCallback):
                 said = time.monotonic()
             time.sleep(self.config.poll_seconds)
 
+    def _unlabelled_pairs(self, labelled: int) -> tuple[Segments, Segments] | None:
+        """SURF's unlabelled pairs for a fit: `pool` per labelled pair, drawn from all the run's experience."""
+        surf = self.trainer.surf
+        if surf is None or labelled == 0 or not self.buffer.can_sample(self.config.segment_len):
+            return None
+        n = surf.pool * labelled
+        return tuple(self.buffer.sample_segments(n, self.config.segment_len, self.surf_rng) for _ in range(2))
+
     def _fit(self, new_labels: int = 0) -> None:
         """Refit the reward on every label (and the demonstrations), relabel replay data, save."""
         dataset = self.training_pairs
@@ -312,7 +321,7 @@ class PreferenceCallback(BaseCallback):
         if self.trainer.uses_demos:
             policy_segments = self.buffer.sample_segments(self.trainer.demo_pool, self.config.segment_len,
                                                           self.policy_rng, recent=self.config.policy_recent)
-        report = self.trainer.fit(dataset, policy_segments)
+        report = self.trainer.fit(dataset, policy_segments, self._unlabelled_pairs(len(dataset)))
         self.state.fitted, self.last_fit_step = True, self.num_timesteps
         relabel_replay_buffer(self.model, self.reward_model, self.wrapper.observation_space, self.wrapper.action_space)
         self.state.fit_reports.append({"env_steps": int(self.num_timesteps), **report.__dict__})
