@@ -121,6 +121,7 @@ def llm_review() -> str:
 
 VARIANTS = {"now-converge": "`--pref-fit converge`", "now-converge-labels-end": "`converge`, episode end from the labels",
             "now-converge-offline": "`converge`, offline labels"}  # the README's name of each variant with columns
+OFFLINE = "now-converge-offline"  # the authors' kind of labels: an offline set of pairs (`--pref-data`)
 VARIANT_COLUMNS = {  # (variant, method): its column's header, beside the plain grid's columns
     ("now-converge", "aihf"): "AIHF, 1 demo, `--pref-fit converge`",
     ("now-converge-labels-end", "aihf"): "AIHF, 1 demo, `converge`, episode end from the labels",
@@ -179,6 +180,41 @@ def aihf() -> str:
             + "\n\nFinal true return (10 episodes), mean ± sample std over seeds, the number of seeds in brackets; "
             f"PPO on the true reward: the expert candidates' own evaluations at that step. Experts (deterministic "
             f"return): {experts}.\n\nClaims, each method on its own (means over seeds):\n\n{claims}")
+
+
+def aihf_offline() -> str:
+    """The authors' kind of labels at the longest steps they ran: AIHF and preference-only on the same offline pairs,
+    IRL alone and PPO on the true reward at those steps, and the claims (final return and last 30% of the run)."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.aihf import few_seeds
+
+    summary = _load("aihf_summary.json")
+    rows = [r for r in summary["rows"] if r["setting"] == "prefrl" and r.get("demo_weight") in (None, 1.0)]
+    steps = max(r["steps"] for r in rows if r["variant"] == OFFLINE)
+    find = {(r["env"], r["variant"], r["method"], r["labels"]): r for r in rows if r["steps"] == steps}
+
+    def cell(*key: str | int) -> str:
+        r = find.get(key)
+        if r is None:
+            return "–"
+        text = f"{_ms(r['true_return_mean'], r['true_return_std'])} ({len(r['seeds'])})"
+        return text if r["late_return_mean"] is None else f"{text}; {r['late_return_mean']:.0f}"
+
+    out = []
+    for env, labels in sorted({(k[0], k[3]) for k in find if k[1] == OFFLINE}):
+        out.append([env, str(labels), cell(env, OFFLINE, "aihf", labels), cell(env, OFFLINE, "preference", labels),
+                    cell(env, "-", "irl", 0), cell(env, "-", "true_reward", 0)])
+    checks = [c for c in summary["checks"] if c.get("variant") == OFFLINE and c["steps"] == steps]
+    claims = "\n".join(f"- {c['env']}, {c['labels']} labels: {c['claim']}: {c['value']:.0f} vs {c['against']:.0f}, "
+                       f"{'holds' if c['holds'] else '**does not hold**'}; last 30%: {c['value_late']:.0f} vs "
+                       f"{c['against_late']:.0f}, {'holds' if c['holds_late'] else '**does not hold**'}"
+                       + few_seeds(c["seeds"]) for c in sorted(checks, key=lambda c: (c["env"], c["labels"])))
+    return (_table(["env", "labels", "AIHF, 1 demo", "preference only, the same pairs", "IRL alone, 1 demo",
+                    "PPO on the true reward"], out)
+            + f"\n\n{steps:,} PPO steps (the expert candidates' own budget). Final true return (10 episodes), mean ± "
+            "sample std over seeds, the number of seeds in brackets; after the semicolon the mean true return over the "
+            "last 30% of the run. PPO on the true reward: the expert candidates' own evaluations at that step.\n\n"
+            f"Claims, each method on its own (means over seeds):\n\n{claims}")
 
 
 def aihf_ablation() -> str:
@@ -267,7 +303,7 @@ def efficiency() -> str:
 
 
 BLOCKS: dict[str, Callable[[], str]] = {"efficiency": efficiency, "mujoco": mujoco, "demo": demo, "llm": llm, "aihf": aihf,
-                                        "aihf_ablation": aihf_ablation, "llm_speed": llm_speed,
+                                        "aihf_offline": aihf_offline, "aihf_ablation": aihf_ablation, "llm_speed": llm_speed,
                                         "llm_review": llm_review, "soups": soups, "llm_multi": llm_multi}
 
 
