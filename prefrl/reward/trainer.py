@@ -168,7 +168,8 @@ class RewardTrainer:
 
     Against noisy teachers, `robust="rime"` screens the training pairs at every epoch with `RimeFilter`
     (distrusted pairs sit out, confidently contradicted ones are trained on reversed); `label_noise` is the
-    loss core's other remedy, a floor on the predicted preference (B-Pref's mistake rate).
+    loss core's other remedy, a floor on the predicted preference (B-Pref's mistake rate). With few labels,
+    `surf` (a `Surf`) adds pseudo-labelled pairs of unlabelled segments and temporal crops to the same epochs.
     """
 
     def __init__(
