@@ -218,11 +218,15 @@ class RewardModel(nn.Module):
         z = ((x - self.in_mean) / self.in_std).reshape(-1, self.in_dim)
         return self.net(z).reshape(self.ensemble_size, *lead)
 
+    def step_rewards(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Per-member rewards (K, N, H) of each step of segments with features x (N, H, in): the network's on real
+        steps, the learned absorbing reward after an episode's end."""
+        return self.member_rewards(x) * mask + (1.0 - mask) * self.absorbing.view(-1, 1, 1)
+
     def segment_returns(self, x: torch.Tensor, mask: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:
         """Per-member segment returns (K, N) for features x (N, H, in): real steps plus absorbing ones; with a 0/1
         `window` (N, H), only the steps it marks (a segment cropped in time)."""
-        r = self.member_rewards(x)  # (K, N, H)
-        steps = r * mask + (1.0 - mask) * self.absorbing.view(-1, 1, 1)
+        steps = self.step_rewards(x, mask)
         return (steps if window is None else steps * window).sum(-1)
 
     @torch.no_grad()

@@ -271,13 +271,12 @@ class RewardTrainer:
         and the share of them that were confident enough to be labelled."""
         surf, model = self.surf, self.model
         ids = torch.as_tensor(self.rng.integers(0, len(unlabelled.y), surf.ratio * n))
-        fa, ma, fb, mb = unlabelled.features_a[ids], unlabelled.mask_a[ids], unlabelled.features_b[ids], \
-            unlabelled.mask_b[ids]
-        with torch.no_grad():
-            target_a, target_b = model.segment_returns(fa, ma), model.segment_returns(fb, mb)
+        # one forward pass per side: the whole segment's return labels the pair, the cropped one is trained
+        steps_a = model.step_rewards(unlabelled.features_a[ids], unlabelled.mask_a[ids])
+        steps_b = model.step_rewards(unlabelled.features_b[ids], unlabelled.mask_b[ids])
         crop_a, crop_b = surf.windows(len(ids), unlabelled.horizon, self.rng)
-        loss, confident = losses.pseudo_label_loss(model.segment_returns(fa, ma, crop_a),
-                                                   model.segment_returns(fb, mb, crop_b), target_a, target_b,
+        loss, confident = losses.pseudo_label_loss((steps_a * crop_a).sum(-1), (steps_b * crop_b).sum(-1),
+                                                   steps_a.detach().sum(-1), steps_b.detach().sum(-1),
                                                    threshold=surf.threshold, reduction="none")
         return loss.mean(1).sum(), float(confident.mean())
 
