@@ -39,6 +39,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from benchmarks.mujoco_sweep import variants  # noqa: E402
 from prefrl.core.data import write_json  # noqa: E402
 from prefrl.runs.sweep import markdown_table, mean_std_text, read_record, seed_stats, stratified_bootstrap_ci  # noqa: E402
 
@@ -47,16 +48,11 @@ NOISY_TARGET = 0.8  # a teacher that flips answers
 
 
 def method(spec: dict[str, Any]) -> str:
-    """What a preference run did: its query sampler, then its teacher, label screening and SURF where not the
-    defaults (`uniform`, `policy_aligned`, `uniform, mistake0.3, rime`, `uniform, surf 0.95`)."""
-    parts = [spec["sampler"]]
-    if spec.get("teacher", "oracle") != "oracle":
-        parts.append(spec["teacher"])
-    if spec.get("robust", "none") != "none":
-        parts.append(spec["robust"])
-    if spec.get("surf"):
-        parts.append(f"surf {spec['surf']:g}")
-    return ", ".join(parts)
+    """What a preference run did: its query sampler, then its teacher where not the oracle, then what it added
+    (`mujoco_sweep.variants`): `uniform`, `policy_aligned`, `uniform, mistake0.3, rime`, `uniform, surf 0.95`,
+    `uniform, pretrain 30000`."""
+    teacher = spec.get("teacher", "oracle")
+    return ", ".join([spec["sampler"], *([teacher] if teacher != "oracle" else []), *variants(spec)])
 
 
 def target(teacher: str) -> float:
@@ -126,31 +122,48 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
              f"screening (rime) where not the defaults. Targets: {TARGET} with oracle labels, {NOISY_TARGET} with "
              "a teacher that flips answers."]
     (results / "efficiency.md").write_text("\n".join(lines) + "\n")
-    plot(results / "efficiency.png", rows)
+    plot(results / "efficiency.png", rows, aggregate)
     return summary
 
 
-def plot(path: Path, rows: list[dict[str, Any]]) -> None:
+def plot(path: Path, rows: list[dict[str, Any]], aggregate: list[dict[str, Any]]) -> None:
+    """Christiano et al.'s figure: score against the label budget, one line per method; the first panel is the
+    IQM over envs and seeds with its 95% CI, then one panel per env with ± the sample std over seeds. A method keeps
+    its colour in every panel; teachers that flip answers are drawn dashed with hollow markers."""
+    names = sorted({r["method"] for r in rows})
+    colour = {name: f"C{i % 10}" for i, name in enumerate(names)}
+    noisy = {r["method"] for r in rows if r["teacher"] != "oracle"}
+    budgets = sorted({r["labels"] for r in rows})
     envs = sorted({r["env"] for r in rows})
-    fig, axes = plt.subplots(1, len(envs), figsize=(4.6 * len(envs), 3.8), squeeze=False)
-    for ax, env in zip(axes[0], envs):
-        names = sorted({r["method"] for r in rows if r["env"] == env})
-        for i, name in enumerate(names):
-            pts = sorted((r["labels"], r["ratio_mean"], r["ratio_std"] or 0.0) for r in rows
-                         if r["env"] == env and r["method"] == name)
-            x, y, s = (np.array(v) for v in zip(*pts))
-            x = x * 1.04 ** (i - (len(names) - 1) / 2)  # side by side at the same budget
-            ax.errorbar(x, y, yerr=s, marker="o", capsize=4, label=name)
-            ax.fill_between(x, y - s, y + s, alpha=0.15)
+    panels: list[tuple[str, dict[str, list[tuple[int, float, float, float]]]]] = [
+        ("all envs: IQM, 95% CI", {n: [(a["labels"], a["iqm"], a["iqm"] - a["ci95"][0], a["ci95"][1] - a["iqm"])
+                                        for a in aggregate if a["method"] == n] for n in names})]
+    for env in envs:
+        panels.append((env, {n: [(r["labels"], r["ratio_mean"], r["ratio_std"] or 0.0, r["ratio_std"] or 0.0)
+                                 for r in rows if r["env"] == env and r["method"] == n] for n in names}))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.9), squeeze=False)
+    for ax, (title, lines) in zip(axes[0], panels):
+        drawn = [n for n in names if lines[n]]
+        for i, name in enumerate(drawn):
+            x, y, lo, hi = (np.array(v, dtype=float) for v in zip(*sorted(lines[name])))
+            x = x * 1.05 ** (i - (len(drawn) - 1) / 2)  # side by side at the same budget
+            dashed = name in noisy
+            ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, color=colour[name], ls="--" if dashed else "-",
+                        mfc="white" if dashed else colour[name], label=name)
+            ax.fill_between(x, y - lo, y + hi, color=colour[name], alpha=0.12)
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
         ax.axhline(TARGET, color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")
-        ax.set_title(env)
+        ax.set_xticks(budgets, [str(b) for b in budgets])
+        ax.minorticks_off()
+        ax.set_xlim(min(budgets) / 1.4, max(budgets) * 1.4)
+        ax.set_title(title)
         ax.set_xlabel("labels")
-        ax.set_ylabel("true return / true-reward PPO")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+    axes[0][0].set_ylabel("true return / true-reward PPO")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 + 0.04 * ((len(labels) - 1) // 4), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

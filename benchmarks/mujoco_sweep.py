@@ -6,7 +6,9 @@
 `--labels 0` is the true-reward baseline (same learner, same wrappers, true reward). `--teachers` takes the named
 teachers of `prefrl.feedback.teachers`, or one with its rate set (`mistake0.3`: 30% of answers flipped);
 `--robust none,rime` runs each preference configuration without and with RIME's label screening, and
-`--surf none,0.95` without and with SURF (pseudo-labels where the reward is 95% sure, temporal crops). Every run goes
+`--surf none,0.95` without and with SURF (pseudo-labels where the reward is 95% sure, temporal crops), and
+`--pretrain 0,30000` without and with PEBBLE's pre-training (30000 env steps on a state-entropy reward before the
+first labels). Every run goes
 through `prefrl.train` exactly as `prefrl train` does. Per-run records land in
 `benchmarks/results/runs/*.json` (the policy, reward model and labels of each run stay in
 `--runs-dir`); a sweep that is stopped resumes where it was: finished runs are skipped, a run
@@ -76,6 +78,7 @@ class RunSpec:
     segment_len: int = 50
     robust: str = "none"
     surf: float | None = None
+    pretrain: int = 0
 
     @property
     def method(self) -> str:
@@ -90,6 +93,7 @@ class RunSpec:
             return f"{env}__{self.algo}__true__s{self.steps}__seed{self.seed}"
         robust = "" if self.robust == "none" else f"__{self.robust}"
         robust += "" if self.surf is None else f"__surf{self.surf:g}"
+        robust += f"__pre{self.pretrain}" if self.pretrain else ""
         return (f"{env}__{self.algo}__{self.teacher}__{self.sampler}{robust}__L{self.labels}__H{self.segment_len}"
                 f"__s{self.steps}__seed{self.seed}")
 
@@ -151,6 +155,7 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     for s in samplers:
         check_choice("sampler", s, SAMPLERS)
     surfs = [_surf(t) for t in args.surf.split(",")]
+    pretrains = _int_list("pretrain", args.pretrain, allow_zero=True)
     labels = _int_list("labels", args.labels, allow_zero=True)
     seeds = _int_list("seeds", args.seeds, allow_zero=True)
     (steps,) = _int_list("steps", str(args.steps), allow_zero=False)
@@ -158,11 +163,13 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     specs: list[RunSpec] = []
     for env in envs:
         for n in labels:
-            combos = ([("-", "-", "none", None)] if n == 0 else
-                      [(t, s, r, u) for t in teachers for s in samplers for r in robust for u in surfs])
-            for teacher, sampler, screen, surf in combos:
+            combos = ([("-", "-", "none", None, 0)] if n == 0 else
+                      [(t, s, r, u, pre) for t in teachers for s in samplers for r in robust for u in surfs
+                       for pre in pretrains])
+            for teacher, sampler, screen, surf, pre in combos:
                 for seed in seeds:
-                    specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, screen, surf))
+                    specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, screen, surf,
+                                         pre))
     return specs
 
 
@@ -173,7 +180,7 @@ def make_task(spec: RunSpec, results: Path, runs_dir: Path) -> Task:
         env=spec.env, out=str(runs_dir / spec.run_id), algo=spec.algo, seed=spec.seed, steps=spec.steps,
         segment_len=spec.segment_len, reward="learned" if spec.labels else "true", labels=spec.labels or 1,
         teacher=teacher, teacher_kwargs=teacher_kwargs, sampler=spec.sampler if spec.labels else "uniform",
-        robust=spec.robust, surf=spec.surf,
+        robust=spec.robust, surf=spec.surf, pretrain_steps=spec.pretrain,
     ))
     return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
 
@@ -190,13 +197,13 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     groups = group_records(records, lambda r: (r["spec"]["env"], r["spec"]["algo"], r["method"], r["spec"]["teacher"],
                                                r["spec"]["sampler"], r["spec"]["labels"], r["spec"]["steps"],
                                                r["spec"]["segment_len"], r["spec"].get("robust", "none"),
-                                               r["spec"].get("surf")))
+                                               r["spec"].get("surf"), r["spec"].get("pretrain", 0)))
     baselines = {(k[0], k[1], k[6]): {r["spec"]["seed"]: r["metrics"]["true_return"] for r in v}
                  for k, v in groups.items() if k[2] == BASELINE}
     rows = []
     for key, runs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][5], kv[0][3], kv[0][4], kv[0][8],
-                                                            kv[0][9] or 0)):
-        env, algo, method, teacher, sampler, labels, steps, seg, robust, surf = key
+                                                            kv[0][9] or 0, kv[0][10])):
+        env, algo, method, teacher, sampler, labels, steps, seg, robust, surf, pretrain = key
         seeds = sorted(r["spec"]["seed"] for r in runs)
         mean, std = seed_stats(r["metrics"]["true_return"] for r in runs)
         base = baselines.get((env, algo, steps), {})
@@ -208,7 +215,7 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             ratio = float(mine / ref) if ref > 0 else None  # a ratio of returns means nothing below 0
         rows.append({
             "env": env, "algo": algo, "method": method, "teacher": teacher, "sampler": sampler, "robust": robust,
-            "surf": surf,
+            "surf": surf, "pretrain": pretrain,
             "labels": labels, "steps": steps, "segment_len": seg, "seeds": seeds,
             "true_return_mean": mean, "true_return_std": std,
             "ratio_to_true_reward": 1.0 if method == BASELINE else ratio,
@@ -221,11 +228,18 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def variants(row: dict[str, Any]) -> list[str]:
+    """What a row (or spec) added to its query sampler, in words: `rime` where the labels were screened, `surf 0.95`
+    where SURF added pseudo-labels, `pretrain 30000` after PEBBLE's pre-training (records from before an option
+    have no key for it)."""
+    robust, surf, pretrain = row.get("robust", "none"), row.get("surf"), row.get("pretrain", 0)
+    return [*([robust] if robust != "none" else []), *([f"surf {surf:g}"] if surf else []),
+            *([f"pretrain {pretrain}"] if pretrain else [])]
+
+
 def queries(row: dict[str, Any]) -> str:
-    """How a row's (or spec's) labels were asked for and used: the sampler, `+ rime` where they were screened,
-    `+ surf 0.95` where SURF added pseudo-labels."""
-    robust, surf = row.get("robust", "none"), row.get("surf")  # records from before --robust / --surf have neither
-    return " + ".join([row["sampler"], *([robust] if robust != "none" else []), *([f"surf {surf:g}"] if surf else [])])
+    """How a row's (or spec's) labels were asked for and used: the sampler, then its `variants`."""
+    return " + ".join([row["sampler"], *variants(row)])
 
 
 def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) -> None:
@@ -245,6 +259,9 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) 
              *(["", "sampler + surf T: SURF at every reward fit (`--surf T`): pseudo-labels on unlabelled pairs of the "
                 "run's segments where the reward is at least T sure, and temporal crops."]
                if any(r.get("surf") for r in rows) else []),
+             *(["", "sampler + pretrain N: PEBBLE's pre-training before the first labels (`--pretrain-steps N`): N "
+                "env steps on a state-entropy reward, so the first queries see varied behaviour."]
+               if any(r.get("pretrain") for r in rows) else []),
              "", "std: sample standard deviation across seeds (ddof=1). ratio to true reward: mean true return over "
              "the baseline's (same env, steps, seeds); undefined (–) where the baseline's mean return is not positive."]
     short = [f"{r['env']} ({r['labels']} {r['teacher']} labels, {queries(r)}: {r['ratio_to_true_reward']:.2f})"
@@ -326,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--robust", default="none", help="label screening of the preference runs: none, rime (or both)")
     p.add_argument("--surf", default="none", help="SURF in the preference runs: none, or its confidence threshold "
                                                   "(e.g. 0.95), or several (none,0.95)")
+    p.add_argument("--pretrain", default="0", help="PEBBLE pre-training steps before the first labels of the "
+                                                   "preference runs: 0 (none), a number, or several (0,30000)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--steps", default="300000")
     p.add_argument("--segment-len", default="50")

@@ -99,6 +99,7 @@ def test_a_failed_run_is_recorded_and_does_not_stop_the_others(tmp_path, capsys)
         (["--robust", "none,rime,median"], "unknown robust 'median'"),
         (["--surf", "none,0.2"], "--surf value '0.2' is invalid: expected none or a threshold in [0.5, 1]"),
         (["--surf", "high"], "--surf value 'high' is invalid"),
+        (["--pretrain", "0,-5"], "--pretrain value '-5' is invalid"),
         (["--algo", "trpo"], "unknown method/algo 'trpo'"),
         (["--steps", "0"], "--steps value '0' is invalid: expected positive integers"),
         (["--steps", "1e5"], "--steps value '1e5' is invalid"),
@@ -125,73 +126,20 @@ def test_noisy_teachers_and_label_screening_reach_each_runs_config(tmp_path):
     assert (plain["teacher"], plain["teacher_kwargs"], plain["robust"], plain["surf"]) == ("oracle", {}, "none", None)
 
 
-def test_surf_runs_are_named_apart_and_reach_each_runs_config(tmp_path):
-    args = sweep.build_parser().parse_args(["--envs", ENV, "--labels", "0,50", "--surf", "none,0.95", "--seeds", "0",
-                                            "--steps", "1000"])
+def test_surf_and_pretraining_runs_are_named_apart_and_reach_each_runs_config(tmp_path):
+    args = sweep.build_parser().parse_args(["--envs", ENV, "--labels", "0,50", "--surf", "none,0.95", "--pretrain",
+                                            "0,500", "--seeds", "0", "--steps", "1000"])
     specs = sweep.parse_specs(args)
-    assert len(specs) == 1 + 2
+    assert len(specs) == 1 + 2 * 2
     configs = {s.run_id: sweep.make_task(s, tmp_path, tmp_path).config for s in specs}
     env = ENV.replace('/', '_')
-    assert configs[f"{env}__ppo__oracle__uniform__surf0.95__L50__H50__s1000__seed0"]["surf"] == 0.95
-    assert configs[f"{env}__ppo__oracle__uniform__L50__H50__s1000__seed0"]["surf"] is None
-    row = {"sampler": "uniform", "robust": "none", "surf": 0.95}
-    assert sweep.queries(row) == "uniform + surf 0.95" and sweep.queries({"sampler": "uniform"}) == "uniform"
-
-
-def test_results_from_an_incompatible_version_are_refused(tmp_path, capsys):
-    spec = sweep.RunSpec(ENV, "ppo", 0, "-", "-", 0, 3000, 20)
-    path = sweep.record_path(tmp_path / "results", spec)
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"format_version": 0, "status": "ok", "metrics": {"true_return": 1, "history": []}}))
-    assert sweep.main(_args(tmp_path)) == 2
-    assert "format version 0" in capsys.readouterr().err
-    assert not (tmp_path / "runs").exists()
-
-
-def test_local_process_pool_runs_in_parallel(tmp_path):
-    args = _args(tmp_path)
-    args[args.index("--workers") + 1] = "2"
-    assert sweep.main(args) == 0
-    assert len(json.loads((tmp_path / "results" / "mujoco_summary.json").read_text())["rows"]) == 2
-    # Each record is written as its run ends and holds the run's duration: each run's time window is
-    # [written - seconds, written]. Two workers ran the two runs at once, so the windows overlap for
-    # most of the shorter run; one after the other, they would not overlap at all.
-    paths = sorted((tmp_path / "results" / "runs").glob("*.json"))
-    records = [json.loads(p.read_text()) for p in paths]
-    assert len(records) == 2 and all(r["status"] == "ok" for r in records)
-    ends = [p.stat().st_mtime for p in paths]
-    starts = [end - r["seconds"] for end, r in zip(ends, records)]
-    overlap = min(ends) - max(starts)
-    assert overlap > 0.5 * min(r["seconds"] for r in records), (starts, ends)
-    # and, read off the run directories alone: both runs had started (written their config) before either ended
-    configs = [p.stat().st_mtime for p in (tmp_path / "runs").glob("*/config.json")]
-    assert len(configs) == 2 and max(configs) < min(ends)
-
-
-def test_ray_backend_on_a_local_ray_instance(tmp_path):
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        assert sweep.main(_args(tmp_path, "--backend", "ray")) == 0
-    finally:
-        ray.shutdown()
-    records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "runs").glob("*.json")]
-    assert len(records) == 2 and all(r["status"] == "ok" for r in records)
-
-
-def test_iqm_and_stratified_bootstrap():
-    from prefrl.runs.sweep import iqm, stratified_bootstrap_ci
-
-    assert iqm([4, 1, 3, 2]) == pytest.approx(2.5)  # the middle two of four
-    assert iqm([-100, 1, 2, 3, 4, 5, 6, 100]) == pytest.approx(3.5)  # outliers trimmed
-    assert iqm([1, 2, 9]) == pytest.approx(4.0)  # int(3/4) = 0 trimmed, as scipy's trim_mean
-    point, low, high = stratified_bootstrap_ci({"a": [1.0, 1.1, 0.9, 1.0], "b": [0.5, 0.6, 0.4, 0.5]})
-    assert low < point < high and 0.5 < low and high < 1.0
-    # strata are resampled on their own: two tasks of constant scores give a CI of width 0
-    assert stratified_bootstrap_ci({"a": [1.0] * 4, "b": [0.0] * 4})[1:] == (0.5, 0.5)
-    with pytest.raises(ValueError, match="no values"):
-        iqm([])
+    both = configs[f"{env}__ppo__oracle__uniform__surf0.95__pre500__L50__H50__s1000__seed0"]
+    assert (both["surf"], both["pretrain_steps"]) == (0.95, 500)
+    plain = configs[f"{env}__ppo__oracle__uniform__L50__H50__s1000__seed0"]  # ids from before the options unchanged
+    assert (plain["surf"], plain["pretrain_steps"]) == (None, 0)
+    assert configs[f"{env}__ppo__true__s1000__seed0"]["pretrain_steps"] == 0  # the baseline has no labels to wait for
+    row = {"sampler": "uniform", "robust": "none", "surf": 0.95, "pretrain": 500}
+    assert sweep.queries(row) == "uniform + surf 0.95 + pretrain 500" and sweep.queries({"sampler": "uniform"}) == "uniform"
 
 
 def test_efficiency_summary_from_sweep_records(tmp_path):
@@ -201,7 +149,7 @@ def test_efficiency_summary_from_sweep_records(tmp_path):
     runs.mkdir()
 
     def record(env, labels, sampler, seed, ret, **spec):
-        rec = {"format_version": 1, "run_id": f"{env}_{labels}_{sampler}_{seed}{''.join(spec.values())}", "status": "ok",
+        rec = {"format_version": 1, "run_id": f"{env}_{labels}_{sampler}_{seed}{''.join(map(str, spec.values()))}", "status": "ok",
                "spec": {"env": env, "labels": labels, "sampler": sampler, "seed": seed, **spec},
                "metrics": {"true_return": ret, "history": []}}
         (runs / f"{rec['run_id']}.json").write_text(json.dumps(rec))
@@ -211,6 +159,7 @@ def test_efficiency_summary_from_sweep_records(tmp_path):
         record("A-v0", 100, "uniform", seed, uni)
         record("A-v0", 100, "policy_aligned", seed, qpa)
         record("A-v0", 100, "uniform", seed, qpa - 10, teacher="mistake0.3", robust="rime")
+        record("A-v0", 100, "uniform", seed, uni + 5, pretrain=30000)
     assert efficiency.main(["--results-dir", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "efficiency_summary.json").read_text())
     rows = {r["method"]: r for r in summary["rows"]}
@@ -219,7 +168,8 @@ def test_efficiency_summary_from_sweep_records(tmp_path):
     claims = {c["claim"]: c["holds"] for c in summary["claims"]}
     assert claims == {"A-v0, policy_aligned: ratio >= 0.9 at 100 labels": True,
                       "A-v0, uniform: ratio >= 0.9 at 100 labels": False,
-                      "A-v0, uniform, mistake0.3, rime: ratio >= 0.8 at 100 labels": True}  # noisy teachers: 0.8
+                      "A-v0, uniform, mistake0.3, rime: ratio >= 0.8 at 100 labels": True,  # noisy teachers: 0.8
+                      "A-v0, uniform, pretrain 30000: ratio >= 0.9 at 100 labels": False}
     agg = {a["method"]: a for a in summary["aggregate"]}
     assert agg["uniform"]["runs"] == 3 and agg["uniform"]["iqm"] == pytest.approx(0.8)
     assert (tmp_path / "efficiency.png").stat().st_size > 5_000 and "| A-v0 |" in (tmp_path / "efficiency.md").read_text()

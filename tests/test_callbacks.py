@@ -5,7 +5,7 @@ import numpy as np
 import prefrl_envs  # noqa: F401
 import pytest
 from stable_baselines3 import PPO, SAC
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from prefrl.core.data import ComparisonDataset, TrajectoryBuffer
 from prefrl.feedback.teachers import make_teacher
@@ -72,11 +72,19 @@ def test_sac_replay_buffer_is_relabelled_with_the_current_reward():
     assert not np.allclose(stale, fresh)
 
 
-def test_pebble_pretraining_uses_state_entropy_before_the_first_labels():
-    model, wrapped, sac = _setup("prefrl/PointMass-v0", SAC, learning_starts=100, buffer_size=3000,
-                                 policy_kwargs={"net_arch": [32, 32]}, train_freq=8, gradient_steps=1)
+@pytest.mark.parametrize("learner", ["sac", "ppo"])
+def test_pebble_pretraining_uses_state_entropy_before_the_first_labels(learner):
+    if learner == "sac":
+        model, wrapped, algo = _setup("prefrl/PointMass-v0", SAC, learning_starts=100, buffer_size=3000,
+                                      policy_kwargs={"net_arch": [32, 32]}, train_freq=8, gradient_steps=1)
+        before, warmup = 100, None  # SAC's random steps are its learning_starts
+    else:
+        model, wrapped, _ = _setup("prefrl/PointMass-v0", PPO, n_steps=100, batch_size=50, n_epochs=1)
+        algo = PPO("MlpPolicy", VecNormalize(wrapped), n_steps=100, batch_size=50, n_epochs=1, seed=0,
+                   policy_kwargs={"net_arch": [32, 32]})
+        before, warmup = 200, 200  # PPO's random-action warm-up, outside its own step count
     cb = PreferenceCallback(model, make_teacher("oracle"), total_labels=20, total_steps=1200, segment_len=10,
-                            num_queries=2, pretrain_steps=400)
+                            num_queries=2, pretrain_steps=400, warmup_steps=warmup)
     sources = []
 
     orig = wrapped.relabel.__class__.__call__
@@ -87,13 +95,16 @@ def test_pebble_pretraining_uses_state_entropy_before_the_first_labels():
 
     wrapped.relabel.__class__.__call__ = spy
     try:
-        sac.learn(1200, callback=cb)
+        algo.learn(1200, callback=cb)
     finally:
         wrapped.relabel.__class__.__call__ = orig
     first_learned = sources.index("learned")
     assert set(sources[:first_learned]) == {"StateEntropyReward"}
-    assert first_learned >= 500  # learning_starts + pre-training
-    assert cb.state.fit_reports[0]["env_steps"] >= 500
+    assert first_learned >= before + 400  # random steps + pre-training
+    assert cb.state.fit_reports[0]["env_steps"] >= 400
+    assert cb.labels_asked == 20 and set(sources[first_learned:]) == {"learned"}
+    if learner == "ppo":  # the reward scale of pre-training is forgotten: normalization counts learned rewards only
+        assert algo.get_env().ret_rms.count <= len(sources) - first_learned + 1
 
 
 def test_state_entropy_reward_is_larger_for_novel_states():

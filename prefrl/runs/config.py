@@ -80,7 +80,8 @@ class TrainConfig:
     history_episodes: int = 5
     """Episodes per evaluation during the run."""
     pretrain_steps: int = 0
-    """SAC only: PEBBLE unsupervised pre-training steps before the first labels."""
+    """PEBBLE unsupervised pre-training: env steps on a state-entropy reward before the first labels (PPO: after
+    the random-action warm-up)."""
     reward_hidden: list[int] = field(default_factory=lambda: [64, 64])
     """Hidden layer sizes of each reward ensemble member."""
     reward_inputs: list[str] | None = None
@@ -226,8 +227,13 @@ class TrainConfig:
             raise ValueError("--serve starts the labelling page of a --teacher human run: add --teacher human")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
-        if self.pretrain_steps < 0 or (self.pretrain_steps and self.algo != "sac"):
-            raise ValueError(f"pretrain_steps={self.pretrain_steps}: expected 0, or a positive number with --algo sac")
+        if isinstance(self.pretrain_steps, bool) or not isinstance(self.pretrain_steps, int) or \
+                not 0 <= self.pretrain_steps < self.steps:
+            raise ValueError(f"pretrain_steps={self.pretrain_steps!r}: expected 0, or a number of env steps below "
+                             f"--steps ({self.steps})")
+        if self.pretrain_steps and (self.reward != "learned" or self.labels == 0):
+            raise ValueError(f"pretrain_steps={self.pretrain_steps}: pre-training comes before the first labels, "
+                             "expected --reward learned with --labels N")
 
     def _validate_reward_sources(self) -> None:
         """Labels and/or demonstrations, with weights that make sense together."""

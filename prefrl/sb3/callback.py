@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 
 from prefrl.core.data import ComparisonDataset, Segments, write_json
 from prefrl.core.validation import check_choice, check_positive_int
@@ -62,7 +63,7 @@ class FeedbackConfig:
     warmup_steps: int | None = None
     """Random-action steps before an on-policy learner starts (default: 2% of the run, 20 segments to 10k)."""
     pretrain_steps: int = 0
-    """Off-policy learners: PEBBLE state-entropy pre-training steps before the first labels."""
+    """PEBBLE state-entropy pre-training steps before the first labels (on-policy learners: after the warm-up)."""
     refit_every: int = 2000
     """With demonstrations: refit every this many env steps (the IRL term follows the policy)."""
     policy_recent: int = 10_000
@@ -228,7 +229,12 @@ class PreferenceCallback(BaseCallback):
         steps = cfg.warmup_steps
         if steps is None:
             steps = int(np.clip(0.02 * cfg.total_steps, 20 * cfg.segment_len, 10_000))
+        if cfg.pretrain_steps > 0:  # PEBBLE for PPO: the warm-up's states are the reward's first reference
+            self.first_query_step = self.model.num_timesteps + cfg.pretrain_steps
+            self.wrapper.set_reward_source(StateEntropyReward(self.buffer))
         self.state.warmup_steps += random_warmup(self.model, steps, cfg.seed)
+        if cfg.pretrain_steps > 0:
+            return  # the first labels come at the first rollout end after pre-training
         if not self.buffer.can_sample(self.config.segment_len):
             return  # the first labels / fit come at the first rollout end that can
         if self.schedule is not None:
@@ -254,7 +260,19 @@ class PreferenceCallback(BaseCallback):
             self._fit()
         else:
             return
-        self.wrapper.set_reward_source("learned")  # ends PEBBLE pre-training, if any
+        self._end_pretraining()
+
+    def _end_pretraining(self) -> None:
+        """From PEBBLE's state-entropy reward, if it is still on, to the learned reward. Reward normalization's
+        statistics of the pre-training reward are dropped rather than left to scale the learned one."""
+        if self.wrapper.relabel.source == "learned":
+            return
+        self.wrapper.set_reward_source("learned")
+        try:
+            norm = find_wrapper(self.training_env, VecNormalize)
+        except ValueError:
+            return
+        norm.ret_rms, norm.returns = RunningMeanStd(shape=()), np.zeros(norm.num_envs)
 
     # -------------------------------------------------------------- the loop
     def _query(self, n: int) -> None:

@@ -1,5 +1,5 @@
 """Varied behaviour before the first queries: random-action warm-up (on-policy learners) and PEBBLE's
-state-entropy pre-training reward (off-policy learners)."""
+state-entropy pre-training reward (any learner; on-policy ones after their warm-up)."""
 
 from __future__ import annotations
 
