@@ -1,7 +1,8 @@
 """Throughput of preference-based PPO against PPO on the true reward, measured in one process.
 
-    python benchmarks/throughput.py                       # Hopper-v5, 2 x 100k steps per mode, ~8 min
+    python benchmarks/throughput.py                       # Hopper-v5, 2 x 100k steps per mode, ~20 min
     python benchmarks/throughput.py --env prefrl/PointMass-v0 --steps 20000 --labels 50 --repeats 1
+    python benchmarks/throughput.py --only train          # just the whole-`prefrl train` ratio, ~12 min; merged
 
 Prints one JSON line and writes benchmarks/results/throughput.json:
 - learned_vs_true_fps_ratio: PPO env-steps/s with the whole preference loop (learned-reward
@@ -10,6 +11,11 @@ Prints one JSON line and writes benchmarks/results/throughput.json:
   aggregated by the median, so drift on the machine hits both alike.
 - inference_only_fps_ratio: the same, with the learned reward computed every step but no labels
   or refits (the wrapper's own cost).
+- train_learned_vs_true_fps_ratio: the whole of `prefrl train` as a user runs it (the env's tuned learner
+  settings, its evaluations, checkpoints, labels and refits) against `prefrl train --reward true` with the same
+  settings: the run's --train-steps over wall seconds of `prefrl.train` (what a user waits for a run of that many
+  steps; the preference run's random-action warm-up is part of its cost), modes alternating, medians over
+  --repeats. The label budget is --labels, as for the loop above.
 - reward_pair_updates_per_s: Bradley-Terry training speed of the batched ensemble, counted as
   (labelled pair, member) gradient evaluations per second, 50-step segments; and the speed-up of
   the batched ensemble over the same members held as a Python list and looped (default 3 members).
@@ -30,6 +36,7 @@ import json
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,7 +53,8 @@ from prefrl.core.data import ComparisonDataset, Segments, TrajectoryBuffer  # no
 from prefrl.feedback.teachers import make_teacher  # noqa: E402
 from prefrl.reward.model import RewardModel  # noqa: E402
 from prefrl.reward.trainer import RewardTrainer
-from prefrl.runs.train import make_vec_env  # noqa: E402
+from prefrl.runs.config import TrainConfig  # noqa: E402
+from prefrl.runs.train import make_vec_env, train  # noqa: E402
 from prefrl.sb3.callback import PreferenceCallback  # noqa: E402
 from prefrl.sb3.wrappers import LearnedRewardVecEnv  # noqa: E402
 
@@ -68,6 +76,15 @@ def ppo_fps(env_id: str, steps: int, mode: str, seed: int, labels: int) -> float
     elapsed = time.perf_counter() - t0
     warmup = callback.state.warmup_steps if callback is not None else 0
     return (steps + warmup) / elapsed
+
+
+def train_fps(env_id: str, steps: int, mode: str, seed: int, labels: int, out: Path) -> float:
+    """`steps` per wall second of the whole `prefrl train` (run to its end: evaluations, checkpoints, plots)."""
+    config = TrainConfig(env=env_id, out=str(out), steps=steps, seed=seed, labels=labels, progress=False,
+                         reward="learned" if mode == "learned" else "true")
+    t0 = time.perf_counter()
+    train(config, overwrite=True)
+    return steps / (time.perf_counter() - t0)
 
 
 def _random_dataset(obs_dim: int, act_dim: int, pairs: int, horizon: int, rng: np.random.Generator) -> ComparisonDataset:
@@ -175,8 +192,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--labels", type=int, default=250, help="label budget of the full-loop runs (700 per 300k, scaled)")
     parser.add_argument("--out", default=str(RESULTS / "throughput.json"))
-    parser.add_argument("--only", choices=("all", "ensemble"), default="all",
-                        help="'ensemble': skip the PPO runs and merge the ensemble numbers into --out")
+    parser.add_argument("--only", choices=("all", "ensemble", "train"), default="all",
+                        help="'ensemble' or 'train': only that part, merged into an existing --out")
+    parser.add_argument("--train-steps", type=int, default=100_000, help="env steps of each `prefrl train` run")
     parser.add_argument("--ensemble-sizes", type=int, nargs="+", default=[3, 5])
     parser.add_argument("--ensemble-hidden", type=int, nargs="+", default=[64, 64])
     parser.add_argument("--ensemble-repeats", type=int, default=3)
@@ -187,11 +205,27 @@ def main() -> None:
     ensemble = lambda: reward_training_speed(  # noqa: E731
         args.env, args.ensemble_sizes, args.ensemble_hidden, args.ensemble_repeats)
 
-    if args.only == "ensemble":  # keep the PPO numbers of the last full run, replace the ensemble ones
+    def whole_train() -> dict:
+        runs: dict[str, list[float]] = {"true": [], "learned": []}
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in range(args.repeats):
+                for mode in runs:
+                    runs[mode].append(train_fps(args.env, args.train_steps, mode, r, args.labels, Path(tmp) / mode))
+                    print(f"repeat {r} prefrl train {mode:7s} {runs[mode][-1]:8.1f} steps/s", file=sys.stderr)
+        med = {k: statistics.median(v) for k, v in runs.items()}
+        return {"train_learned_vs_true_fps_ratio": med["learned"] / med["true"],
+                "train": {"env": args.env, "steps": args.train_steps, "labels": args.labels, "repeats": args.repeats,
+                          "true_fps": med["true"], "learned_fps": med["learned"], "fps_runs": runs,
+                          "machine": machine, "command": command}}
+
+    if args.only != "all":  # keep the numbers of the last full run, replace this part's
         out = Path(args.out)
         result = json.loads(out.read_text()) if out.is_file() else {}
-        result.update(ensemble())
-        result["ensemble"]["machine"], result["ensemble"]["command"] = machine, command
+        if args.only == "ensemble":
+            result.update(ensemble())
+            result["ensemble"]["machine"], result["ensemble"]["command"] = machine, command
+        else:
+            result.update(whole_train())
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps({k: v for k, v in result.items() if k != "fps_runs"}))
@@ -214,6 +248,7 @@ def main() -> None:
         "learned_vs_true_fps_ratio": med["learned"] / med["true"],
         "inference_only_fps_ratio": med["inference"] / med["true"],
         **ensemble(),
+        **whole_train(),
         "fps_runs": fps,
         "machine": machine,
         "command": command,
