@@ -173,6 +173,7 @@ def test_efficiency_summary_from_sweep_records(tmp_path):
     agg = {a["method"]: a for a in summary["aggregate"]}
     assert agg["uniform"]["runs"] == 3 and agg["uniform"]["iqm"] == pytest.approx(0.8)
     assert (tmp_path / "efficiency.png").stat().st_size > 5_000 and "| A-v0 |" in (tmp_path / "efficiency.md").read_text()
+    assert (tmp_path / "efficiency_profile.png").stat().st_size > 5_000
     (runs / "A-v0_0_-_0.json").unlink()  # a preference run without its env's baseline is refused, not divided by 0
     for seed in (1, 2):
         (runs / f"A-v0_0_-_{seed}.json").unlink()
