@@ -120,9 +120,12 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
                                                                                   r["true_return_std"]),
                                mean_std_text(r["ratio_mean"], r["ratio_std"], "{:.2f}"), target(r["teacher"]),
                                "yes" if r["ratio_mean"] >= target(r["teacher"]) else "no"] for r in rows]),
-             "", "method: the query sampler, then the teacher (mistakeP: a share P of answers flipped) and the label "
-             f"screening (rime) where not the defaults. Targets: {TARGET} with oracle labels, {NOISY_TARGET} with "
-             "a teacher that flips answers."]
+             "", "method: the query sampler, then where not the defaults the teacher (mistakeP: a share P of answers "
+             "flipped), the label screening (rime), SURF (surf T: pseudo-labels where the reward is T sure) and "
+             "PEBBLE's pre-training (pretrain N: N env steps on a state-entropy reward before the first labels). "
+             f"Targets: {TARGET} with oracle labels, {NOISY_TARGET} with a teacher that flips answers.",
+             "", "Also: `efficiency.png` (score against the label budget) and `efficiency_profile.png` (the share of "
+             "runs above each score, all envs and seeds)."]
     (results / "efficiency.md").write_text("\n".join(lines) + "\n")
     plot(results / "efficiency.png", rows, aggregate)
     plot_profiles(results / "efficiency_profile.png", scores)
