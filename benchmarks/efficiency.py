@@ -147,8 +147,12 @@ def plot(path: Path, rows: list[dict[str, Any]], aggregate: list[dict[str, Any]]
     for env in envs:
         panels.append((env, {n: [(r["labels"], r["ratio_mean"], r["ratio_std"] or 0.0, r["ratio_std"] or 0.0)
                                  for r in rows if r["env"] == env and r["method"] == n] for n in names}))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.9), squeeze=False)
-    for ax, (title, lines) in zip(axes[0], panels):
+    cols = min(len(panels), 3)
+    rows_ = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows_, cols, figsize=(4.4 * cols, 3.6 * rows_ + 0.5), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (title, lines) in zip(axes.flat, panels):
         drawn = [n for n in names if lines[n]]
         for i, name in enumerate(drawn):
             x, y, lo, hi = (np.array(v, dtype=float) for v in zip(*sorted(lines[name])))
@@ -166,10 +170,11 @@ def plot(path: Path, rows: list[dict[str, Any]], aggregate: list[dict[str, Any]]
         ax.set_title(title)
         ax.set_xlabel("labels")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("true return / true-reward PPO")
+    for row in axes:
+        row[0].set_ylabel("true return / true-reward PPO")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.06 + 0.04 * ((len(labels) - 1) // 4), 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, (0.05 + 0.03 * ((len(labels) - 1) // 3)) / rows_, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
