@@ -11,7 +11,7 @@ Prints one JSON line and writes benchmarks/results/throughput.json:
   aggregated by the median, so drift on the machine hits both alike.
 - inference_only_fps_ratio: the same, with the learned reward computed every step but no labels
   or refits (the wrapper's own cost).
-- train_learned_vs_true_fps_ratio: the whole of `prefrl train` as a user runs it (the env's tuned learner
+- train_learned_vs_true_fps_ratio: the whole of `prefrl train` as a user runs it (its default learner
   settings, its evaluations, checkpoints, labels and refits) against `prefrl train --reward true` with the same
   settings: the run's --train-steps over wall seconds of `prefrl.train` (what a user waits for a run of that many
   steps; the preference run's random-action warm-up is part of its cost), modes alternating, medians over
