@@ -142,6 +142,62 @@ def test_surf_and_pretraining_runs_are_named_apart_and_reach_each_runs_config(tm
     assert sweep.queries(row) == "uniform + surf 0.95 + pretrain 500" and sweep.queries({"sampler": "uniform"}) == "uniform"
 
 
+def test_results_from_an_incompatible_version_are_refused(tmp_path, capsys):
+    spec = sweep.RunSpec(ENV, "ppo", 0, "-", "-", 0, 3000, 20)
+    path = sweep.record_path(tmp_path / "results", spec)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"format_version": 0, "status": "ok", "metrics": {"true_return": 1, "history": []}}))
+    assert sweep.main(_args(tmp_path)) == 2
+    assert "format version 0" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_local_process_pool_runs_in_parallel(tmp_path):
+    args = _args(tmp_path)
+    args[args.index("--workers") + 1] = "2"
+    assert sweep.main(args) == 0
+    assert len(json.loads((tmp_path / "results" / "mujoco_summary.json").read_text())["rows"]) == 2
+    # Each record is written as its run ends and holds the run's duration: each run's time window is
+    # [written - seconds, written]. Two workers ran the two runs at once, so the windows overlap for
+    # most of the shorter run; one after the other, they would not overlap at all.
+    paths = sorted((tmp_path / "results" / "runs").glob("*.json"))
+    records = [json.loads(p.read_text()) for p in paths]
+    assert len(records) == 2 and all(r["status"] == "ok" for r in records)
+    ends = [p.stat().st_mtime for p in paths]
+    starts = [end - r["seconds"] for end, r in zip(ends, records)]
+    overlap = min(ends) - max(starts)
+    assert overlap > 0.5 * min(r["seconds"] for r in records), (starts, ends)
+    # and, read off the run directories alone: both runs had started (written their config) before either ended
+    configs = [p.stat().st_mtime for p in (tmp_path / "runs").glob("*/config.json")]
+    assert len(configs) == 2 and max(configs) < min(ends)
+
+
+def test_ray_backend_on_a_local_ray_instance(tmp_path):
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        assert sweep.main(_args(tmp_path, "--backend", "ray")) == 0
+    finally:
+        ray.shutdown()
+    records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "runs").glob("*.json")]
+    assert len(records) == 2 and all(r["status"] == "ok" for r in records)
+
+
+def test_iqm_and_stratified_bootstrap():
+    from prefrl.runs.sweep import iqm, stratified_bootstrap_ci
+
+    assert iqm([4, 1, 3, 2]) == pytest.approx(2.5)  # the middle two of four
+    assert iqm([-100, 1, 2, 3, 4, 5, 6, 100]) == pytest.approx(3.5)  # outliers trimmed
+    assert iqm([1, 2, 9]) == pytest.approx(4.0)  # int(3/4) = 0 trimmed, as scipy's trim_mean
+    point, low, high = stratified_bootstrap_ci({"a": [1.0, 1.1, 0.9, 1.0], "b": [0.5, 0.6, 0.4, 0.5]})
+    assert low < point < high and 0.5 < low and high < 1.0
+    # strata are resampled on their own: two tasks of constant scores give a CI of width 0
+    assert stratified_bootstrap_ci({"a": [1.0] * 4, "b": [0.0] * 4})[1:] == (0.5, 0.5)
+    with pytest.raises(ValueError, match="no values"):
+        iqm([])
+
+
 def test_efficiency_summary_from_sweep_records(tmp_path):
     from benchmarks import efficiency
 

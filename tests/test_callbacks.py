@@ -77,12 +77,12 @@ def test_pebble_pretraining_uses_state_entropy_before_the_first_labels(learner):
     if learner == "sac":
         model, wrapped, algo = _setup("prefrl/PointMass-v0", SAC, learning_starts=100, buffer_size=3000,
                                       policy_kwargs={"net_arch": [32, 32]}, train_freq=8, gradient_steps=1)
-        before, warmup = 100, None  # SAC's random steps are its learning_starts
+        before, warmup, counted = 100, None, 100  # SAC's random steps are its learning_starts
     else:
         model, wrapped, _ = _setup("prefrl/PointMass-v0", PPO, n_steps=100, batch_size=50, n_epochs=1)
         algo = PPO("MlpPolicy", VecNormalize(wrapped), n_steps=100, batch_size=50, n_epochs=1, seed=0,
                    policy_kwargs={"net_arch": [32, 32]})
-        before, warmup = 200, 200  # PPO's random-action warm-up, outside its own step count
+        before, warmup, counted = 200, 200, 0  # PPO's random-action warm-up, outside its own step count
     cb = PreferenceCallback(model, make_teacher("oracle"), total_labels=20, total_steps=1200, segment_len=10,
                             num_queries=2, pretrain_steps=400, warmup_steps=warmup)
     sources = []
@@ -101,7 +101,7 @@ def test_pebble_pretraining_uses_state_entropy_before_the_first_labels(learner):
     first_learned = sources.index("learned")
     assert set(sources[:first_learned]) == {"StateEntropyReward"}
     assert first_learned >= before + 400  # random steps + pre-training
-    assert cb.state.fit_reports[0]["env_steps"] >= 400
+    assert cb.state.fit_reports[0]["env_steps"] >= counted + 400
     assert cb.labels_asked == 20 and set(sources[first_learned:]) == {"learned"}
     if learner == "ppo":  # the reward scale of pre-training is forgotten: normalization counts learned rewards only
         assert algo.get_env().ret_rms.count <= len(sources) - first_learned + 1
