@@ -221,22 +221,20 @@ class PreferenceCallback(BaseCallback):
             return
         if isinstance(self.model, OffPolicyAlgorithm):
             # SAC: random steps for learning_starts, then optional PEBBLE pre-training, then the first labels.
-            self.first_query_step = self.model.num_timesteps + max(self.model.learning_starts, 1) + self.config.pretrain_steps
+            self.first_query_step = self.model.num_timesteps + max(self.model.learning_starts, 1)
             if self.config.pretrain_steps > 0:
-                self.wrapper.set_reward_source(StateEntropyReward(self.buffer))
+                self._start_pretraining()
             return
         cfg = self.config
         steps = cfg.warmup_steps
         if steps is None:
             steps = int(np.clip(0.02 * cfg.total_steps, 20 * cfg.segment_len, 10_000))
-        if cfg.pretrain_steps > 0:  # PEBBLE for PPO: the warm-up's states are the reward's first reference
-            self.first_query_step = self.model.num_timesteps + cfg.pretrain_steps
-            self.wrapper.set_reward_source(StateEntropyReward(self.buffer))
+        if cfg.pretrain_steps > 0:  # started before the warm-up, whose states are the reward's first reference
+            self.first_query_step = self.model.num_timesteps
+            self._start_pretraining()
         self.state.warmup_steps += random_warmup(self.model, steps, cfg.seed)
-        if cfg.pretrain_steps > 0:
-            return  # the first labels come at the first rollout end after pre-training
-        if not self.buffer.can_sample(self.config.segment_len):
-            return  # the first labels / fit come at the first rollout end that can
+        if cfg.pretrain_steps > 0 or not self.buffer.can_sample(self.config.segment_len):
+            return  # the first labels / fit come at the first rollout end that can (after pre-training, if any)
         if self.schedule is not None:
             self._query(self.schedule.initial)
             self._wait_for_labels()
@@ -261,6 +259,11 @@ class PreferenceCallback(BaseCallback):
         else:
             return
         self._end_pretraining()
+
+    def _start_pretraining(self) -> None:
+        """PEBBLE: the state-entropy reward until the first labels, which wait `pretrain_steps` more env steps."""
+        self.first_query_step += self.config.pretrain_steps
+        self.wrapper.set_reward_source(StateEntropyReward(self.buffer))
 
     def _end_pretraining(self) -> None:
         """From PEBBLE's state-entropy reward, if it is still on, to the learned reward. Reward normalization's
