@@ -41,7 +41,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from benchmarks.mujoco_sweep import variants  # noqa: E402
+from benchmarks.mujoco_sweep import learner, variants  # noqa: E402
 from prefrl.core.data import write_json  # noqa: E402
 from prefrl.runs.sweep import markdown_table, mean_std_text, read_record, seed_stats, stratified_bootstrap_ci  # noqa: E402
 
@@ -55,6 +55,12 @@ def method(spec: dict[str, Any]) -> str:
     `uniform, pretrain 30000`."""
     teacher = spec.get("teacher", "oracle")
     return ", ".join([spec["sampler"], *([teacher] if teacher != "oracle" else []), *variants(spec)])
+
+
+def task(spec: dict[str, Any]) -> str:
+    """The env a run's score is measured on, with its learner arguments where set (`Ant-v5 (log_std_init=-1)`):
+    each is scored against true-reward runs of the same env and arguments."""
+    return f"{spec['env']} ({learner(spec)})" if learner(spec) else spec["env"]
 
 
 def target(teacher: str) -> float:
@@ -77,7 +83,7 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
     base: dict[str, list[float]] = {}
     for r in records:
         if r["spec"]["labels"] == 0:
-            base.setdefault(r["spec"]["env"], []).append(r["metrics"]["true_return"])
+            base.setdefault(task(r["spec"]), []).append(r["metrics"]["true_return"])
     scores: dict[tuple[str, int], dict[str, list[float]]] = {}
     returns: dict[tuple[str, str, int], list[float]] = {}
     teacher_of: dict[str, str] = {}
@@ -85,13 +91,15 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
         spec = r["spec"]
         if spec["labels"] == 0:
             continue
-        if spec["env"] not in base:
-            raise ValueError(f"no true-reward run of {spec['env']} in {results / 'runs'}: expected --labels 0 runs")
-        score = r["metrics"]["true_return"] / float(np.mean(base[spec["env"]]))
+        env = task(spec)
+        if env not in base:
+            raise ValueError(f"no true-reward run of {env} in {results / 'runs'}: expected --labels 0 runs"
+                             + (" with the same --algo-kwargs" if learner(spec) else ""))
+        score = r["metrics"]["true_return"] / float(np.mean(base[env]))
         name = method(spec)
         teacher_of[name] = spec.get("teacher", "oracle")
-        scores.setdefault((name, spec["labels"]), {}).setdefault(spec["env"], []).append(score)
-        returns.setdefault((spec["env"], name, spec["labels"]), []).append(r["metrics"]["true_return"])
+        scores.setdefault((name, spec["labels"]), {}).setdefault(env, []).append(score)
+        returns.setdefault((env, name, spec["labels"]), []).append(r["metrics"]["true_return"])
     rows, aggregate, claims = [], [], []
     for (env, name, labels), values in sorted(returns.items()):
         ratio = [v / float(np.mean(base[env])) for v in values]

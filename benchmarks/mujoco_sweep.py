@@ -8,7 +8,9 @@ teachers of `prefrl.feedback.teachers`, or one with its rate set (`mistake0.3`: 
 `--robust none,rime` runs each preference configuration without and with RIME's label screening, and
 `--surf none,0.95` without and with SURF (pseudo-labels where the reward is 95% sure, temporal crops), and
 `--pretrain 0,30000` without and with PEBBLE's pre-training (30000 env steps on a state-entropy reward before the
-first labels). Every run goes
+first labels). `--algo-kwargs KEY=VALUE ...` sets learner arguments of every run, baseline included (e.g.
+`policy_kwargs='{"log_std_init": -1}'`, as `prefrl train --algo-kwargs` takes them); their run ids and summary rows
+name them, so runs with other settings never mix. Every run goes
 through `prefrl.train` exactly as `prefrl train` does. Per-run records land in
 `benchmarks/results/runs/*.json` (the policy, reward model and labels of each run stay in
 `--runs-dir`); a sweep that is stopped resumes where it was: finished runs are skipped, a run
@@ -26,8 +28,10 @@ and seeds), `benchmarks/results/mujoco.md` and one plot per env, `mujoco_<env>.p
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
+import shlex
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
@@ -43,6 +47,7 @@ from prefrl.feedback.samplers import SAMPLERS
 from prefrl.feedback.teachers import TEACHERS, make_teacher
 from prefrl.reward.trainer import ROBUST, Surf
 from prefrl.runs.config import TrainConfig
+from prefrl.runs.options import parse_pairs
 from prefrl.runs.sweep import (
     IncompatibleResults,
     Progress,
@@ -57,6 +62,7 @@ from prefrl.runs.sweep import (
     seed_stats,
 )
 from prefrl.sb3.envs import check_env_id
+from prefrl.sb3.hyperparams import parse_algo_kwargs
 from prefrl.sb3.policies import ALGOS
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -79,6 +85,8 @@ class RunSpec:
     robust: str = "none"
     surf: float | None = None
     pretrain: int = 0
+    algo_kwargs: str = ""
+    """The learner arguments as sorted JSON ("" for SB3's defaults): text, so that a spec stays hashable."""
 
     @property
     def method(self) -> str:
@@ -89,13 +97,41 @@ class RunSpec:
     def run_id(self) -> str:
         """A file-name-safe unique name."""
         env = self.env.replace("/", "_")
+        kw = f"__kw_{kwargs_tag(self.algo_kwargs)}" if self.algo_kwargs else ""
         if self.labels == 0:
-            return f"{env}__{self.algo}__true__s{self.steps}__seed{self.seed}"
+            return f"{env}__{self.algo}__true{kw}__s{self.steps}__seed{self.seed}"
         robust = "" if self.robust == "none" else f"__{self.robust}"
         robust += "" if self.surf is None else f"__surf{self.surf:g}"
         robust += f"__pre{self.pretrain}" if self.pretrain else ""
-        return (f"{env}__{self.algo}__{self.teacher}__{self.sampler}{robust}__L{self.labels}__H{self.segment_len}"
+        return (f"{env}__{self.algo}__{self.teacher}__{self.sampler}{robust}{kw}__L{self.labels}__H{self.segment_len}"
                 f"__s{self.steps}__seed{self.seed}")
+
+
+def _leaves(kwargs: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """(key, value) of every non-mapping value, nested keys by their own name (policy_kwargs.log_std_init ->
+    log_std_init)."""
+    out = []
+    for key, value in sorted(kwargs.items()):
+        out += _leaves(value) if isinstance(value, dict) else [(key, value)]
+    return out
+
+
+def kwargs_tag(text: str) -> str:
+    """A spec's learner arguments in a file name: `log_std_init-1` for policy_kwargs={"log_std_init": -1} (a hash
+    where the names would be long)."""
+    tag = re.sub(r"[^A-Za-z0-9._-]", "", "_".join(f"{k}{v}" for k, v in _leaves(json.loads(text))))
+    return tag if len(tag) <= 60 else hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def learner(row: dict[str, Any]) -> str:
+    """A row's (or spec's) learner arguments in words, `log_std_init=-1`; "" for SB3's defaults."""
+    text = row.get("algo_kwargs", "")
+    return ", ".join(f"{k}={v}" for k, v in _leaves(json.loads(text))) if text else ""
+
+
+def algo_name(row: dict[str, Any]) -> str:
+    """`ppo`, or `ppo (log_std_init=-1)` where the learner arguments were set."""
+    return f"{row['algo']} ({learner(row)})" if learner(row) else row["algo"]
 
 
 def teacher_config(token: str) -> tuple[str, dict[str, float]]:
@@ -160,6 +196,10 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     seeds = _int_list("seeds", args.seeds, allow_zero=True)
     (steps,) = _int_list("steps", str(args.steps), allow_zero=False)
     (segment_len,) = _int_list("segment-len", str(args.segment_len), allow_zero=False)
+    kwargs = parse_pairs(args.algo_kwargs, "--algo-kwargs")
+    for env in envs:
+        parse_algo_kwargs(kwargs, env_id=env)  # refuses what the learner or prefrl would refuse
+    algo_kwargs = json.dumps(kwargs, sort_keys=True) if kwargs else ""
     specs: list[RunSpec] = []
     for env in envs:
         for n in labels:
@@ -169,7 +209,7 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
             for teacher, sampler, screen, surf, pre in combos:
                 for seed in seeds:
                     specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, screen, surf,
-                                         pre))
+                                         pre, algo_kwargs))
     return specs
 
 
@@ -181,6 +221,7 @@ def make_task(spec: RunSpec, results: Path, runs_dir: Path) -> Task:
         segment_len=spec.segment_len, reward="learned" if spec.labels else "true", labels=spec.labels or 1,
         teacher=teacher, teacher_kwargs=teacher_kwargs, sampler=spec.sampler if spec.labels else "uniform",
         robust=spec.robust, surf=spec.surf, pretrain_steps=spec.pretrain,
+        algo_kwargs=json.loads(spec.algo_kwargs) if spec.algo_kwargs else {},
     ))
     return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
 
@@ -191,35 +232,46 @@ def record_path(results: Path, spec: RunSpec) -> Path:
 
 
 # -------------------------------------------------------------------- aggregate
+ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "surf", "pretrain", "labels", "steps",
+            "segment_len", "algo_kwargs")
+"""What makes runs one summary row (all but the seed)."""
+_OPTION_DEFAULTS = {"robust": "none", "surf": None, "pretrain": 0, "algo_kwargs": ""}  # records from before an option
+
+
 def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Summary rows over seeds (std: sample std, ddof=1); ratio_to_true_reward uses the baseline with the same env,
-    steps and seeds."""
-    groups = group_records(records, lambda r: (r["spec"]["env"], r["spec"]["algo"], r["method"], r["spec"]["teacher"],
-                                               r["spec"]["sampler"], r["spec"]["labels"], r["spec"]["steps"],
-                                               r["spec"]["segment_len"], r["spec"].get("robust", "none"),
-                                               r["spec"].get("surf"), r["spec"].get("pretrain", 0)))
-    baselines = {(k[0], k[1], k[6]): {r["spec"]["seed"]: r["metrics"]["true_return"] for r in v}
-                 for k, v in groups.items() if k[2] == BASELINE}
+    steps, seeds and learner arguments."""
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        fields = {**_OPTION_DEFAULTS, **r["spec"], "method": r["method"]}
+        return tuple(fields[k] for k in ROW_KEYS)
+
+    def same_baseline(fields: dict[str, Any]) -> tuple[Any, ...]:
+        return fields["env"], fields["algo"], fields["steps"], fields["algo_kwargs"]
+
+    def order(fields: dict[str, Any]) -> tuple[Any, ...]:
+        return (fields["env"], fields["labels"], fields["teacher"], fields["sampler"], fields["robust"],
+                fields["surf"] or 0, fields["pretrain"], fields["algo_kwargs"])
+
+    groups = sorted(((dict(zip(ROW_KEYS, k)), v) for k, v in group_records(records, key).items()),
+                    key=lambda group: order(group[0]))
+    baselines = {same_baseline(fields): {r["spec"]["seed"]: r["metrics"]["true_return"] for r in runs}
+                 for fields, runs in groups if fields["method"] == BASELINE}
     rows = []
-    for key, runs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][5], kv[0][3], kv[0][4], kv[0][8],
-                                                            kv[0][9] or 0, kv[0][10])):
-        env, algo, method, teacher, sampler, labels, steps, seg, robust, surf, pretrain = key
+    for fields, runs in groups:
         seeds = sorted(r["spec"]["seed"] for r in runs)
         mean, std = seed_stats(r["metrics"]["true_return"] for r in runs)
-        base = baselines.get((env, algo, steps), {})
+        base = baselines.get(same_baseline(fields), {})
         common = [s for s in seeds if s in base]
-        ratio = None
-        if common and method != BASELINE:
+        baseline, ratio = fields["method"] == BASELINE, None
+        if common and not baseline:
             mine = np.mean([r["metrics"]["true_return"] for r in runs if r["spec"]["seed"] in common])
             ref = np.mean([base[s] for s in common])
             ratio = float(mine / ref) if ref > 0 else None  # a ratio of returns means nothing below 0
         rows.append({
-            "env": env, "algo": algo, "method": method, "teacher": teacher, "sampler": sampler, "robust": robust,
-            "surf": surf, "pretrain": pretrain,
-            "labels": labels, "steps": steps, "segment_len": seg, "seeds": seeds,
+            **fields, "seeds": seeds,
             "true_return_mean": mean, "true_return_std": std,
-            "ratio_to_true_reward": 1.0 if method == BASELINE else ratio,
-            "ratio_seeds": common if method != BASELINE else seeds,
+            "ratio_to_true_reward": 1.0 if baseline else ratio,
+            "ratio_seeds": seeds if baseline else common,
             "reward_correlation_mean": mean_or_none(r["metrics"].get("reward_correlation") for r in runs),
             "labels_answered_mean": mean_or_none(r["metrics"].get("labels_answered") for r in runs),
             "pref_accuracy_heldout_mean": mean_or_none(r["metrics"].get("pref_accuracy_heldout") for r in runs),
@@ -248,7 +300,7 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) 
     table = []
     for r in rows:
         answered = "" if r["labels_answered_mean"] is None or r["method"] == BASELINE else f" ({r['labels_answered_mean']:.0f})"
-        table.append([r["env"], f"{r['algo']} {r['method']}", r["teacher"], queries(r), f"{r['labels']}{answered}",
+        table.append([r["env"], f"{algo_name(r)} {r['method']}", r["teacher"], queries(r), f"{r['labels']}{answered}",
                       r["steps"], len(r["seeds"]), mean_std_text(r["true_return_mean"], r["true_return_std"]),
                       fmt(r["ratio_to_true_reward"]), fmt(r["reward_correlation_mean"], "{:.3f}")])
     lines = ["Produced by:", *[f"- `{c}`" for c in commands], "",
@@ -281,8 +333,8 @@ def plot_env(env: str, records: list[dict[str, Any]], path: Path) -> None:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         s = r["spec"]
-        name = f"{s['algo']} true reward" if r["method"] == BASELINE else \
-            f"{s['algo']} {s['labels']} {s['teacher']} labels, {queries(s)}"
+        name = f"{algo_name(s)} true reward" if r["method"] == BASELINE else \
+            f"{algo_name(s)} {s['labels']} {s['teacher']} labels, {queries(s)}"
         groups[name].append(r)
     fig, (ax_t, ax_l) = plt.subplots(1, 2, figsize=(12, 4.5))
     for name, runs in sorted(groups.items()):
@@ -345,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "(e.g. 0.95), or several (none,0.95)")
     p.add_argument("--pretrain", default="0", help="PEBBLE pre-training steps before the first labels of the "
                                                    "preference runs: 0 (none), a number, or several (0,30000)")
+    p.add_argument("--algo-kwargs", nargs="*", metavar="KEY=VALUE", default=None,
+                   help="learner arguments of every run, baseline included, as prefrl train --algo-kwargs takes them")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--steps", default="300000")
     p.add_argument("--segment-len", default="50")
@@ -365,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         args.envs, args.seeds = args.envs.split(",")[0], args.seeds.split(",")[0]
         args.labels, args.steps, args.segment_len = "0,20", "3000", "20"
     given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--summarize-only"]
-    command = "python benchmarks/mujoco_sweep.py " + " ".join(given)  # the command that produces the runs
+    command = "python benchmarks/mujoco_sweep.py " + shlex.join(given)  # the command that produces the runs
     results, runs_dir = Path(args.results_dir), Path(args.runs_dir)
     try:
         specs = parse_specs(args)

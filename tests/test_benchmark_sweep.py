@@ -101,6 +101,8 @@ def test_a_failed_run_is_recorded_and_does_not_stop_the_others(tmp_path, capsys)
         (["--surf", "high"], "--surf value 'high' is invalid"),
         (["--pretrain", "0,-5"], "--pretrain value '-5' is invalid"),
         (["--algo", "trpo"], "unknown method/algo 'trpo'"),
+        (["--algo-kwargs", "gamma"], "--algo-kwargs: expected key=value, got 'gamma'"),
+        (["--algo-kwargs", "policy_kwargs=[1]"], "policy_kwargs=[1]: expected a mapping"),
         (["--steps", "0"], "--steps value '0' is invalid: expected positive integers"),
         (["--steps", "1e5"], "--steps value '1e5' is invalid"),
         (["--labels", "0,-5"], "--labels value '-5' is invalid"),
@@ -140,6 +142,31 @@ def test_surf_and_pretraining_runs_are_named_apart_and_reach_each_runs_config(tm
     assert configs[f"{env}__ppo__true__s1000__seed0"]["pretrain_steps"] == 0  # the baseline has no labels to wait for
     row = {"sampler": "uniform", "robust": "none", "surf": 0.95, "pretrain": 500}
     assert sweep.queries(row) == "uniform + surf 0.95 + pretrain 500" and sweep.queries({"sampler": "uniform"}) == "uniform"
+
+
+def test_learner_arguments_reach_every_run_and_pair_each_run_with_its_own_baseline(tmp_path):
+    args = sweep.build_parser().parse_args(["--envs", ENV, "--labels", "0,50", "--seeds", "0", "--steps", "1000",
+                                            "--algo-kwargs", 'policy_kwargs={"log_std_init": -1}', "n_steps=256"])
+    configs = {s.run_id: sweep.make_task(s, tmp_path, tmp_path).config for s in sweep.parse_specs(args)}
+    env = ENV.replace('/', '_')
+    tag = "n_steps256_log_std_init-1"
+    assert set(configs) == {f"{env}__ppo__true__kw_{tag}__s1000__seed0",
+                            f"{env}__ppo__oracle__uniform__kw_{tag}__L50__H50__s1000__seed0"}
+    for config in configs.values():  # the baseline too
+        assert config["algo_kwargs"] == {"n_steps": 256, "policy_kwargs": {"log_std_init": -1}}
+
+    def record(labels, seed, ret, kwargs=None):
+        spec = {"env": ENV, "algo": "ppo", "teacher": "-" if labels == 0 else "oracle", "labels": labels,
+                "sampler": "-" if labels == 0 else "uniform", "seed": seed, "steps": 1000, "segment_len": 50,
+                **({"algo_kwargs": kwargs} if kwargs else {})}  # a record from before the option has no key
+        return {"spec": spec, "method": "true_reward" if labels == 0 else "preference",
+                "metrics": {"true_return": ret, "wall_seconds": 1.0}}
+
+    kw = '{"policy_kwargs": {"log_std_init": -1}}'
+    rows = sweep.aggregate([record(0, 0, 100.0), record(50, 0, 50.0), record(0, 0, 400.0, kw), record(50, 0, 200.0, kw)])
+    ratios = {(r["method"], sweep.algo_name(r)): r["ratio_to_true_reward"] for r in rows}
+    assert ratios == {("true_reward", "ppo"): 1.0, ("preference", "ppo"): 0.5,
+                      ("true_reward", "ppo (log_std_init=-1)"): 1.0, ("preference", "ppo (log_std_init=-1)"): 0.5}
 
 
 def test_results_from_an_incompatible_version_are_refused(tmp_path, capsys):
@@ -198,7 +225,10 @@ def test_iqm_and_stratified_bootstrap():
         iqm([])
 
 
-def test_efficiency_summary_from_sweep_records(tmp_path):
+KW = '{"policy_kwargs": {"log_std_init": -1}}'
+
+
+def test_efficiency_summary_from_sweep_records(tmp_path, capsys):
     from benchmarks import efficiency
 
     runs = tmp_path / "runs"
@@ -216,21 +246,28 @@ def test_efficiency_summary_from_sweep_records(tmp_path):
         record("A-v0", 100, "policy_aligned", seed, qpa)
         record("A-v0", 100, "uniform", seed, qpa - 10, teacher="mistake0.3", robust="rime")
         record("A-v0", 100, "uniform", seed, uni + 5, pretrain=30000)
+        record("A-v0", 0, "-", seed, 2 * base, algo_kwargs=KW)  # other learner arguments: scored on their own
+        record("A-v0", 100, "policy_aligned", seed, qpa, algo_kwargs=KW)
     assert efficiency.main(["--results-dir", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "efficiency_summary.json").read_text())
-    rows = {r["method"]: r for r in summary["rows"]}
+    rows = {r["method"]: r for r in summary["rows"] if r["env"] == "A-v0"}
+    tuned = [r for r in summary["rows"] if r["env"] == "A-v0 (log_std_init=-1)"]
+    assert len(tuned) == 1 and tuned[0]["ratio_mean"] == pytest.approx((95 + 110 + 100) / 3 / 200)
     assert rows["uniform"]["ratio_mean"] == pytest.approx(80 / 100)  # (80+90+70)/3 over a mean baseline of 100
     assert rows["policy_aligned"]["ratio_std"] == pytest.approx(np.std([0.95, 1.10, 1.00], ddof=1))  # sample std
     claims = {c["claim"]: c["holds"] for c in summary["claims"]}
     assert claims == {"A-v0, policy_aligned: ratio >= 0.9 at 100 labels": True,
                       "A-v0, uniform: ratio >= 0.9 at 100 labels": False,
                       "A-v0, uniform, mistake0.3, rime: ratio >= 0.8 at 100 labels": True,  # noisy teachers: 0.8
-                      "A-v0, uniform, pretrain 30000: ratio >= 0.9 at 100 labels": False}
+                      "A-v0, uniform, pretrain 30000: ratio >= 0.9 at 100 labels": False,
+                      "A-v0 (log_std_init=-1), policy_aligned: ratio >= 0.9 at 100 labels": False}
     agg = {a["method"]: a for a in summary["aggregate"]}
     assert agg["uniform"]["runs"] == 3 and agg["uniform"]["iqm"] == pytest.approx(0.8)
+    assert agg["policy_aligned"]["envs"] == ["A-v0", "A-v0 (log_std_init=-1)"]
     assert (tmp_path / "efficiency.png").stat().st_size > 5_000 and "| A-v0 |" in (tmp_path / "efficiency.md").read_text()
     assert (tmp_path / "efficiency_profile.png").stat().st_size > 5_000
-    (runs / "A-v0_0_-_0.json").unlink()  # a preference run without its env's baseline is refused, not divided by 0
-    for seed in (1, 2):
-        (runs / f"A-v0_0_-_{seed}.json").unlink()
+    for path in runs.glob("A-v0_0_-_*.json"):  # a preference run without its own baseline is refused, not divided by 0
+        if "log_std" in path.name:
+            path.unlink()
     assert efficiency.main(["--results-dir", str(tmp_path)]) == 2
+    assert "no true-reward run of A-v0 (log_std_init=-1)" in capsys.readouterr().err
