@@ -8,7 +8,7 @@ teachers of `prefrl.feedback.teachers`, or one with its rate set (`mistake0.3`: 
 `--robust none,rime` runs each preference configuration without and with RIME's label screening, and
 `--surf none,0.95` without and with SURF (pseudo-labels where the reward is 95% sure, temporal crops), and
 `--pretrain 0,30000` without and with PEBBLE's pre-training (30000 env steps on a state-entropy reward before the
-first labels). `--algo-kwargs KEY=VALUE ...` sets learner arguments of every run, baseline included (e.g.
+first labels; the true-reward baseline too, as the control, scored against the baseline without it). `--algo-kwargs KEY=VALUE ...` sets learner arguments of every run, baseline included (e.g.
 `policy_kwargs='{"log_std_init": -1}'`, as `prefrl train --algo-kwargs` takes them); their run ids and summary rows
 name them, so runs with other settings never mix. Every run goes
 through `prefrl.train` exactly as `prefrl train` does. Per-run records land in
@@ -98,11 +98,12 @@ class RunSpec:
         """A file-name-safe unique name."""
         env = self.env.replace("/", "_")
         kw = f"__kw_{kwargs_tag(self.algo_kwargs)}" if self.algo_kwargs else ""
+        pre = f"__pre{self.pretrain}" if self.pretrain else ""
         if self.labels == 0:
-            return f"{env}__{self.algo}__true{kw}__s{self.steps}__seed{self.seed}"
+            return f"{env}__{self.algo}__true{kw}{pre}__s{self.steps}__seed{self.seed}"
         robust = "" if self.robust == "none" else f"__{self.robust}"
         robust += "" if self.surf is None else f"__surf{self.surf:g}"
-        robust += f"__pre{self.pretrain}" if self.pretrain else ""
+        robust += pre
         return (f"{env}__{self.algo}__{self.teacher}__{self.sampler}{robust}{kw}__L{self.labels}__H{self.segment_len}"
                 f"__s{self.steps}__seed{self.seed}")
 
@@ -203,7 +204,7 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     specs: list[RunSpec] = []
     for env in envs:
         for n in labels:
-            combos = ([("-", "-", "none", None, 0)] if n == 0 else
+            combos = ([("-", "-", "none", None, pre) for pre in pretrains] if n == 0 else
                       [(t, s, r, u, pre) for t in teachers for s in samplers for r in robust for u in surfs
                        for pre in pretrains])
             for teacher, sampler, screen, surf, pre in combos:
@@ -255,15 +256,15 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     groups = sorted(((dict(zip(ROW_KEYS, k)), v) for k, v in group_records(records, key).items()),
                     key=lambda group: order(group[0]))
     baselines = {same_baseline(fields): {r["spec"]["seed"]: r["metrics"]["true_return"] for r in runs}
-                 for fields, runs in groups if fields["method"] == BASELINE}
+                 for fields, runs in groups if fields["method"] == BASELINE and not fields["pretrain"]}
     rows = []
     for fields, runs in groups:
         seeds = sorted(r["spec"]["seed"] for r in runs)
         mean, std = seed_stats(r["metrics"]["true_return"] for r in runs)
         base = baselines.get(same_baseline(fields), {})
         common = [s for s in seeds if s in base]
-        baseline, ratio = fields["method"] == BASELINE, None
-        if common and not baseline:
+        baseline, ratio = fields["method"] == BASELINE and not fields["pretrain"], None
+        if common and not baseline:  # a true-reward run after PEBBLE's pre-training too: against the plain one
             mine = np.mean([r["metrics"]["true_return"] for r in runs if r["spec"]["seed"] in common])
             ref = np.mean([base[s] for s in common])
             ratio = float(mine / ref) if ref > 0 else None  # a ratio of returns means nothing below 0
@@ -312,10 +313,11 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) 
                 "run's segments where the reward is at least T sure, and temporal crops."]
                if any(r.get("surf") for r in rows) else []),
              *(["", "sampler + pretrain N: PEBBLE's pre-training before the first labels (`--pretrain-steps N`): N "
-                "env steps on a state-entropy reward, so the first queries see varied behaviour."]
+                "env steps on a state-entropy reward, so the first queries see varied behaviour. In a true_reward row "
+                "the same pre-training comes before the true reward, and its ratio is to the baseline without it."]
                if any(r.get("pretrain") for r in rows) else []),
              "", "std: sample standard deviation across seeds (ddof=1). ratio to true reward: mean true return over "
-             "the baseline's (same env, steps, seeds); undefined (–) where the baseline's mean return is not positive."]
+             "the baseline's (same env, steps, seeds, learner arguments); undefined (–) where the baseline's mean return is not positive."]
     short = [f"{r['env']} ({r['labels']} {r['teacher']} labels, {queries(r)}: {r['ratio_to_true_reward']:.2f})"
              for r in rows if r["ratio_to_true_reward"] is not None and r["ratio_to_true_reward"] < 0.9]
     if short:
@@ -395,8 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--robust", default="none", help="label screening of the preference runs: none, rime (or both)")
     p.add_argument("--surf", default="none", help="SURF in the preference runs: none, or its confidence threshold "
                                                   "(e.g. 0.95), or several (none,0.95)")
-    p.add_argument("--pretrain", default="0", help="PEBBLE pre-training steps before the first labels of the "
-                                                   "preference runs: 0 (none), a number, or several (0,30000)")
+    p.add_argument("--pretrain", default="0", help="PEBBLE pre-training steps before the first labels (or the true "
+                                                   "reward of a baseline): 0 (none), a number, or several (0,30000)")
     p.add_argument("--algo-kwargs", nargs="*", metavar="KEY=VALUE", default=None,
                    help="learner arguments of every run, baseline included, as prefrl train --algo-kwargs takes them")
     p.add_argument("--seeds", default="0,1,2")

@@ -132,14 +132,16 @@ def test_surf_and_pretraining_runs_are_named_apart_and_reach_each_runs_config(tm
     args = sweep.build_parser().parse_args(["--envs", ENV, "--labels", "0,50", "--surf", "none,0.95", "--pretrain",
                                             "0,500", "--seeds", "0", "--steps", "1000"])
     specs = sweep.parse_specs(args)
-    assert len(specs) == 1 + 2 * 2
+    assert len(specs) == 2 + 2 * 2  # the baseline with and without the same pre-training
     configs = {s.run_id: sweep.make_task(s, tmp_path, tmp_path).config for s in specs}
     env = ENV.replace('/', '_')
     both = configs[f"{env}__ppo__oracle__uniform__surf0.95__pre500__L50__H50__s1000__seed0"]
     assert (both["surf"], both["pretrain_steps"]) == (0.95, 500)
     plain = configs[f"{env}__ppo__oracle__uniform__L50__H50__s1000__seed0"]  # ids from before the options unchanged
     assert (plain["surf"], plain["pretrain_steps"]) == (None, 0)
-    assert configs[f"{env}__ppo__true__s1000__seed0"]["pretrain_steps"] == 0  # the baseline has no labels to wait for
+    assert configs[f"{env}__ppo__true__s1000__seed0"]["pretrain_steps"] == 0  # ids from before unchanged here too
+    control = configs[f"{env}__ppo__true__pre500__s1000__seed0"]
+    assert (control["reward"], control["pretrain_steps"]) == ("true", 500)
     row = {"sampler": "uniform", "robust": "none", "surf": 0.95, "pretrain": 500}
     assert sweep.queries(row) == "uniform + surf 0.95 + pretrain 500" and sweep.queries({"sampler": "uniform"}) == "uniform"
 
@@ -163,7 +165,12 @@ def test_learner_arguments_reach_every_run_and_pair_each_run_with_its_own_baseli
                 "metrics": {"true_return": ret, "wall_seconds": 1.0}}
 
     kw = '{"policy_kwargs": {"log_std_init": -1}}'
-    rows = sweep.aggregate([record(0, 0, 100.0), record(50, 0, 50.0), record(0, 0, 400.0, kw), record(50, 0, 200.0, kw)])
+    control = record(0, 0, 300.0)
+    control["spec"]["pretrain"] = 3000  # the true reward after PEBBLE's pre-training: scored against the plain one
+    rows = sweep.aggregate([record(0, 0, 100.0), record(50, 0, 50.0), record(0, 0, 400.0, kw), record(50, 0, 200.0, kw),
+                            control])
+    assert [r["ratio_to_true_reward"] for r in rows if r["pretrain"]] == [3.0]
+    rows = [r for r in rows if not r["pretrain"]]
     ratios = {(r["method"], sweep.algo_name(r)): r["ratio_to_true_reward"] for r in rows}
     assert ratios == {("true_reward", "ppo"): 1.0, ("preference", "ppo"): 0.5,
                       ("true_reward", "ppo (log_std_init=-1)"): 1.0, ("preference", "ppo (log_std_init=-1)"): 0.5}

@@ -85,19 +85,7 @@ def test_pebble_pretraining_uses_state_entropy_before_the_first_labels(learner):
         before, warmup, counted = 200, 200, 0  # PPO's random-action warm-up, outside its own step count
     cb = PreferenceCallback(model, make_teacher("oracle"), total_labels=20, total_steps=1200, segment_len=10,
                             num_queries=2, pretrain_steps=400, warmup_steps=warmup)
-    sources = []
-
-    orig = wrapped.relabel.__class__.__call__
-
-    def spy(self, *args, **kw):
-        sources.append(self.source if isinstance(self.source, str) else type(self.source).__name__)
-        return orig(self, *args, **kw)
-
-    wrapped.relabel.__class__.__call__ = spy
-    try:
-        algo.learn(1200, callback=cb)
-    finally:
-        wrapped.relabel.__class__.__call__ = orig
+    sources = _record_sources(wrapped, lambda: algo.learn(1200, callback=cb))
     first_learned = sources.index("learned")
     assert set(sources[:first_learned]) == {"StateEntropyReward"}
     assert first_learned >= before + 400  # random steps + pre-training
@@ -105,6 +93,38 @@ def test_pebble_pretraining_uses_state_entropy_before_the_first_labels(learner):
     assert cb.labels_asked == 20 and set(sources[first_learned:]) == {"learned"}
     if learner == "ppo":  # the reward scale of pre-training is forgotten: normalization counts learned rewards only
         assert algo.get_env().ret_rms.count <= len(sources) - first_learned + 1
+
+
+def _record_sources(wrapped, run):
+    """The reward source of every step `run()` takes through `wrapped` (a name for callables)."""
+    sources, orig = [], type(wrapped.relabel).__call__
+
+    def spy(self, *args, **kw):
+        sources.append(self.source if isinstance(self.source, str) else type(self.source).__name__)
+        return orig(self, *args, **kw)
+
+    type(wrapped.relabel).__call__ = spy
+    try:
+        run()
+    finally:
+        type(wrapped.relabel).__call__ = orig
+    return sources
+
+
+def test_pebble_pretraining_before_the_true_reward_is_the_same_pretraining():
+    from prefrl.sb3.exploration import StateEntropyPretraining
+
+    venv = DummyVecEnv([lambda: gym.make("prefrl/PointMass-v0")])
+    wrapped = LearnedRewardVecEnv(venv, None, TrajectoryBuffer(1))
+    ppo = PPO("MlpPolicy", VecNormalize(wrapped), n_steps=100, batch_size=50, n_epochs=1, seed=0,
+              policy_kwargs={"net_arch": [32, 32]})
+    sources = _record_sources(wrapped, lambda: ppo.learn(800, callback=StateEntropyPretraining(400)))
+    first_true = sources.index("true")
+    assert first_true == 400 and set(sources[:first_true]) == {"StateEntropyReward"}  # 4 rollouts of 100 steps
+    assert set(sources[first_true:]) == {"true"} and len(sources) == 800
+    assert ppo.get_env().ret_rms.count <= 400 + 1  # normalization forgot the pre-training reward's scale
+    with pytest.raises(ValueError, match="TrajectoryBuffer"):
+        PPO("MlpPolicy", LearnedRewardVecEnv(venv, None), n_steps=64).learn(64, callback=StateEntropyPretraining(32))
 
 
 def test_state_entropy_reward_is_larger_for_novel_states():

@@ -52,6 +52,25 @@ def test_surf_run_pseudo_labels_its_own_segments_at_every_fit(tmp_path):
     assert json.loads((out / "config.json").read_text())["surf"] == 0.9
 
 
+def test_true_reward_after_pebble_pretraining(tmp_path):
+    from prefrl.runs.config import TrainConfig
+    from prefrl.sb3.policies import read_normalization
+
+    out, m = _train(tmp_path, "pre", "--env", "prefrl/PointMass-v0", "--reward", "true", "--steps", "1024",
+                    "--pretrain-steps", "512", "--algo-kwargs", "n_steps=512", "batch_size=64", "--evals", "1",
+                    "--eval-episodes", "1")
+    assert m["reward"] == "true" and json.loads((out / "config.json").read_text())["pretrain_steps"] == 512
+    # the first rollout trained on the state-entropy reward; reward normalization counts only the true one's steps
+    assert read_normalization(out / "vecnormalize.npz")["ret"].count == pytest.approx(512, abs=1)
+    frozen = tmp_path / "frozen"
+    frozen.mkdir()
+    (frozen / "reward_model.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match="pre-training comes before the first labels, expected --reward learned "
+                                         "with --labels N, or --reward true"):
+        TrainConfig(env="prefrl/PointMass-v0", out=str(tmp_path / "x"), reward="frozen", reward_from=[str(frozen)],
+                    pretrain_steps=500).validate()
+
+
 def test_true_reward_baseline_and_overlay_plot(tmp_path, capsys):
     base, m = _train(tmp_path, "true", "--env", "prefrl/PointMass-v0", "--reward", "true", "--steps", "2048",
                      "--evals", "1", "--eval-episodes", "2")
@@ -85,8 +104,6 @@ def test_true_reward_baseline_and_overlay_plot(tmp_path, capsys):
          "surf 0.95: SURF labels unlabelled pairs beside the run's labels; expected labels"),
         (["--env", "prefrl/PointMass-v0", "--steps", "1000", "--pretrain-steps", "1000"],
          "pretrain_steps=1000: expected 0, or a number of env steps below --steps \\(1000\\)"),
-        (["--env", "prefrl/PointMass-v0", "--pretrain-steps", "500", "--reward", "true"],
-         "pretrain_steps=500: pre-training comes before the first labels, expected --reward learned"),
         (["--env", "prefrl/PointMass-v0", "--segment-len", "150"],
          "segment_len 150 is longer than prefrl/PointMass-v0's episodes \\(time limit 100 steps\\)"),
     ],

@@ -81,7 +81,7 @@ class TrainConfig:
     """Episodes per evaluation during the run."""
     pretrain_steps: int = 0
     """PEBBLE unsupervised pre-training: env steps on a state-entropy reward before the first labels (PPO: after
-    the random-action warm-up)."""
+    the random-action warm-up); with --reward true, before the true reward (the control of a run with labels)."""
     reward_hidden: list[int] = field(default_factory=lambda: [64, 64])
     """Hidden layer sizes of each reward ensemble member."""
     reward_inputs: list[str] | None = None
@@ -231,9 +231,10 @@ class TrainConfig:
                 not 0 <= self.pretrain_steps < self.steps:
             raise ValueError(f"pretrain_steps={self.pretrain_steps!r}: expected 0, or a number of env steps below "
                              f"--steps ({self.steps})")
-        if self.pretrain_steps and (self.reward != "learned" or self.labels == 0):
+        if self.pretrain_steps and not (self.reward == "true" or (self.reward == "learned" and self.labels > 0)):
             raise ValueError(f"pretrain_steps={self.pretrain_steps}: pre-training comes before the first labels, "
-                             "expected --reward learned with --labels N")
+                             "expected --reward learned with --labels N, or --reward true (the same pre-training "
+                             "before the true reward)")
 
     def _validate_reward_sources(self) -> None:
         """Labels and/or demonstrations, with weights that make sense together."""

@@ -38,6 +38,7 @@ from prefrl.runs.plotting import plot_runs
 from prefrl.sb3.callback import FeedbackConfig, LoopState, PreferenceCallback
 from prefrl.sb3.envs import make_vec_env
 from prefrl.sb3.evaluation import evaluate_policy, reward_model_report
+from prefrl.sb3.exploration import StateEntropyPretraining
 from prefrl.sb3.hyperparams import ZooHyperparams, load_zoo_hyperparams, parse_algo_kwargs
 from prefrl.sb3.objectives import objective_wrapper
 from prefrl.sb3.policies import ALGOS, normalization_stats, read_normalization, save_normalization, start_from
@@ -335,6 +336,8 @@ class Run:
         """Run to the configured number of steps, then evaluate, save and plot; returns metrics."""
         cfg = self.config
         callbacks: list[BaseCallback] = [self.pref] if self.pref is not None else []
+        if cfg.reward == "true" and cfg.pretrain_steps:
+            callbacks.append(StateEntropyPretraining(cfg.pretrain_steps))
         callbacks.append(_RunMonitor(self, max(cfg.steps // cfg.evals, 1)))
         if cfg.progress:
             callbacks.append(_Progress(cfg.steps, self.model.num_timesteps, self.pref))

@@ -20,8 +20,6 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.running_mean_std import RunningMeanStd
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 
 from prefrl.core.data import ComparisonDataset, Segments, write_json
 from prefrl.core.validation import check_choice, check_positive_int
@@ -31,9 +29,9 @@ from prefrl.feedback.samplers import SAMPLERS
 from prefrl.feedback.schedule import LabelSchedule
 from prefrl.reward.model import RewardModel
 from prefrl.reward.trainer import RewardTrainer
-from prefrl.sb3.exploration import StateEntropyReward, random_warmup
+from prefrl.sb3.exploration import StateEntropyReward, random_warmup, switch_reward
 from prefrl.sb3.relabel import check_relabellable, relabel_replay_buffer
-from prefrl.sb3.wrappers import LearnedRewardVecEnv
+from prefrl.sb3.wrappers import LearnedRewardVecEnv, find_wrapper
 
 __all__ = ["FeedbackConfig", "LabelSchedule", "LoopState", "PreferenceCallback", "StateEntropyReward"]
 
@@ -114,17 +112,6 @@ class LoopState:
     def save(self, run_dir: Path) -> None:
         """Write `pref_state.json` atomically."""
         write_json(run_dir / STATE_FILE, {k: v for k, v in asdict(self).items() if k != "fitted"})
-
-
-def find_wrapper(venv: VecEnv, cls: type) -> Any:
-    """The first wrapper of type `cls` in a stack of VecEnvWrappers."""
-    env = venv
-    while True:
-        if isinstance(env, cls):
-            return env
-        if not isinstance(env, VecEnvWrapper):
-            raise ValueError(f"the training env has no {cls.__name__} in its wrapper stack ({type(venv).__name__})")
-        env = env.venv
 
 
 class PreferenceCallback(BaseCallback):
@@ -268,14 +255,8 @@ class PreferenceCallback(BaseCallback):
     def _end_pretraining(self) -> None:
         """From PEBBLE's state-entropy reward, if it is still on, to the learned reward. Reward normalization's
         statistics of the pre-training reward are dropped rather than left to scale the learned one."""
-        if self.wrapper.relabel.source == "learned":
-            return
-        self.wrapper.set_reward_source("learned")
-        try:
-            norm = find_wrapper(self.training_env, VecNormalize)
-        except ValueError:
-            return
-        norm.ret_rms, norm.returns = RunningMeanStd(shape=()), np.zeros(norm.num_envs)
+        if self.wrapper.relabel.source != "learned":
+            switch_reward(self.training_env, self.wrapper, "learned")
 
     # -------------------------------------------------------------- the loop
     def _query(self, n: int) -> None:

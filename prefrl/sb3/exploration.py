@@ -1,5 +1,6 @@
 """Varied behaviour before the first queries: random-action warm-up (on-policy learners) and PEBBLE's
-state-entropy pre-training reward (any learner; on-policy ones after their warm-up)."""
+state-entropy pre-training reward (any learner; on-policy ones after their warm-up), also before the true reward
+(`StateEntropyPretraining`, the control that tells the pre-trained policy's share of a gain from the labels')."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ import math
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from prefrl.core.data import TrajectoryBuffer
+from prefrl.sb3.wrappers import LearnedRewardVecEnv, RewardFn, find_wrapper
 
 
 def random_warmup(model: BaseAlgorithm, steps: int, seed: int) -> int:
@@ -57,3 +62,40 @@ class StateEntropyReward:
             self._m2 += delta * (d - self._mean)
         std = math.sqrt(self._m2 / self._count) if self._count > 1 else 1.0
         return dist / max(std, 1e-8)
+
+
+def switch_reward(training_env: VecEnv, wrapper: LearnedRewardVecEnv, source: str | RewardFn) -> None:
+    """End PEBBLE's pre-training: `wrapper` gives `source`'s rewards from now on, and reward normalization's
+    statistics of the state-entropy reward are dropped rather than left to scale the new one."""
+    wrapper.set_reward_source(source)
+    try:
+        norm = find_wrapper(training_env, VecNormalize)
+    except ValueError:
+        return
+    norm.ret_rms, norm.returns = RunningMeanStd(shape=()), np.zeros(norm.num_envs)
+
+
+class StateEntropyPretraining(BaseCallback):
+    """PEBBLE's pre-training before the env's own reward: the first `steps` env steps train on the state-entropy
+    reward, then the learner gets the true reward, switched at the first rollout end at or past `steps`."""
+
+    def __init__(self, steps: int):
+        super().__init__()
+        self.steps = steps
+
+    def _init_callback(self) -> None:
+        self.wrapper: LearnedRewardVecEnv = find_wrapper(self.training_env, LearnedRewardVecEnv)
+        if self.wrapper.buffer is None:
+            raise ValueError("state-entropy pre-training needs a LearnedRewardVecEnv that records into a "
+                             "TrajectoryBuffer (its states are the reward's reference)")
+
+    def _on_training_start(self) -> None:
+        if self.num_timesteps < self.steps:  # a run resumed after its pre-training goes on with the true reward
+            self.wrapper.set_reward_source(StateEntropyReward(self.wrapper.buffer))
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self.num_timesteps >= self.steps and self.wrapper.relabel.source != "true":
+            switch_reward(self.training_env, self.wrapper, "true")

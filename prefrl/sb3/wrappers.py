@@ -45,6 +45,17 @@ def render_state(env: gym.Env) -> np.ndarray | None:
         return None
 
 
+def find_wrapper(venv: VecEnv, cls: type) -> Any:
+    """The first wrapper of type `cls` in a stack of VecEnvWrappers."""
+    env = venv
+    while True:
+        if isinstance(env, cls):
+            return env
+        if not isinstance(env, VecEnvWrapper):
+            raise ValueError(f"the training env has no {cls.__name__} in its wrapper stack ({type(venv).__name__})")
+        env = env.venv
+
+
 class _Relabeller:
     """The shared step logic of both wrappers: flatten, check, compute reward, record."""
 
