@@ -82,7 +82,7 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
     records = load(results)
     base: dict[str, list[float]] = {}
     for r in records:
-        if r["spec"]["labels"] == 0:
+        if r["spec"]["labels"] == 0 and not r["spec"].get("pretrain"):  # not the control of PEBBLE's pre-training
             base.setdefault(task(r["spec"]), []).append(r["metrics"]["true_return"])
     scores: dict[tuple[str, int], dict[str, list[float]]] = {}
     returns: dict[tuple[str, str, int], list[float]] = {}
@@ -132,6 +132,9 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
              "flipped), the label screening (rime), SURF (surf T: pseudo-labels where the reward is T sure) and "
              "PEBBLE's pre-training (pretrain N: N env steps on a state-entropy reward before the first labels). "
              f"Targets: {TARGET} with oracle labels, {NOISY_TARGET} with a teacher that flips answers.",
+             *(["", "env (arguments): the preference runs and the true-reward runs they are scored against both ran "
+                "with these learner arguments (`mujoco_sweep.py --algo-kwargs`)."]
+               if any(learner(r["spec"]) for r in records) else []),
              "", "Also: `efficiency.png` (score against the label budget) and `efficiency_profile.png` (the share of "
              "runs above each score, all envs and seeds)."]
     (results / "efficiency.md").write_text("\n".join(lines) + "\n")

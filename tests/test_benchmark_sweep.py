@@ -255,6 +255,7 @@ def test_efficiency_summary_from_sweep_records(tmp_path, capsys):
         record("A-v0", 100, "uniform", seed, uni + 5, pretrain=30000)
         record("A-v0", 0, "-", seed, 2 * base, algo_kwargs=KW)  # other learner arguments: scored on their own
         record("A-v0", 100, "policy_aligned", seed, qpa, algo_kwargs=KW)
+        record("A-v0", 0, "-", seed, 10 * base, pretrain=30000)  # the control of pre-training: not a baseline
     assert efficiency.main(["--results-dir", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "efficiency_summary.json").read_text())
     rows = {r["method"]: r for r in summary["rows"] if r["env"] == "A-v0"}
