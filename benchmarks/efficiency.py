@@ -11,11 +11,13 @@ The first command trains (or reuses) the runs: `mujoco_sweep.py`'s records, one 
 `<results-dir>/runs/`; the true-reward baselines (`--labels 0`) are the same runs as the main sweep's (their records
 copied in, so they are not trained again). This script reads those records: each preference run's score is its
 final true return divided by the mean final true return of the true-reward runs of its env (same steps, same
-seeds). A run's method is its query sampler, then its teacher and label screening where not the defaults
+seeds, same `--algo-kwargs`; a task run with its own learner arguments is named with them, `Ant-v5
+(log_std_init=-1)`). True-reward runs after PEBBLE's pre-training (`--labels 0 --pretrain N`) are its control, not a
+baseline. A run's method is its query sampler, then its teacher and label screening where not the defaults
 (`uniform, mistake0.3, rime`: 30% of answers flipped, `--robust rime`). Per (method, labels): the IQM of all runs'
 scores with a 95% stratified bootstrap CI (strata = envs, 2000 resamples); per (env, method, labels): mean ± sample
-std (ddof=1) over seeds. Claim checked per env and method: score >= 0.9 with the oracle teacher (the issue's target
-at 200 labels, measured here at the budgets run), >= 0.8 with a teacher that flips answers.
+std (ddof=1) over seeds. Claim checked per env and method: score >= 0.9 with the oracle teacher (prefrl's target
+at 200 labels, checked here at every budget run), >= 0.8 with a teacher that flips answers.
 
 Writes `<results-dir>/efficiency_summary.json`, `efficiency.md`, `efficiency.png` (score vs label budget: the IQM
 over envs with its CI, then one panel per env, one line per method, ± the sample std over seeds as error bars and

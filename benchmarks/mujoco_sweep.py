@@ -8,10 +8,11 @@ teachers of `prefrl.feedback.teachers`, or one with its rate set (`mistake0.3`: 
 `--robust none,rime` runs each preference configuration without and with RIME's label screening, and
 `--surf none,0.95` without and with SURF (pseudo-labels where the reward is 95% sure, temporal crops), and
 `--pretrain 0,30000` without and with PEBBLE's pre-training (30000 env steps on a state-entropy reward before the
-first labels; the true-reward baseline too, as the control, scored against the baseline without it). `--algo-kwargs KEY=VALUE ...` sets learner arguments of every run, baseline included (e.g.
+first labels; the true-reward baseline too, as the control, scored against the baseline without it).
+`--algo-kwargs KEY=VALUE ...` sets learner arguments of every run, baseline included (e.g.
 `policy_kwargs='{"log_std_init": -1}'`, as `prefrl train --algo-kwargs` takes them); their run ids and summary rows
-name them, so runs with other settings never mix. Every run goes
-through `prefrl.train` exactly as `prefrl train` does. Per-run records land in
+name them, so runs with other settings never mix. Every run goes through `prefrl.train` exactly as `prefrl train`
+does. Per-run records land in
 `benchmarks/results/runs/*.json` (the policy, reward model and labels of each run stay in
 `--runs-dir`); a sweep that is stopped resumes where it was: finished runs are skipped, a run
 killed half-way resumes from its checkpoint, a failed run is recorded with its error (and retried
@@ -108,7 +109,7 @@ class RunSpec:
                 f"__s{self.steps}__seed{self.seed}")
 
 
-def _leaves(kwargs: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+def _leaves(kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
     """(key, value) of every non-mapping value, nested keys by their own name (policy_kwargs.log_std_init ->
     log_std_init)."""
     out = []
