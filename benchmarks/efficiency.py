@@ -43,7 +43,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from benchmarks.mujoco_sweep import learner, variants  # noqa: E402
+from benchmarks.mujoco_sweep import is_baseline, learner, variants  # noqa: E402
 from prefrl.core.data import write_json  # noqa: E402
 from prefrl.runs.sweep import markdown_table, mean_std_text, read_record, seed_stats, stratified_bootstrap_ci  # noqa: E402
 
@@ -84,7 +84,7 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
     records = load(results)
     base: dict[str, list[float]] = {}
     for r in records:
-        if r["spec"]["labels"] == 0 and not r["spec"].get("pretrain"):  # not the control of PEBBLE's pre-training
+        if is_baseline(r["spec"]):
             base.setdefault(task(r["spec"]), []).append(r["metrics"]["true_return"])
     scores: dict[tuple[str, int], dict[str, list[float]]] = {}
     returns: dict[tuple[str, str, int], list[float]] = {}

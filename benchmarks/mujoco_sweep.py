@@ -36,7 +36,8 @@ import shlex
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -237,15 +238,21 @@ def record_path(results: Path, spec: RunSpec) -> Path:
 ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "surf", "pretrain", "labels", "steps",
             "segment_len", "algo_kwargs")
 """What makes runs one summary row (all but the seed)."""
-_OPTION_DEFAULTS = {"robust": "none", "surf": None, "pretrain": 0, "algo_kwargs": ""}  # records from before an option
+_OPTION_DEFAULTS = {f.name: f.default for f in dataclass_fields(RunSpec) if f.default is not MISSING}  # older records
+
+
+def is_baseline(row: dict[str, Any]) -> bool:
+    """Whether a row (or spec) is a plain true-reward run, what preference runs are scored against: no labels, and
+    not the true reward after PEBBLE's pre-training (its control)."""
+    return row["labels"] == 0 and not row.get("pretrain")
 
 
 def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Summary rows over seeds (std: sample std, ddof=1); ratio_to_true_reward uses the baseline with the same env,
     steps, seeds and learner arguments."""
     def key(r: dict[str, Any]) -> tuple[Any, ...]:
-        fields = {**_OPTION_DEFAULTS, **r["spec"], "method": r["method"]}
-        return tuple(fields[k] for k in ROW_KEYS)
+        values = {**_OPTION_DEFAULTS, **r["spec"], "method": r["method"]}
+        return tuple(values[k] for k in ROW_KEYS)
 
     def same_baseline(fields: dict[str, Any]) -> tuple[Any, ...]:
         return fields["env"], fields["algo"], fields["steps"], fields["algo_kwargs"]
@@ -257,14 +264,14 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     groups = sorted(((dict(zip(ROW_KEYS, k)), v) for k, v in group_records(records, key).items()),
                     key=lambda group: order(group[0]))
     baselines = {same_baseline(fields): {r["spec"]["seed"]: r["metrics"]["true_return"] for r in runs}
-                 for fields, runs in groups if fields["method"] == BASELINE and not fields["pretrain"]}
+                 for fields, runs in groups if is_baseline(fields)}
     rows = []
     for fields, runs in groups:
         seeds = sorted(r["spec"]["seed"] for r in runs)
         mean, std = seed_stats(r["metrics"]["true_return"] for r in runs)
         base = baselines.get(same_baseline(fields), {})
         common = [s for s in seeds if s in base]
-        baseline, ratio = fields["method"] == BASELINE and not fields["pretrain"], None
+        baseline, ratio = is_baseline(fields), None
         if common and not baseline:  # a true-reward run after PEBBLE's pre-training too: against the plain one
             mine = np.mean([r["metrics"]["true_return"] for r in runs if r["spec"]["seed"] in common])
             ref = np.mean([base[s] for s in common])

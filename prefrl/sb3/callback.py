@@ -255,8 +255,7 @@ class PreferenceCallback(BaseCallback):
     def _end_pretraining(self) -> None:
         """From PEBBLE's state-entropy reward, if it is still on, to the learned reward. Reward normalization's
         statistics of the pre-training reward are dropped rather than left to scale the learned one."""
-        if self.wrapper.relabel.source != "learned":
-            switch_reward(self.training_env, self.wrapper, "learned")
+        switch_reward(self.training_env, self.wrapper, "learned")
 
     # -------------------------------------------------------------- the loop
     def _query(self, n: int) -> None:

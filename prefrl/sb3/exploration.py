@@ -66,7 +66,10 @@ class StateEntropyReward:
 
 def switch_reward(training_env: VecEnv, wrapper: LearnedRewardVecEnv, source: str | RewardFn) -> None:
     """End PEBBLE's pre-training: `wrapper` gives `source`'s rewards from now on, and reward normalization's
-    statistics of the state-entropy reward are dropped rather than left to scale the new one."""
+    statistics of the state-entropy reward are dropped rather than left to scale the new one. Nothing changes when
+    `source` is already on."""
+    if wrapper.relabel.source == source:
+        return
     wrapper.set_reward_source(source)
     try:
         norm = find_wrapper(training_env, VecNormalize)
@@ -97,5 +100,5 @@ class StateEntropyPretraining(BaseCallback):
         return True
 
     def _on_rollout_end(self) -> None:
-        if self.num_timesteps >= self.steps and self.wrapper.relabel.source != "true":
+        if self.num_timesteps >= self.steps:
             switch_reward(self.training_env, self.wrapper, "true")
