@@ -132,7 +132,8 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
                                "yes" if r["ratio_mean"] >= target(r["teacher"]) else "no"] for r in rows]),
              "", "method: the query sampler, then where not the defaults the teacher (mistakeP: a share P of answers "
              "flipped), the label screening (rime), SURF (surf T: pseudo-labels where the reward is T sure) and "
-             "PEBBLE's pre-training (pretrain N: N env steps on a state-entropy reward before the first labels). "
+             "PEBBLE's pre-training (pretrain N: N env steps on a state-entropy reward before the first labels), and "
+             "the share of labels held out of reward training where not 1/e (holdout 0: every label trained on). "
              f"Targets: {TARGET} with oracle labels, {NOISY_TARGET} with a teacher that flips answers.",
              *(["", "env (arguments): the preference runs and the true-reward runs they are scored against both ran "
                 "with these learner arguments (`mujoco_sweep.py --algo-kwargs`)."]

@@ -8,7 +8,9 @@ teachers of `prefrl.feedback.teachers`, or one with its rate set (`mistake0.3`: 
 `--robust none,rime` runs each preference configuration without and with RIME's label screening, and
 `--surf none,0.95` without and with SURF (pseudo-labels where the reward is 95% sure, temporal crops), and
 `--pretrain 0,30000` without and with PEBBLE's pre-training (30000 env steps on a state-entropy reward before the
-first labels; the true-reward baseline too, as the control, scored against the baseline without it).
+first labels; the true-reward baseline too, as the control, scored against the baseline without it), and
+`--holdout default,0` with a third of the labels held out of reward training for early stopping (Christiano et
+al.) and with none (every label trained on, as PEBBLE does).
 `--algo-kwargs KEY=VALUE ...` sets learner arguments of every run, baseline included (e.g.
 `policy_kwargs='{"log_std_init": -1}'`, as `prefrl train --algo-kwargs` takes them); their run ids and summary rows
 name them, so runs with other settings never mix. Every run goes through `prefrl.train` exactly as `prefrl train`
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import re
 import shlex
 import sys
@@ -88,6 +91,8 @@ class RunSpec:
     surf: float | None = None
     pretrain: int = 0
     algo_kwargs: str = ""
+    holdout: float | None = None
+    """The share of labels held out of reward training (`prefrl train --reward-holdout`); None: prefrl's default."""
     """The learner arguments as sorted JSON ("" for SB3's defaults): text, so that a spec stays hashable."""
 
     @property
@@ -105,7 +110,7 @@ class RunSpec:
             return f"{env}__{self.algo}__true{kw}{pre}__s{self.steps}__seed{self.seed}"
         robust = "" if self.robust == "none" else f"__{self.robust}"
         robust += "" if self.surf is None else f"__surf{self.surf:g}"
-        robust += pre
+        robust += pre + ("" if self.holdout is None else f"__ho{self.holdout:g}")
         return (f"{env}__{self.algo}__{self.teacher}__{self.sampler}{robust}{kw}__L{self.labels}__H{self.segment_len}"
                 f"__s{self.steps}__seed{self.seed}")
 
@@ -179,6 +184,19 @@ def _surf(token: str) -> float | None:
         raise ValueError(f"--surf value {token!r} is invalid: expected none or a threshold in [0.5, 1]") from None
 
 
+def _holdout(token: str) -> float | None:
+    """`default` (prefrl's), or the share of labels held out of reward training."""
+    if token == "default":
+        return None
+    try:
+        value = float(token)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1:
+        raise ValueError(f"--holdout value {token!r} is invalid: expected default or a share in [0, 1)")
+    return value
+
+
 def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     """Validate every option before any run starts, and expand the grid into runs."""
     envs = [e for e in args.envs.split(",") if e]
@@ -194,6 +212,7 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     for s in samplers:
         check_choice("sampler", s, SAMPLERS)
     surfs = [_surf(t) for t in args.surf.split(",")]
+    holdouts = [_holdout(t) for t in args.holdout.split(",")]
     pretrains = _int_list("pretrain", args.pretrain, allow_zero=True)
     labels = _int_list("labels", args.labels, allow_zero=True)
     seeds = _int_list("seeds", args.seeds, allow_zero=True)
@@ -207,12 +226,12 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     for env in envs:
         for n in labels:
             combos = ([("-", "-", "none", None, pre) for pre in pretrains] if n == 0 else
-                      [(t, s, r, u, pre) for t in teachers for s in samplers for r in robust for u in surfs
-                       for pre in pretrains])
-            for teacher, sampler, screen, surf, pre in combos:
+                      [(t, s, r, u, pre, h) for t in teachers for s in samplers for r in robust for u in surfs
+                       for pre in pretrains for h in holdouts])
+            for teacher, sampler, screen, surf, pre, *holdout in combos:
                 for seed in seeds:
                     specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, screen, surf,
-                                         pre, algo_kwargs))
+                                         pre, algo_kwargs, *holdout))
     return specs
 
 
@@ -225,6 +244,7 @@ def make_task(spec: RunSpec, results: Path, runs_dir: Path) -> Task:
         teacher=teacher, teacher_kwargs=teacher_kwargs, sampler=spec.sampler if spec.labels else "uniform",
         robust=spec.robust, surf=spec.surf, pretrain_steps=spec.pretrain,
         algo_kwargs=json.loads(spec.algo_kwargs) if spec.algo_kwargs else {},
+        **({"reward_holdout": spec.holdout} if spec.holdout is not None else {}),
     ))
     return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
 
@@ -235,7 +255,7 @@ def record_path(results: Path, spec: RunSpec) -> Path:
 
 
 # -------------------------------------------------------------------- aggregate
-ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "surf", "pretrain", "labels", "steps",
+ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "surf", "pretrain", "holdout", "labels", "steps",
             "segment_len", "algo_kwargs")
 """What makes runs one summary row (all but the seed)."""
 _OPTION_DEFAULTS = {f.name: f.default for f in dataclass_fields(RunSpec) if f.default is not MISSING}  # older records
@@ -259,7 +279,8 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
     def order(fields: dict[str, Any]) -> tuple[Any, ...]:
         return (fields["env"], fields["labels"], fields["teacher"], fields["sampler"], fields["robust"],
-                fields["surf"] or 0, fields["pretrain"], fields["algo_kwargs"])
+                fields["surf"] or 0, fields["pretrain"], fields["algo_kwargs"], -1 if fields["holdout"] is None
+                else fields["holdout"])
 
     groups = sorted(((dict(zip(ROW_KEYS, k)), v) for k, v in group_records(records, key).items()),
                     key=lambda group: order(group[0]))
@@ -291,11 +312,12 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def variants(row: dict[str, Any]) -> list[str]:
     """What a row (or spec) added to its query sampler, in words: `rime` where the labels were screened, `surf 0.95`
-    where SURF added pseudo-labels, `pretrain 30000` after PEBBLE's pre-training (records from before an option
-    have no key for it)."""
+    where SURF added pseudo-labels, `pretrain 30000` after PEBBLE's pre-training, `holdout 0` where no labels were
+    held out of reward training (records from before an option have no key for it)."""
     robust, surf, pretrain = row.get("robust", "none"), row.get("surf"), row.get("pretrain", 0)
+    holdout = row.get("holdout")
     return [*([robust] if robust != "none" else []), *([f"surf {surf:g}"] if surf else []),
-            *([f"pretrain {pretrain}"] if pretrain else [])]
+            *([f"pretrain {pretrain}"] if pretrain else []), *([f"holdout {holdout:g}"] if holdout is not None else [])]
 
 
 def queries(row: dict[str, Any]) -> str:
@@ -324,6 +346,10 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) 
                 "env steps on a state-entropy reward, so the first queries see varied behaviour. In a true_reward row "
                 "the same pre-training comes before the true reward, and its ratio is to the baseline without it."]
                if any(r.get("pretrain") for r in rows) else []),
+             *(["", "sampler + holdout F: a share F of the labels held out of reward training for early stopping "
+                "(`--reward-holdout F`; prefrl's default 1/e, Christiano et al.). With 0 every label is trained on "
+                "until each member ranks 97% of its pairs right, as PEBBLE and B-Pref do."]
+               if any(r.get("holdout") is not None for r in rows) else []),
              "", "std: sample standard deviation across seeds (ddof=1). ratio to true reward: mean true return over "
              "the baseline's (same env, steps, seeds, learner arguments); undefined (–) where the baseline's mean return is not positive."]
     short = [f"{r['env']} ({r['labels']} {r['teacher']} labels, {queries(r)}: {r['ratio_to_true_reward']:.2f})"
@@ -407,6 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "(e.g. 0.95), or several (none,0.95)")
     p.add_argument("--pretrain", default="0", help="PEBBLE pre-training steps before the first labels (or the true "
                                                    "reward of a baseline): 0 (none), a number, or several (0,30000)")
+    p.add_argument("--holdout", default="default", help="share of the labels held out of reward training: default "
+                                                        "(prefrl's, 1/e), a share in [0, 1), or several (default,0)")
     p.add_argument("--algo-kwargs", nargs="*", metavar="KEY=VALUE", default=None,
                    help="learner arguments of every run, baseline included, as prefrl train --algo-kwargs takes them")
     p.add_argument("--seeds", default="0,1,2")

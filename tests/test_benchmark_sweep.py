@@ -100,6 +100,8 @@ def test_a_failed_run_is_recorded_and_does_not_stop_the_others(tmp_path, capsys)
         (["--surf", "none,0.2"], "--surf value '0.2' is invalid: expected none or a threshold in [0.5, 1]"),
         (["--surf", "high"], "--surf value 'high' is invalid"),
         (["--pretrain", "0,-5"], "--pretrain value '-5' is invalid"),
+        (["--holdout", "default,1"], "--holdout value '1' is invalid: expected default or a share in [0, 1)"),
+        (["--holdout", "none"], "--holdout value 'none' is invalid"),
         (["--algo", "trpo"], "unknown method/algo 'trpo'"),
         (["--algo-kwargs", "gamma"], "--algo-kwargs: expected key=value, got 'gamma'"),
         (["--algo-kwargs", "policy_kwargs=[1]"], "policy_kwargs=[1]: expected a mapping"),
@@ -144,6 +146,20 @@ def test_surf_and_pretraining_runs_are_named_apart_and_reach_each_runs_config(tm
     assert (control["reward"], control["pretrain_steps"]) == ("true", 500)
     row = {"sampler": "uniform", "robust": "none", "surf": 0.95, "pretrain": 500}
     assert sweep.queries(row) == "uniform + surf 0.95 + pretrain 500" and sweep.queries({"sampler": "uniform"}) == "uniform"
+
+
+def test_a_holdout_share_is_named_apart_and_reaches_each_runs_config(tmp_path):
+    args = sweep.build_parser().parse_args(["--envs", ENV, "--labels", "0,50", "--holdout", "default,0", "--seeds", "0",
+                                            "--steps", "1000"])
+    specs = sweep.parse_specs(args)
+    assert len(specs) == 1 + 2  # the baseline has no labels to hold out
+    configs = {s.run_id: sweep.make_task(s, tmp_path, tmp_path).config for s in specs}
+    env = ENV.replace('/', '_')
+    assert configs[f"{env}__ppo__oracle__uniform__ho0__L50__H50__s1000__seed0"]["reward_holdout"] == 0
+    plain = configs[f"{env}__ppo__oracle__uniform__L50__H50__s1000__seed0"]  # the id from before the option unchanged
+    assert plain["reward_holdout"] == pytest.approx(1 / np.e)
+    assert sweep.queries({"sampler": "uniform", "holdout": 0.0}) == "uniform + holdout 0"
+    assert sweep.queries({"sampler": "uniform", "holdout": None}) == "uniform"
 
 
 def test_learner_arguments_reach_every_run_and_pair_each_run_with_its_own_baseline(tmp_path):

@@ -9,7 +9,7 @@ from gymnasium import spaces
 
 from prefrl.core.data import ComparisonDataset, Segments
 from prefrl.reward.model import EnsembleMLP, RewardModel
-from prefrl.reward.trainer import RewardTrainer, evaluate_preferences
+from prefrl.reward.trainer import RewardTrainer, _PairTensors, evaluate_preferences
 
 OBS = spaces.Box(-np.inf, np.inf, (3,), np.float64)
 ACT = spaces.Box(-1.0, 1.0, (2,), np.float32)
@@ -174,6 +174,30 @@ def test_bad_inputs_are_refused():
         RewardModel(spaces.Text(5), ACT)
     with pytest.raises(ValueError, match="empty"):
         RewardTrainer(RewardModel(OBS, ACT)).fit(ComparisonDataset())
+    with pytest.raises(ValueError, match=r"holdout_fraction 1.0: expected a share in \[0, 1\)"):
+        RewardTrainer(RewardModel(OBS, ACT), holdout_fraction=1.0)
+    with pytest.raises(ValueError, match=r"fit_accuracy 0: expected a share in \(0, 1\]"):
+        RewardTrainer(RewardModel(OBS, ACT), fit_accuracy=0)
+
+
+def test_without_held_out_pairs_every_label_trains_until_each_member_ranks_its_own_pairs_right():
+    ds = _oracle_dataset(np.random.default_rng(3), 60)
+    contradicted = ds.subset(np.arange(60))  # and six pairs asked twice, answered both ways: no member ranks all right
+    contradicted.add(ds.segments_a[:6], ds.segments_b[:6], 1 - ds.labels[:6], "oracle", 0)
+
+    def fit(data, accuracy):
+        model = RewardModel(OBS, ACT, ensemble_size=3, seed=0)
+        trainer = RewardTrainer(model, seed=0, holdout_fraction=0.0, fit_accuracy=accuracy, max_updates=300)
+        report = trainer.fit(data)
+        pairs = _PairTensors.from_dataset(model, data)
+        weights = torch.as_tensor(trainer.bootstrap_counts(len(data)), dtype=torch.float32)
+        return report, pairs.member_accuracy(model, torch.arange(len(data)), weights)
+
+    report, accuracy = fit(ds, 0.97)
+    assert report.pairs == 60 and math.isnan(report.val_loss)  # every pair trained on, none held out
+    assert accuracy >= 0.97 and report.epochs < 300  # stopped once the members rank 97% of their pairs right
+    report, accuracy = fit(contradicted, 1.0)
+    assert report.epochs == 300 // 2 and accuracy < 1.0  # out of reach: every update is spent (2 batches an epoch)
 
 
 def test_predict_follows_weights_loaded_into_an_existing_model():

@@ -40,6 +40,8 @@ class FitReport:
     pseudo_labelled: float = math.nan  # share of the unlabelled pairs given a pseudo-label in the last epoch (SURF)
 
 
+HOLDOUT = 1 / math.e
+"""Share of the labelled pairs held out for early stopping and the L2 tuning (Christiano et al. 2017)."""
 DEMO_ZEROS = ("absorbing", "policy", "raw")
 PREF_FITS = ("shared", "converge")
 ROBUST = ("none", "rime")
@@ -143,6 +145,9 @@ class RewardTrainer:
     stopping, and the L2 weight is tuned so held-out loss stays within 1.1-1.5x the training loss
     (Christiano et al. 2017). Training warm-starts from the current weights on every call and
     spends at most `max_updates` gradient steps, so refits stay cheap as labels accumulate.
+    `holdout_fraction=0` trains on every pair, as PEBBLE and B-Pref do: with few labels the third held out
+    is a third of what the reward could learn from. Epochs then stop once the ensemble ranks `fit_accuracy`
+    of the training pairs right (B-Pref's 97%), and the L2 weight stays where it is.
 
     Given demonstrations and `demo_weight > 0`, `fit` trains the AIHF objective instead
     (`losses.aihf_loss` of the Bradley-Terry term and `losses.ml_irl_loss` of demonstration
@@ -182,7 +187,8 @@ class RewardTrainer:
         patience: int = 5,
         weight_decay: float = 1e-4,
         label_noise: float = 0.0,
-        holdout_fraction: float = 1 / math.e,
+        holdout_fraction: float = HOLDOUT,
+        fit_accuracy: float = 0.97,
         seed: int = 0,
         demos: Demonstrations | None = None,
         demo_weight: float = 1.0,
@@ -202,7 +208,12 @@ class RewardTrainer:
     ):
         self.model = model
         self.batch_size, self.max_updates, self.patience = batch_size, max_updates, patience
+        if not 0 <= holdout_fraction < 1:
+            raise ValueError(f"holdout_fraction {holdout_fraction!r}: expected a share in [0, 1)")
+        if not 0 < fit_accuracy <= 1:
+            raise ValueError(f"fit_accuracy {fit_accuracy!r}: expected a share in (0, 1]")
         self.weight_decay, self.label_noise, self.holdout_fraction = weight_decay, label_noise, holdout_fraction
+        self.fit_accuracy = fit_accuracy
         self.seed, self.rng = seed, np.random.default_rng(seed)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self.pref_weight, self.demo_weight = losses.check_aihf_weights(pref_weight, demo_weight)
@@ -353,7 +364,8 @@ class RewardTrainer:
     def _bradley_terry_epochs(self, pairs: _PairTensors, train: np.ndarray, val: torch.Tensor, weights: torch.Tensor,
                               unlabelled: _PairTensors | None = None) -> tuple[int, int, int, int, float]:
         """Epochs of the bootstrap-weighted BT loss until held-out loss stops improving (or `max_updates`);
-        the best state is kept. With robust="rime" every epoch first screens the training pairs, as RIME does;
+        the best state is kept; without held-out pairs, until each member ranks `fit_accuracy` of its training pairs
+        right. With robust="rime" every epoch first screens the training pairs, as RIME does;
         with `surf` the training pairs are cropped in time and SURF's term on the `unlabelled` pairs is added.
         Returns (epochs, pair updates, pairs left out and pairs reversed in the last epoch, the share of
         unlabelled pairs pseudo-labelled in the last epoch)."""
@@ -384,6 +396,9 @@ class RewardTrainer:
                 pair_updates += ids.numel() * model.ensemble_size
             pseudo = float(np.mean(shares)) if shares else pseudo
             if len(val) == 0:
+                ids = torch.as_tensor(fit_train)
+                if fit_pairs.member_accuracy(model, ids, weights[:, ids]) >= self.fit_accuracy:
+                    break
                 continue
             with torch.no_grad():
                 val_loss = float(self._losses(pairs, val).mean())
@@ -499,6 +514,18 @@ class _PairTensors:
         ra = model.segment_returns(self.features_a[idx], self.mask_a[idx]).mean(0)
         rb = model.segment_returns(self.features_b[idx], self.mask_b[idx]).mean(0)
         return _loss_and_accuracy(ra, rb, self.y[idx], noise)
+
+    @torch.no_grad()
+    def member_accuracy(self, model: RewardModel, idx: torch.Tensor, weights: torch.Tensor) -> float:
+        """The members' mean share of the decided pairs at idx (B,) that each ranks as labelled, each pair counted
+        as often as the member's bootstrap `weights` (K, B) count it: what each member trains on (B-Pref's stopping
+        test; the ensemble's mean would pass it while single members still get pairs wrong)."""
+        ra = model.segment_returns(self.features_a[idx], self.mask_a[idx])
+        rb = model.segment_returns(self.features_b[idx], self.mask_b[idx])
+        y = self.y[idx]
+        w = weights * (y != 0.5)
+        right = ((ra > rb) == (y > 0.5)).float()
+        return float(((right * w).sum(1) / w.sum(1).clamp(min=1)).mean())
 
 
 def _loss_and_accuracy(ra: torch.Tensor, rb: torch.Tensor, y: torch.Tensor, noise: float) -> tuple[float, float]:

@@ -18,7 +18,7 @@ from prefrl.core.validation import check_choice, check_positive_int
 from prefrl.feedback.samplers import SAMPLERS
 from prefrl.feedback.teachers import TEACHERS, make_teacher
 from prefrl.reward.model import INPUT_KINDS
-from prefrl.reward.trainer import DEMO_ZEROS, PREF_FITS, ROBUST, Surf
+from prefrl.reward.trainer import DEMO_ZEROS, HOLDOUT, PREF_FITS, ROBUST, Surf
 from prefrl.sb3.envs import check_env_id
 from prefrl.sb3.objectives import env_reward_terms, parse_objective
 from prefrl.sb3.policies import ALGOS
@@ -122,6 +122,9 @@ class TrainConfig:
     label_noise: float = 0.0
     """The Bradley-Terry loss's floor: the model's preference is mixed with this share of coin flips (0 = plain; a
     teacher that flips a share m of its answers is matched by 2m)."""
+    reward_holdout: float = HOLDOUT
+    """Share of the labels held out of reward training for early stopping and the L2 tuning (Christiano et al.:
+    1/e); 0 trains on every label, until each member ranks 97% of its pairs right (PEBBLE, B-Pref)."""
     surf: float | None = None
     """SURF (semi-supervised reward learning): label unlabelled pairs of the run's own segments where the reward is at
     least this sure (e.g. 0.95, the authors' code's default) and crop every pair in time; off by default."""
@@ -169,6 +172,8 @@ class TrainConfig:
         check_choice("robust", self.robust, ROBUST)
         if not 0.0 <= self.label_noise < 1.0:
             raise ValueError(f"label_noise {self.label_noise!r}: expected a share in [0, 1)")
+        if not 0.0 <= self.reward_holdout < 1.0:
+            raise ValueError(f"reward_holdout {self.reward_holdout!r}: expected a share in [0, 1)")
         if self.surf is not None:
             Surf(threshold=self.surf)
             if self.reward != "learned" or (self.labels == 0 and self.pref_data is None):

@@ -97,7 +97,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, exclude:
             default = f.default_factory()
         else:
             default = None
-        kwargs: dict[str, Any] = {"dest": f.name, "help": docs.get(f.name, "")}
+        # argparse fills help texts in with %: a literal one is %%
+        kwargs: dict[str, Any] = {"dest": f.name, "help": docs.get(f.name, "").replace("%", "%%")}
         if f.name in required:
             kwargs["required"] = True
         else:
