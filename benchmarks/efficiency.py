@@ -10,8 +10,9 @@ confidence intervals) beside the per-env mean ± sample std.
 The first command trains (or reuses) the runs: `mujoco_sweep.py`'s records, one per run, in
 `<results-dir>/runs/`; the true-reward baselines (`--labels 0`) are the same runs as the main sweep's (their records
 copied in, so they are not trained again). This script reads those records: each preference run's score is its
-final true return divided by the mean final true return of the true-reward runs of its env (same steps, same
-seeds, same `--algo-kwargs`; a task run with its own learner arguments is named with them, `Ant-v5
+final true return divided by the mean final true return of all the true-reward runs of its env (same steps, same
+`--algo-kwargs`; every seed of the baseline, so a run with seeds 0-2 is scored against the baseline's seeds 0-4 where
+those ran: the best estimate of its mean; a task run with its own learner arguments is named with them, `Ant-v5
 (log_std_init=-1)`). True-reward runs after PEBBLE's pre-training (`--labels 0 --pretrain N`) are its control, not a
 baseline. A run's method is its query sampler, then its teacher and label screening where not the defaults
 (`uniform, mistake0.3, rime`: 30% of answers flipped, `--robust rime`). Per (method, labels): the IQM of all runs'
@@ -119,7 +120,8 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
     summary = {"command": command, "target": TARGET, "rows": rows, "aggregate": aggregate, "claims": claims}
     write_json(results / "efficiency_summary.json", summary)
     lines = ["# Feedback efficiency: preference PPO / true-reward PPO", "", f"Command: `{command}`", "",
-             "Score = final true return / mean final true return of PPO on the true reward (same env, steps, seeds).",
+             "Score = final true return / mean final true return of PPO on the true reward (same env and steps, all of "
+             "its seeds).",
              "", "## Aggregate (IQM over envs x seeds, 95% stratified bootstrap CI)", "",
              *markdown_table(["method", "labels", "runs", "IQM", "95% CI"],
                              [[a["method"], a["labels"], a["runs"], f"{a['iqm']:.2f}",

@@ -222,6 +222,7 @@ def test_local_process_pool_runs_in_parallel(tmp_path):
     assert len(configs) == 2 and max(configs) < min(ends)
 
 
+@pytest.mark.timeout(900)  # starting Ray and a worker process per run: past the suite's 300 s on a loaded machine
 def test_ray_backend_on_a_local_ray_instance(tmp_path):
     import ray
 
