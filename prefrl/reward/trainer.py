@@ -146,8 +146,8 @@ class RewardTrainer:
     (Christiano et al. 2017). Training warm-starts from the current weights on every call and
     spends at most `max_updates` gradient steps, so refits stay cheap as labels accumulate.
     `holdout_fraction=0` trains on every pair, as PEBBLE and B-Pref do: with few labels the third held out
-    is a third of what the reward could learn from. Epochs then stop once the ensemble ranks `fit_accuracy`
-    of the training pairs right (B-Pref's 97%), and the L2 weight stays where it is.
+    is a third of what the reward could learn from. Epochs then stop once each member ranks `fit_accuracy` of
+    its own bootstrap pairs right (B-Pref's 97%), and the L2 weight stays where it is (as with under 10 pairs).
 
     Given demonstrations and `demo_weight > 0`, `fit` trains the AIHF objective instead
     (`losses.aihf_loss` of the Bradley-Terry term and `losses.ml_irl_loss` of demonstration
