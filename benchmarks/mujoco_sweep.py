@@ -225,13 +225,13 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     specs: list[RunSpec] = []
     for env in envs:
         for n in labels:
-            combos = ([("-", "-", "none", None, pre) for pre in pretrains] if n == 0 else
+            combos = ([("-", "-", "none", None, pre, None) for pre in pretrains] if n == 0 else
                       [(t, s, r, u, pre, h) for t in teachers for s in samplers for r in robust for u in surfs
                        for pre in pretrains for h in holdouts])
-            for teacher, sampler, screen, surf, pre, *holdout in combos:
+            for teacher, sampler, screen, surf, pre, holdout in combos:
                 for seed in seeds:
                     specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, screen, surf,
-                                         pre, algo_kwargs, *holdout))
+                                         pre, algo_kwargs, holdout))
     return specs
 
 

@@ -14,6 +14,12 @@ def check_positive_int(name: str, value: Any, hint: str = "") -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}{hint}")
 
 
+def check_share(name: str, value: Any) -> None:
+    """Raise ValueError unless value is a share in [0, 1) (NaN is not)."""
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} {value!r}: expected a share in [0, 1)")
+
+
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:
     """Raise ValueError unless value is one of choices, listing them."""
     choices = tuple(choices)

@@ -18,7 +18,7 @@ from prefrl.core import losses
 from prefrl.core.data import ComparisonDataset, Segments
 from prefrl.core.demos import Demonstrations
 from prefrl.core.training import EarlyStopping
-from prefrl.core.validation import check_choice, check_positive_int
+from prefrl.core.validation import check_choice, check_positive_int, check_share
 from prefrl.reward.model import RewardModel
 
 
@@ -208,8 +208,7 @@ class RewardTrainer:
     ):
         self.model = model
         self.batch_size, self.max_updates, self.patience = batch_size, max_updates, patience
-        if not 0 <= holdout_fraction < 1:
-            raise ValueError(f"holdout_fraction {holdout_fraction!r}: expected a share in [0, 1)")
+        check_share("holdout_fraction", holdout_fraction)
         if not 0 < fit_accuracy <= 1:
             raise ValueError(f"fit_accuracy {fit_accuracy!r}: expected a share in (0, 1]")
         self.weight_decay, self.label_noise, self.holdout_fraction = weight_decay, label_noise, holdout_fraction
@@ -522,16 +521,20 @@ class _PairTensors:
         test; the ensemble's mean would pass it while single members still get pairs wrong)."""
         ra = model.segment_returns(self.features_a[idx], self.mask_a[idx])
         rb = model.segment_returns(self.features_b[idx], self.mask_b[idx])
-        y = self.y[idx]
-        w = weights * (y != 0.5)
-        right = ((ra > rb) == (y > 0.5)).float()
+        right, decided = _ranked_right(ra, rb, self.y[idx])
+        w = weights * decided
         return float(((right * w).sum(1) / w.sum(1).clamp(min=1)).mean())
+
+
+def _ranked_right(ra: torch.Tensor, rb: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which pairs the returns rank as labelled (1.0/0.0), and which labels decide a winner (not ties)."""
+    return ((ra > rb) == (y > 0.5)).float(), y != 0.5
 
 
 def _loss_and_accuracy(ra: torch.Tensor, rb: torch.Tensor, y: torch.Tensor, noise: float) -> tuple[float, float]:
     loss = float(losses.bradley_terry_loss(ra, rb, y, noise=noise))
-    decided = y != 0.5
-    acc = float(((ra > rb) == (y > 0.5))[decided].float().mean()) if decided.any() else math.nan
+    right, decided = _ranked_right(ra, rb, y)
+    acc = float(right[decided].mean()) if decided.any() else math.nan
     return loss, acc
 
 

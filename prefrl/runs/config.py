@@ -14,7 +14,7 @@ from prefrl.core import losses
 from prefrl.core.data import ComparisonDataset
 from prefrl.core.demos import Demonstrations, load_demos_for_env
 from prefrl.core.spaces import flat_dim
-from prefrl.core.validation import check_choice, check_positive_int
+from prefrl.core.validation import check_choice, check_positive_int, check_share
 from prefrl.feedback.samplers import SAMPLERS
 from prefrl.feedback.teachers import TEACHERS, make_teacher
 from prefrl.reward.model import INPUT_KINDS
@@ -170,10 +170,8 @@ class TrainConfig:
         check_choice("demo_zero", self.demo_zero, DEMO_ZEROS)
         check_choice("pref_fit", self.pref_fit, PREF_FITS)
         check_choice("robust", self.robust, ROBUST)
-        if not 0.0 <= self.label_noise < 1.0:
-            raise ValueError(f"label_noise {self.label_noise!r}: expected a share in [0, 1)")
-        if not 0.0 <= self.reward_holdout < 1.0:
-            raise ValueError(f"reward_holdout {self.reward_holdout!r}: expected a share in [0, 1)")
+        check_share("label_noise", self.label_noise)
+        check_share("reward_holdout", self.reward_holdout)
         if self.surf is not None:
             Surf(threshold=self.surf)
             if self.reward != "learned" or (self.labels == 0 and self.pref_data is None):
