@@ -11,9 +11,9 @@ The first command trains (or reuses) the runs: `mujoco_sweep.py`'s records, one 
 `<results-dir>/runs/`; the true-reward baselines (`--labels 0`) are the same runs as the main sweep's (their records
 copied in, so they are not trained again). This script reads those records: each preference run's score is its
 final true return divided by the mean final true return of all the true-reward runs of its env (same steps, same
-`--algo-kwargs`; every seed of the baseline, so a run with seeds 0-2 is scored against the baseline's seeds 0-4 where
-those ran: the best estimate of its mean; a task run with its own learner arguments is named with them, `Ant-v5
-(log_std_init=-1)`). True-reward runs after PEBBLE's pre-training (`--labels 0 --pretrain N`) are its control, not a
+`--env-kwargs` and `--algo-kwargs`; every seed of the baseline, so a run with seeds 0-2 is scored against the
+baseline's seeds 0-4 where those ran: the best estimate of its mean; a task run with its own env or learner arguments
+is named with them, `Ant-v5 (log_std_init=-1)`). True-reward runs after PEBBLE's pre-training (`--labels 0 --pretrain N`) are its control, not a
 baseline. A run's method is its query sampler, then its teacher and label screening where not the defaults
 (`uniform, mistake0.3, rime`: 30% of answers flipped, `--robust rime`). Per (method, labels): the IQM of all runs'
 scores with a 95% stratified bootstrap CI (strata = envs, 2000 resamples); per (env, method, labels): mean ± sample
@@ -44,7 +44,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from benchmarks.mujoco_sweep import is_baseline, learner, variants  # noqa: E402
+from benchmarks.mujoco_sweep import is_baseline, settings, variants  # noqa: E402
 from prefrl.core.data import write_json  # noqa: E402
 from prefrl.runs.sweep import markdown_table, mean_std_text, read_record, seed_stats, stratified_bootstrap_ci  # noqa: E402
 
@@ -61,9 +61,9 @@ def method(spec: dict[str, Any]) -> str:
 
 
 def task(spec: dict[str, Any]) -> str:
-    """The env a run's score is measured on, with its learner arguments where set (`Ant-v5 (log_std_init=-1)`):
-    each is scored against true-reward runs of the same env and arguments."""
-    return f"{spec['env']} ({learner(spec)})" if learner(spec) else spec["env"]
+    """The env a run's score is measured on, with its env and learner arguments where set
+    (`Ant-v5 (log_std_init=-1)`): each is scored against true-reward runs of the same env and arguments."""
+    return f"{spec['env']} ({settings(spec)})" if settings(spec) else spec["env"]
 
 
 def target(teacher: str) -> float:
@@ -97,7 +97,7 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
         env = task(spec)
         if env not in base:
             raise ValueError(f"no true-reward run of {env} in {results / 'runs'}: expected --labels 0 runs"
-                             + (" with the same --algo-kwargs" if learner(spec) else ""))
+                             + (" with the same --env-kwargs and --algo-kwargs" if settings(spec) else ""))
         score = r["metrics"]["true_return"] / float(np.mean(base[env]))
         name = method(spec)
         teacher_of[name] = spec.get("teacher", "oracle")
@@ -138,8 +138,8 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
              "the share of labels held out of reward training where not 1/e (holdout 0: every label trained on). "
              f"Targets: {TARGET} with oracle labels, {NOISY_TARGET} with a teacher that flips answers.",
              *(["", "env (arguments): the preference runs and the true-reward runs they are scored against both ran "
-                "with these learner arguments (`mujoco_sweep.py --algo-kwargs`)."]
-               if any(learner(r["spec"]) for r in records) else []),
+                "with these env and learner arguments (`mujoco_sweep.py --env-kwargs`, `--algo-kwargs`)."]
+               if any(settings(r["spec"]) for r in records) else []),
              "", "Also: `efficiency.png` (score against the label budget) and `efficiency_profile.png` (the share of "
              "runs above each score, all envs and seeds)."]
     (results / "efficiency.md").write_text("\n".join(lines) + "\n")

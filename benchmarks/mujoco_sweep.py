@@ -13,8 +13,9 @@ first labels; the true-reward baseline too, as the control, scored against the b
 al.) and with none (every label trained on, as PEBBLE does).
 `--algo-kwargs KEY=VALUE ...` sets learner arguments of every run, baseline included (e.g.
 `policy_kwargs='{"log_std_init": -1}'`, as `prefrl train --algo-kwargs` takes them); their run ids and summary rows
-name them, so runs with other settings never mix. Every run goes through `prefrl.train` exactly as `prefrl train`
-does. Per-run records land in
+name them, so runs with other settings never mix; `--env-kwargs KEY=VALUE ...` sets the envs' gym.make arguments
+the same way (e.g. `include_cfrc_ext_in_observation=false`: Ant-v5 without contact forces in its observation).
+Every run goes through `prefrl.train` exactly as `prefrl train` does. Per-run records land in
 `benchmarks/results/runs/*.json` (the policy, reward model and labels of each run stay in
 `--runs-dir`); a sweep that is stopped resumes where it was: finished runs are skipped, a run
 killed half-way resumes from its checkpoint, a failed run is recorded with its error (and retried
@@ -66,7 +67,7 @@ from prefrl.runs.sweep import (
     run_ray,
     seed_stats,
 )
-from prefrl.sb3.envs import check_env_id
+from prefrl.sb3.envs import check_env_id, make_env
 from prefrl.sb3.hyperparams import parse_algo_kwargs
 from prefrl.sb3.policies import ALGOS
 
@@ -91,9 +92,11 @@ class RunSpec:
     surf: float | None = None
     pretrain: int = 0
     algo_kwargs: str = ""
+    """The learner arguments as sorted JSON ("" for SB3's defaults): text, so that a spec stays hashable."""
     holdout: float | None = None
     """The share of labels held out of reward training (`prefrl train --reward-holdout`); None: prefrl's default."""
-    """The learner arguments as sorted JSON ("" for SB3's defaults): text, so that a spec stays hashable."""
+    env_kwargs: str = ""
+    """The env's gym.make arguments as sorted JSON ("" for the env's defaults)."""
 
     @property
     def method(self) -> str:
@@ -104,7 +107,8 @@ class RunSpec:
     def run_id(self) -> str:
         """A file-name-safe unique name."""
         env = self.env.replace("/", "_")
-        kw = f"__kw_{kwargs_tag(self.algo_kwargs)}" if self.algo_kwargs else ""
+        kw = f"__env_{kwargs_tag(self.env_kwargs)}" if self.env_kwargs else ""
+        kw += f"__kw_{kwargs_tag(self.algo_kwargs)}" if self.algo_kwargs else ""
         pre = f"__pre{self.pretrain}" if self.pretrain else ""
         if self.labels == 0:
             return f"{env}__{self.algo}__true{kw}{pre}__s{self.steps}__seed{self.seed}"
@@ -131,15 +135,30 @@ def kwargs_tag(text: str) -> str:
     return tag if len(tag) <= 60 else hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
+def _words(text: str) -> str:
+    """Keyword arguments kept as JSON text in words, `log_std_init=-1`; "" for none."""
+    return ", ".join(f"{k}={v}" for k, v in _leaves(json.loads(text))) if text else ""
+
+
 def learner(row: dict[str, Any]) -> str:
     """A row's (or spec's) learner arguments in words, `log_std_init=-1`; "" for SB3's defaults."""
-    text = row.get("algo_kwargs", "")
-    return ", ".join(f"{k}={v}" for k, v in _leaves(json.loads(text))) if text else ""
+    return _words(row.get("algo_kwargs", ""))
+
+
+def settings(row: dict[str, Any]) -> str:
+    """A row's (or spec's) env arguments, then its learner arguments, in words; "" for the defaults of both."""
+    return ", ".join(w for w in (_words(row.get("env_kwargs", "")), learner(row)) if w)
 
 
 def algo_name(row: dict[str, Any]) -> str:
     """`ppo`, or `ppo (log_std_init=-1)` where the learner arguments were set."""
     return f"{row['algo']} ({learner(row)})" if learner(row) else row["algo"]
+
+
+def env_name(row: dict[str, Any]) -> str:
+    """`Ant-v5`, or `Ant-v5 (include_cfrc_ext_in_observation=False)` where env arguments were set."""
+    words = _words(row.get("env_kwargs", ""))
+    return f"{row['env']} ({words})" if words else row["env"]
 
 
 def teacher_config(token: str) -> tuple[str, dict[str, float]]:
@@ -219,8 +238,11 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     (steps,) = _int_list("steps", str(args.steps), allow_zero=False)
     (segment_len,) = _int_list("segment-len", str(args.segment_len), allow_zero=False)
     kwargs = parse_pairs(args.algo_kwargs, "--algo-kwargs")
+    env_kwargs = parse_pairs(args.env_kwargs, "--env-kwargs")
     for env in envs:
         parse_algo_kwargs(kwargs, env_id=env)  # refuses what the learner or prefrl would refuse
+        if env_kwargs:
+            make_env(check_env_id(env), env_kwargs).close()  # refuses what the env's constructor would refuse
     algo_kwargs = json.dumps(kwargs, sort_keys=True) if kwargs else ""
     specs: list[RunSpec] = []
     for env in envs:
@@ -231,7 +253,8 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
             for teacher, sampler, screen, surf, pre, holdout in combos:
                 for seed in seeds:
                     specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, screen, surf,
-                                         pre, algo_kwargs, holdout))
+                                         pre, algo_kwargs, holdout,
+                                         json.dumps(env_kwargs, sort_keys=True) if env_kwargs else ""))
     return specs
 
 
@@ -244,6 +267,7 @@ def make_task(spec: RunSpec, results: Path, runs_dir: Path) -> Task:
         teacher=teacher, teacher_kwargs=teacher_kwargs, sampler=spec.sampler if spec.labels else "uniform",
         robust=spec.robust, surf=spec.surf, pretrain_steps=spec.pretrain,
         algo_kwargs=json.loads(spec.algo_kwargs) if spec.algo_kwargs else {},
+        env_kwargs=json.loads(spec.env_kwargs) if spec.env_kwargs else {},
         **({"reward_holdout": spec.holdout} if spec.holdout is not None else {}),
     ))
     return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
@@ -256,7 +280,7 @@ def record_path(results: Path, spec: RunSpec) -> Path:
 
 # -------------------------------------------------------------------- aggregate
 ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "surf", "pretrain", "holdout", "labels", "steps",
-            "segment_len", "algo_kwargs")
+            "segment_len", "algo_kwargs", "env_kwargs")
 """What makes runs one summary row (all but the seed)."""
 _OPTION_DEFAULTS = {f.name: f.default for f in dataclass_fields(RunSpec) if f.default is not MISSING}  # older records
 
@@ -269,16 +293,16 @@ def is_baseline(row: dict[str, Any]) -> bool:
 
 def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Summary rows over seeds (std: sample std, ddof=1); ratio_to_true_reward uses the baseline with the same env,
-    steps, seeds and learner arguments."""
+    env arguments, steps, seeds and learner arguments."""
     def key(r: dict[str, Any]) -> tuple[Any, ...]:
         values = {**_OPTION_DEFAULTS, **r["spec"], "method": r["method"]}
         return tuple(values[k] for k in ROW_KEYS)
 
     def same_baseline(fields: dict[str, Any]) -> tuple[Any, ...]:
-        return fields["env"], fields["algo"], fields["steps"], fields["algo_kwargs"]
+        return fields["env"], fields["algo"], fields["steps"], fields["algo_kwargs"], fields["env_kwargs"]
 
     def order(fields: dict[str, Any]) -> tuple[Any, ...]:
-        return (fields["env"], fields["labels"], fields["teacher"], fields["sampler"], fields["robust"],
+        return (fields["env"], fields["env_kwargs"], fields["labels"], fields["teacher"], fields["sampler"], fields["robust"],
                 fields["surf"] or 0, fields["pretrain"], fields["algo_kwargs"], -1 if fields["holdout"] is None
                 else fields["holdout"])
 
@@ -331,7 +355,7 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) 
     table = []
     for r in rows:
         answered = "" if r["labels_answered_mean"] is None or r["method"] == BASELINE else f" ({r['labels_answered_mean']:.0f})"
-        table.append([r["env"], f"{algo_name(r)} {r['method']}", r["teacher"], queries(r), f"{r['labels']}{answered}",
+        table.append([env_name(r), f"{algo_name(r)} {r['method']}", r["teacher"], queries(r), f"{r['labels']}{answered}",
                       r["steps"], len(r["seeds"]), mean_std_text(r["true_return_mean"], r["true_return_std"]),
                       fmt(r["ratio_to_true_reward"]), fmt(r["reward_correlation_mean"], "{:.3f}")])
     lines = ["Produced by:", *[f"- `{c}`" for c in commands], "",
@@ -351,8 +375,8 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) 
                 "until each member ranks 97% of its pairs right, as PEBBLE and B-Pref do."]
                if any(r.get("holdout") is not None for r in rows) else []),
              "", "std: sample standard deviation across seeds (ddof=1). ratio to true reward: mean true return over "
-             "the baseline's (same env, steps, seeds, learner arguments); undefined (–) where the baseline's mean return is not positive."]
-    short = [f"{r['env']} ({r['labels']} {r['teacher']} labels, {queries(r)}: {r['ratio_to_true_reward']:.2f})"
+             "the baseline's (same env and env arguments, steps, seeds, learner arguments); undefined (–) where the baseline's mean return is not positive."]
+    short = [f"{env_name(r)} ({r['labels']} {r['teacher']} labels, {queries(r)}: {r['ratio_to_true_reward']:.2f})"
              for r in rows if r["ratio_to_true_reward"] is not None and r["ratio_to_true_reward"] < 0.9]
     if short:
         lines += ["", "Below 0.9 of the true-reward baseline: " + "; ".join(short) + "."]
@@ -371,6 +395,7 @@ def plot_env(env: str, records: list[dict[str, Any]], path: Path) -> None:
         s = r["spec"]
         name = f"{algo_name(s)} true reward" if r["method"] == BASELINE else \
             f"{algo_name(s)} {s['labels']} {s['teacher']} labels, {queries(s)}"
+        name = f"{name} ({_words(s['env_kwargs'])})" if s.get("env_kwargs") else name
         groups[name].append(r)
     fig, (ax_t, ax_l) = plt.subplots(1, 2, figsize=(12, 4.5))
     for name, runs in sorted(groups.items()):
@@ -437,6 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "(prefrl's, 1/e), a share in [0, 1), or several (default,0)")
     p.add_argument("--algo-kwargs", nargs="*", metavar="KEY=VALUE", default=None,
                    help="learner arguments of every run, baseline included, as prefrl train --algo-kwargs takes them")
+    p.add_argument("--env-kwargs", nargs="*", metavar="KEY=VALUE", default=None,
+                   help="gym.make arguments of every env, baseline included, as prefrl train --env-kwargs takes them")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--steps", default="300000")
     p.add_argument("--segment-len", default="50")

@@ -192,6 +192,33 @@ def test_learner_arguments_reach_every_run_and_pair_each_run_with_its_own_baseli
                       ("true_reward", "ppo (log_std_init=-1)"): 1.0, ("preference", "ppo (log_std_init=-1)"): 0.5}
 
 
+def test_env_arguments_reach_every_run_and_pair_each_run_with_its_own_baseline(tmp_path, capsys):
+    args = sweep.build_parser().parse_args(["--envs", ENV, "--labels", "0,50", "--seeds", "0", "--steps", "1000",
+                                            "--env-kwargs", "ctrl_cost_weight=0.5"])
+    configs = {s.run_id: sweep.make_task(s, tmp_path, tmp_path).config for s in sweep.parse_specs(args)}
+    env = ENV.replace('/', '_')
+    assert set(configs) == {f"{env}__ppo__true__env_ctrl_cost_weight0.5__s1000__seed0",
+                            f"{env}__ppo__oracle__uniform__env_ctrl_cost_weight0.5__L50__H50__s1000__seed0"}
+    assert all(config["env_kwargs"] == {"ctrl_cost_weight": 0.5} for config in configs.values())  # the baseline too
+
+    def record(labels, ret, env_kwargs=None):
+        spec = {"env": ENV, "algo": "ppo", "teacher": "-" if labels == 0 else "oracle", "labels": labels,
+                "sampler": "-" if labels == 0 else "uniform", "seed": 0, "steps": 1000, "segment_len": 50,
+                **({"env_kwargs": env_kwargs} if env_kwargs else {})}  # a record from before the option has no key
+        return {"spec": spec, "method": "true_reward" if labels == 0 else "preference",
+                "metrics": {"true_return": ret, "wall_seconds": 1.0}}
+
+    kw = '{"ctrl_cost_weight": 0.5}'
+    rows = sweep.aggregate([record(0, 100.0), record(50, 50.0), record(0, 400.0, kw), record(50, 100.0, kw)])
+    assert {(sweep.env_name(r), r["method"]): r["ratio_to_true_reward"] for r in rows} == {
+        (ENV, "true_reward"): 1.0, (ENV, "preference"): 0.5,
+        (f"{ENV} (ctrl_cost_weight=0.5)", "true_reward"): 1.0, (f"{ENV} (ctrl_cost_weight=0.5)", "preference"): 0.25}
+    # an argument the env does not take is refused before any run starts, naming it
+    assert sweep.main(_args(tmp_path, "--env-kwargs", "wheels=3")) == 2
+    assert "refused the env kwargs {'wheels': 3}" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_results_from_an_incompatible_version_are_refused(tmp_path, capsys):
     spec = sweep.RunSpec(ENV, "ppo", 0, "-", "-", 0, 3000, 20)
     path = sweep.record_path(tmp_path / "results", spec)
@@ -273,11 +300,15 @@ def test_efficiency_summary_from_sweep_records(tmp_path, capsys):
         record("A-v0", 0, "-", seed, 2 * base, algo_kwargs=KW)  # other learner arguments: scored on their own
         record("A-v0", 100, "policy_aligned", seed, qpa, algo_kwargs=KW)
         record("A-v0", 0, "-", seed, 10 * base, pretrain=30000)  # the control of pre-training: not a baseline
+        record("A-v0", 0, "-", seed, 4 * base, env_kwargs='{"x": 1}', algo_kwargs=KW)  # other env arguments too
+        record("A-v0", 100, "policy_aligned", seed, 2 * qpa, env_kwargs='{"x": 1}', algo_kwargs=KW)
     assert efficiency.main(["--results-dir", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "efficiency_summary.json").read_text())
     rows = {r["method"]: r for r in summary["rows"] if r["env"] == "A-v0"}
     tuned = [r for r in summary["rows"] if r["env"] == "A-v0 (log_std_init=-1)"]
     assert len(tuned) == 1 and tuned[0]["ratio_mean"] == pytest.approx((95 + 110 + 100) / 3 / 200)
+    (other,) = [r for r in summary["rows"] if r["env"] == "A-v0 (x=1, log_std_init=-1)"]
+    assert other["ratio_mean"] == pytest.approx((95 + 110 + 100) / 3 / 200)
     assert rows["uniform"]["ratio_mean"] == pytest.approx(80 / 100)  # (80+90+70)/3 over a mean baseline of 100
     assert rows["policy_aligned"]["ratio_std"] == pytest.approx(np.std([0.95, 1.10, 1.00], ddof=1))  # sample std
     claims = {c["claim"]: c["holds"] for c in summary["claims"]}
@@ -285,10 +316,11 @@ def test_efficiency_summary_from_sweep_records(tmp_path, capsys):
                       "A-v0, uniform: ratio >= 0.9 at 100 labels": False,
                       "A-v0, uniform, mistake0.3, rime: ratio >= 0.8 at 100 labels": True,  # noisy teachers: 0.8
                       "A-v0, uniform, pretrain 30000: ratio >= 0.9 at 100 labels": False,
-                      "A-v0 (log_std_init=-1), policy_aligned: ratio >= 0.9 at 100 labels": False}
+                      "A-v0 (log_std_init=-1), policy_aligned: ratio >= 0.9 at 100 labels": False,
+                      "A-v0 (x=1, log_std_init=-1), policy_aligned: ratio >= 0.9 at 100 labels": False}
     agg = {a["method"]: a for a in summary["aggregate"]}
     assert agg["uniform"]["runs"] == 3 and agg["uniform"]["iqm"] == pytest.approx(0.8)
-    assert agg["policy_aligned"]["envs"] == ["A-v0", "A-v0 (log_std_init=-1)"]
+    assert agg["policy_aligned"]["envs"] == ["A-v0", "A-v0 (log_std_init=-1)", "A-v0 (x=1, log_std_init=-1)"]
     assert (tmp_path / "efficiency.png").stat().st_size > 5_000 and "| A-v0 |" in (tmp_path / "efficiency.md").read_text()
     assert (tmp_path / "efficiency_profile.png").stat().st_size > 5_000
     for path in runs.glob("A-v0_0_-_*.json"):  # a preference run without its own baseline is refused, not divided by 0

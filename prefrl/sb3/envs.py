@@ -54,6 +54,18 @@ def check_env_id(env_id: str) -> str:
     return plain
 
 
+def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, **make_kwargs: Any) -> gym.Env:
+    """gym.make with `env_kwargs` (the user's) and `make_kwargs` (the caller's), naming the env kwargs an env's
+    constructor refuses."""
+    try:
+        return gym.make(env_id, **(env_kwargs or {}), **make_kwargs)
+    except TypeError as exc:
+        if not env_kwargs:
+            raise
+        # The usual cause: a keyword the env's constructor does not take.
+        raise ValueError(f"env {env_id!r} refused the env kwargs {env_kwargs}: {exc}") from exc
+
+
 def make_vec_env(env_id: str, n_envs: int, seed: int, wrap: Callable[[gym.Env], gym.Env] | None = None,
                  env_kwargs: dict[str, Any] | None = None, **make_kwargs: Any) -> DummyVecEnv:
     """n Monitor-wrapped copies of the env in this process (so MuJoCo states can be recorded);
@@ -68,18 +80,10 @@ def make_vec_env(env_id: str, n_envs: int, seed: int, wrap: Callable[[gym.Env], 
         # Silently preferring one side would hide which value the env got.
         raise ValueError(f"env kwargs {clash} of {env_id!r} are also set by the caller "
                          f"({ {k: make_kwargs[k] for k in clash} }): expected each keyword once")
-    kwargs = {**env_kwargs, **make_kwargs}
     wrap = wrap or (lambda e: e)
 
     def make_one() -> gym.Env:
-        try:
-            env = gym.make(env_id, **kwargs)
-        except TypeError as exc:
-            if not env_kwargs:
-                raise
-            # The usual cause: a keyword the env's constructor does not take.
-            raise ValueError(f"env {env_id!r} refused the env kwargs {env_kwargs}: {exc}") from exc
-        return Monitor(wrap(env))
+        return Monitor(wrap(make_env(env_id, env_kwargs, **make_kwargs)))
 
     venv = DummyVecEnv([make_one for _ in range(n_envs)])
     venv.seed(seed)
