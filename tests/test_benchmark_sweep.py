@@ -328,3 +328,36 @@ def test_efficiency_summary_from_sweep_records(tmp_path, capsys):
             path.unlink()
     assert efficiency.main(["--results-dir", str(tmp_path)]) == 2
     assert "no true-reward run of A-v0 (log_std_init=-1)" in capsys.readouterr().err
+
+
+def test_reward_inputs_scores_each_input_choice_on_other_runs_pairs(tmp_path, capsys):
+    from dataclasses import asdict
+
+    from benchmarks import reward_inputs
+    from prefrl.core.data import ComparisonDataset, Segments, write_json
+    from prefrl.runs.config import TrainConfig
+
+    env = "prefrl/PointMass-v0"  # 6 obs dims, 2 action dims
+    for seed in (0, 1):  # two runs whose true reward is the first action dim alone: state-only inputs cannot see it
+        rng, out = np.random.default_rng(seed), tmp_path / "runs" / f"run{seed}"
+        out.mkdir(parents=True)
+        write_json(out / "config.json", asdict(TrainConfig(env=env, out=str(out), seed=seed, labels=120)))
+        data = ComparisonDataset()
+        for batch in range(2):  # two batches of labels, refitted after each as the run did
+            a, b = [Segments(obs=(o := rng.normal(size=(60, 10, 6)).astype(np.float32)), next_obs=o,
+                             acts=(act := rng.uniform(-1, 1, size=(60, 10, 2)).astype(np.float32)),
+                             mask=np.ones((60, 10), np.float32), true_rewards=act[..., 0]) for _ in "ab"]
+            data.add(a, b, (a.true_returns() > b.true_returns()).astype(np.float32), "oracle", 1000 * batch)
+        data.save(out / "comparisons.npz")
+    args = ["--runs-dir", str(tmp_path / "runs"), "--runs", "run*", "--results-dir", str(tmp_path / "results")]
+    assert reward_inputs.main([*args, "--inputs", "obs+act,obs"]) == 0
+    rows = {r["inputs"]: r for r in json.loads((tmp_path / "results" / "reward_inputs.json").read_text())["rows"]}
+    assert rows["obs+act"]["accuracy_mean"] > 0.85 and rows["obs+act"]["return_correlation_mean"] > 0.8
+    assert rows["obs"]["accuracy_mean"] < 0.7  # the reward it needs is not in its inputs
+    assert len(rows["obs"]["accuracy"]) == 2  # each run trained on, tested on the other's pairs
+    assert "| prefrl/PointMass-v0 | obs+act | 2 | 120 |" in (tmp_path / "results" / "reward_inputs.md").read_text()
+    capsys.readouterr()
+    assert reward_inputs.main([*args, "--inputs", "obs+wheels"]) == 2
+    assert "--inputs choice 'obs+wheels'" in capsys.readouterr().err
+    assert reward_inputs.main([*args, "--runs", "nothing*"]) == 2
+    assert "no env has two or more runs with labels matching 'nothing*'" in capsys.readouterr().err
