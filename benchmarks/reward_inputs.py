@@ -12,7 +12,8 @@ reward never saw. Reported per env and inputs: the share of those pairs ranked a
 correlation of the learned with the true segment returns; mean ± sample std (ddof=1) over the runs trained on.
 `obs+act` is prefrl's default for preference runs, `obs` state-only.
 
-Writes `<results>/reward_inputs.json` and `reward_inputs.md`.
+Writes `<results>/reward_inputs.json` and `reward_inputs.md`; rows of envs this invocation did not score are kept from
+earlier invocations, with their commands.
 """
 
 from __future__ import annotations
@@ -120,12 +121,12 @@ def run(runs_dir: Path, pattern: str, choices: list[tuple[str, ...]]) -> list[di
     return rows
 
 
-def write_markdown(rows: list[dict[str, Any]], path: Path, command: str) -> None:
+def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) -> None:
     table = [[r["task"], r["inputs"], len(r["runs"]), f"{r['labels_mean']:.0f}",
               mean_std_text(r["accuracy_mean"], r["accuracy_std"], "{:.3f}"),
               mean_std_text(r["return_correlation_mean"], r["return_correlation_std"], "{:.3f}")] for r in rows]
     lines = ["# Reward inputs: how well a reward fitted on one run's labels ranks other runs' pairs", "",
-             f"Command: `{command}`", "",
+             "Produced by:", *[f"- `{c}`" for c in commands], "",
              *markdown_table(["env", "reward inputs", "runs", "labels per run", "ranking accuracy on other runs' pairs",
                               "correlation with true segment returns"], table), "",
              "Each run's labels refitted as they came in, with the run's own reward settings, then tested on the "
@@ -150,8 +151,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
-    write_json(results / "reward_inputs.json", {"command": command, "rows": rows})
-    write_markdown(rows, results / "reward_inputs.md", command)
+    try:
+        before = json.loads((results / "reward_inputs.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        before = {}
+    scored = {r["task"] for r in rows}
+    rows = sorted([r for r in before.get("rows", []) if r["task"] not in scored] + rows,
+                  key=lambda r: r["task"])  # stable: each task keeps its inputs' order
+    commands = [c for c in before.get("commands", []) if c != command] + [command]
+    write_json(results / "reward_inputs.json", {"commands": commands, "rows": rows})
+    write_markdown(rows, results / "reward_inputs.md", commands)
     return 0
 
 

@@ -356,6 +356,12 @@ def test_reward_inputs_scores_each_input_choice_on_other_runs_pairs(tmp_path, ca
     assert rows["obs"]["accuracy_mean"] < 0.7  # the reward it needs is not in its inputs
     assert len(rows["obs"]["accuracy"]) == 2  # each run trained on, tested on the other's pairs
     assert "| prefrl/PointMass-v0 | obs+act | 2 | 120 |" in (tmp_path / "results" / "reward_inputs.md").read_text()
+    other = {**rows["obs"], "task": "Other-v0"}  # an env scored by an earlier invocation keeps its row
+    (tmp_path / "results" / "reward_inputs.json").write_text(json.dumps({"commands": ["earlier"], "rows": [other]}))
+    assert reward_inputs.main([*args, "--inputs", "obs+act"]) == 0
+    summary = json.loads((tmp_path / "results" / "reward_inputs.json").read_text())
+    assert [(r["task"], r["inputs"]) for r in summary["rows"]] == [("Other-v0", "obs"), (env, "obs+act")]
+    assert summary["commands"][0] == "earlier" and len(summary["commands"]) == 2
     capsys.readouterr()
     assert reward_inputs.main([*args, "--inputs", "obs+wheels"]) == 2
     assert "--inputs choice 'obs+wheels'" in capsys.readouterr().err
