@@ -302,9 +302,9 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         return fields["env"], fields["algo"], fields["steps"], fields["algo_kwargs"], fields["env_kwargs"]
 
     def order(fields: dict[str, Any]) -> tuple[Any, ...]:
-        return (fields["env"], fields["env_kwargs"], fields["labels"], fields["teacher"], fields["sampler"], fields["robust"],
-                fields["surf"] or 0, fields["pretrain"], fields["algo_kwargs"], -1 if fields["holdout"] is None
-                else fields["holdout"])
+        return (fields["env"], fields["env_kwargs"], fields["labels"], fields["teacher"], fields["sampler"],
+                fields["robust"], fields["surf"] or 0, fields["pretrain"], fields["algo_kwargs"],
+                -1 if fields["holdout"] is None else fields["holdout"])
 
     groups = sorted(((dict(zip(ROW_KEYS, k)), v) for k, v in group_records(records, key).items()),
                     key=lambda group: order(group[0]))
