@@ -14,8 +14,8 @@ final true return divided by the mean final true return of all the true-reward r
 `--env-kwargs` and `--algo-kwargs`; every seed of the baseline, so a run with seeds 0-2 is scored against the
 baseline's seeds 0-4 where those ran: the best estimate of its mean; a task run with its own env or learner arguments
 is named with them, `Ant-v5 (log_std_init=-1)`). True-reward runs after PEBBLE's pre-training (`--labels 0
---pretrain N`) are its control, not a baseline. A run's method is its query sampler, then its teacher and label screening where not the defaults
-(`uniform, mistake0.3, rime`: 30% of answers flipped, `--robust rime`). Per (method, labels): the IQM of all runs'
+--pretrain N`) are its control, not a baseline. A run's method is its query sampler, then its teacher and label
+screening where not the defaults (`uniform, mistake0.3, rime`: 30% of answers flipped, `--robust rime`). Per (method, labels): the IQM of all runs'
 scores with a 95% stratified bootstrap CI (strata = envs, 2000 resamples); per (env, method, labels): mean ± sample
 std (ddof=1) over seeds. Claim checked per env and method: score >= 0.9 with the oracle teacher (prefrl's target
 at 200 labels, checked here at every budget run), >= 0.8 with a teacher that flips answers.

@@ -244,6 +244,7 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
         if env_kwargs:
             make_env(check_env_id(env), env_kwargs).close()  # refuses what the env's constructor would refuse
     algo_kwargs = json.dumps(kwargs, sort_keys=True) if kwargs else ""
+    env_text = json.dumps(env_kwargs, sort_keys=True) if env_kwargs else ""
     specs: list[RunSpec] = []
     for env in envs:
         for n in labels:
@@ -253,8 +254,7 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
             for teacher, sampler, screen, surf, pre, holdout in combos:
                 for seed in seeds:
                     specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, screen, surf,
-                                         pre, algo_kwargs, holdout,
-                                         json.dumps(env_kwargs, sort_keys=True) if env_kwargs else ""))
+                                         pre, algo_kwargs, holdout, env_text))
     return specs
 
 

@@ -26,7 +26,6 @@ import json
 import sys
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 
 if __package__ in (None, ""):
@@ -35,6 +34,7 @@ if __package__ in (None, ""):
 from prefrl.core.data import write_json  # noqa: E402
 from prefrl.core.demos import load_demos_for_env  # noqa: E402
 from prefrl.reward.model import RewardModel  # noqa: E402
+from prefrl.sb3.envs import check_env_id, make_env  # noqa: E402
 from prefrl.sb3.policies import record_demos  # noqa: E402
 
 
@@ -48,7 +48,7 @@ def reward_levels(run_dir: Path, demos_file: str | None = None, others: dict | N
     the episodes in `others` (name -> episode)."""
     config = json.loads((run_dir / "config.json").read_text())
     demos_file = config.get("demos") or demos_file
-    env = gym.make(config["env"], **config.get("env_kwargs", {}))
+    env = make_env(check_env_id(config["env"]), config.get("env_kwargs", {}))
     model = RewardModel.load(run_dir / "reward_model.pt", env.observation_space, env.action_space)
 
     def handed(ep) -> float:

@@ -15,6 +15,7 @@ from stable_baselines3.common.noise import NormalActionNoise
 
 from prefrl.sb3.envs import check_env_id, make_vec_env
 from prefrl.sb3.hyperparams import LinearToZero, load_zoo_hyperparams, parse_algo_kwargs, parse_python_literal
+from prefrl.sb3.objectives import env_reward_terms
 
 PPO_YML = """
 # A Zoo-style file: comments, !!float tags, multi-line policy_kwargs strings.
@@ -132,6 +133,9 @@ def test_bad_env_kwargs_are_named():
         make_vec_env("Pendulum-v1", 1, 0, env_kwargs={"bogus": 1})
     with pytest.raises(ValueError, match="render_mode"):
         make_vec_env("Pendulum-v1", 1, 0, env_kwargs={"render_mode": "human"}, render_mode="rgb_array")
+    # the other places that build an env from a user's env kwargs name them the same way
+    with pytest.raises(ValueError, match=r"'Pendulum-v1' refused the env kwargs \{'bogus': 1\}"):
+        env_reward_terms("Pendulum-v1", {"bogus": 1})
 
 
 # --------------------------------------------------------------------------- Zoo files

@@ -19,7 +19,7 @@ from prefrl.feedback.samplers import SAMPLERS
 from prefrl.feedback.teachers import TEACHERS, make_teacher
 from prefrl.reward.model import INPUT_KINDS
 from prefrl.reward.trainer import DEMO_ZEROS, HOLDOUT, PREF_FITS, ROBUST, Surf
-from prefrl.sb3.envs import check_env_id
+from prefrl.sb3.envs import check_env_id, make_env
 from prefrl.sb3.objectives import env_reward_terms, parse_objective
 from prefrl.sb3.policies import ALGOS
 
@@ -282,7 +282,7 @@ class TrainConfig:
             raise ValueError(f"--pref-data: {exc}") from exc
         if not len(data):
             raise ValueError(f"--pref-data {self.pref_data} holds no labelled pairs")
-        space = gym.make(self.env_id, **self.env_kwargs)
+        space = make_env(self.env_id, self.env_kwargs)
         want = {"observation": flat_dim(space.observation_space), "action": flat_dim(space.action_space)}
         space.close()
         got = {"observation": data.segments_a.obs.shape[-1], "action": data.segments_a.acts.shape[-1]}

@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 from prefrl.core.objectives import COMPOUND_TERMS, Objective, parse_objective
+from prefrl.sb3.envs import make_env
 
 __all__ = ["COMPOUND_TERMS", "Objective", "ObjectiveReward", "RewardTerms", "env_reward_terms", "objective_wrapper",
            "parse_objective"]
@@ -36,7 +37,7 @@ def _terms_of(info: dict[str, Any]) -> dict[str, float]:
 
 def env_reward_terms(env_id: str, env_kwargs: dict[str, Any] | None = None, seed: int = 0) -> list[str]:
     """The reward terms an env reports in its step info (one random step of a fresh env)."""
-    env = gym.make(env_id, **(env_kwargs or {}))
+    env = make_env(env_id, env_kwargs)
     try:
         env.reset(seed=seed)
         env.action_space.seed(seed)
