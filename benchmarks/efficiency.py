@@ -135,7 +135,8 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
              "", "method: the query sampler, then where not the defaults the teacher (mistakeP: a share P of answers "
              "flipped), the label screening (rime), SURF (surf T: pseudo-labels where the reward is T sure) and "
              "PEBBLE's pre-training (pretrain N: N env steps on a state-entropy reward before the first labels), and "
-             "the share of labels held out of reward training where not 1/e (holdout 0: every label trained on). "
+             "the share of labels held out of reward training where not 1/e (holdout 0: every label trained on), and the "
+             "share of labels asked before any policy learning where not 0.25 (upfront F). "
              f"Targets: {TARGET} with oracle labels, {NOISY_TARGET} with a teacher that flips answers.",
              *(["", "env (arguments): the preference runs and the true-reward runs they are scored against both ran "
                 "with these env and learner arguments (`mujoco_sweep.py --env-kwargs`, `--algo-kwargs`)."]

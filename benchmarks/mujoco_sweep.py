@@ -10,7 +10,8 @@ teachers of `prefrl.feedback.teachers`, or one with its rate set (`mistake0.3`: 
 `--pretrain 0,30000` without and with PEBBLE's pre-training (30000 env steps on a state-entropy reward before the
 first labels; the true-reward baseline too, as the control, scored against the baseline without it), and
 `--holdout default,0` with a third of the labels held out of reward training for early stopping (Christiano et
-al.) and with none (every label trained on, as PEBBLE does).
+al.) and with none (every label trained on, as PEBBLE does), and `--upfront default,0.5` with prefrl's share of the
+labels asked before any policy learning (a quarter) and with half of them.
 `--algo-kwargs KEY=VALUE ...` sets learner arguments of every run, baseline included (e.g.
 `policy_kwargs='{"log_std_init": -1}'`, as `prefrl train --algo-kwargs` takes them); their run ids and summary rows
 name them, so runs with other settings never mix; `--env-kwargs KEY=VALUE ...` sets the envs' gym.make arguments
@@ -97,6 +98,8 @@ class RunSpec:
     """The share of labels held out of reward training (`prefrl train --reward-holdout`); None: prefrl's default."""
     env_kwargs: str = ""
     """The env's gym.make arguments as sorted JSON ("" for the env's defaults)."""
+    upfront: float | None = None
+    """The share of labels asked before any policy learning (`prefrl train --labels-upfront`); None: prefrl's default."""
 
     @property
     def method(self) -> str:
@@ -115,6 +118,7 @@ class RunSpec:
         robust = "" if self.robust == "none" else f"__{self.robust}"
         robust += "" if self.surf is None else f"__surf{self.surf:g}"
         robust += pre + ("" if self.holdout is None else f"__ho{self.holdout:g}")
+        robust += "" if self.upfront is None else f"__up{self.upfront:g}"
         return (f"{env}__{self.algo}__{self.teacher}__{self.sampler}{robust}{kw}__L{self.labels}__H{self.segment_len}"
                 f"__s{self.steps}__seed{self.seed}")
 
@@ -203,16 +207,17 @@ def _surf(token: str) -> float | None:
         raise ValueError(f"--surf value {token!r} is invalid: expected none or a threshold in [0.5, 1]") from None
 
 
-def _holdout(token: str) -> float | None:
-    """`default` (prefrl's), or the share of labels held out of reward training."""
+def _share(option: str, token: str, top_included: bool = False) -> float | None:
+    """`default` (prefrl's), or a share in [0, 1) ([0, 1] with `top_included`)."""
     if token == "default":
         return None
     try:
         value = float(token)
     except ValueError:
         value = math.nan
-    if not 0 <= value < 1:
-        raise ValueError(f"--holdout value {token!r} is invalid: expected default or a share in [0, 1)")
+    if not (0 <= value <= 1 if top_included else 0 <= value < 1):
+        raise ValueError(f"--{option} value {token!r} is invalid: expected default or a share in "
+                         f"[0, 1{']' if top_included else ')'}")
     return value
 
 
@@ -231,7 +236,8 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     for s in samplers:
         check_choice("sampler", s, SAMPLERS)
     surfs = [_surf(t) for t in args.surf.split(",")]
-    holdouts = [_holdout(t) for t in args.holdout.split(",")]
+    holdouts = [_share("holdout", t) for t in args.holdout.split(",")]
+    upfronts = [_share("upfront", t, top_included=True) for t in args.upfront.split(",")]
     pretrains = _int_list("pretrain", args.pretrain, allow_zero=True)
     labels = _int_list("labels", args.labels, allow_zero=True)
     seeds = _int_list("seeds", args.seeds, allow_zero=True)
@@ -248,13 +254,13 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     specs: list[RunSpec] = []
     for env in envs:
         for n in labels:
-            combos = ([("-", "-", "none", None, pre, None) for pre in pretrains] if n == 0 else
-                      [(t, s, r, u, pre, h) for t in teachers for s in samplers for r in robust for u in surfs
-                       for pre in pretrains for h in holdouts])
-            for teacher, sampler, screen, surf, pre, holdout in combos:
+            combos = ([("-", "-", "none", None, pre, None, None) for pre in pretrains] if n == 0 else
+                      [(t, s, r, u, pre, h, up) for t in teachers for s in samplers for r in robust for u in surfs
+                       for pre in pretrains for h in holdouts for up in upfronts])
+            for teacher, sampler, screen, surf, pre, holdout, upfront in combos:
                 for seed in seeds:
                     specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, screen, surf,
-                                         pre, algo_kwargs, holdout, env_text))
+                                         pre, algo_kwargs, holdout, env_text, upfront))
     return specs
 
 
@@ -269,6 +275,7 @@ def make_task(spec: RunSpec, results: Path, runs_dir: Path) -> Task:
         algo_kwargs=json.loads(spec.algo_kwargs) if spec.algo_kwargs else {},
         env_kwargs=json.loads(spec.env_kwargs) if spec.env_kwargs else {},
         **({"reward_holdout": spec.holdout} if spec.holdout is not None else {}),
+        **({"labels_upfront": spec.upfront} if spec.upfront is not None else {}),
     ))
     return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
 
@@ -279,8 +286,8 @@ def record_path(results: Path, spec: RunSpec) -> Path:
 
 
 # -------------------------------------------------------------------- aggregate
-ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "surf", "pretrain", "holdout", "labels", "steps",
-            "segment_len", "algo_kwargs", "env_kwargs")
+ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "surf", "pretrain", "holdout", "upfront", "labels",
+            "steps", "segment_len", "algo_kwargs", "env_kwargs")
 """What makes runs one summary row (all but the seed)."""
 _OPTION_DEFAULTS = {f.name: f.default for f in dataclass_fields(RunSpec) if f.default is not MISSING}  # older records
 
@@ -304,7 +311,7 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     def order(fields: dict[str, Any]) -> tuple[Any, ...]:
         return (fields["env"], fields["env_kwargs"], fields["labels"], fields["teacher"], fields["sampler"],
                 fields["robust"], fields["surf"] or 0, fields["pretrain"], fields["algo_kwargs"],
-                -1 if fields["holdout"] is None else fields["holdout"])
+                -1 if fields["holdout"] is None else fields["holdout"], -1 if fields["upfront"] is None else fields["upfront"])
 
     groups = sorted(((dict(zip(ROW_KEYS, k)), v) for k, v in group_records(records, key).items()),
                     key=lambda group: order(group[0]))
@@ -337,11 +344,13 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def variants(row: dict[str, Any]) -> list[str]:
     """What a row (or spec) added to its query sampler, in words: `rime` where the labels were screened, `surf 0.95`
     where SURF added pseudo-labels, `pretrain 30000` after PEBBLE's pre-training, `holdout 0` where no labels were
-    held out of reward training (records from before an option have no key for it)."""
+    held out of reward training, `upfront 0.5` where half the labels were asked before any policy learning (records
+    from before an option have no key for it)."""
     robust, surf, pretrain = row.get("robust", "none"), row.get("surf"), row.get("pretrain", 0)
-    holdout = row.get("holdout")
+    holdout, upfront = row.get("holdout"), row.get("upfront")
     return [*([robust] if robust != "none" else []), *([f"surf {surf:g}"] if surf else []),
-            *([f"pretrain {pretrain}"] if pretrain else []), *([f"holdout {holdout:g}"] if holdout is not None else [])]
+            *([f"pretrain {pretrain}"] if pretrain else []), *([f"holdout {holdout:g}"] if holdout is not None else []),
+            *([f"upfront {upfront:g}"] if upfront is not None else [])]
 
 
 def queries(row: dict[str, Any]) -> str:
@@ -374,6 +383,9 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) 
                 "(`--reward-holdout F`; prefrl's default 1/e, Christiano et al.). With 0 every label is trained on "
                 "until each member ranks 97% of its pairs right, as PEBBLE and B-Pref do."]
                if any(r.get("holdout") is not None for r in rows) else []),
+             *(["", "sampler + upfront F: a share F of the labels asked before any policy learning, on the random-action "
+                "warm-up's segments (`--labels-upfront F`; prefrl's default 0.25)."]
+               if any(r.get("upfront") is not None for r in rows) else []),
              "", "std: sample standard deviation across seeds (ddof=1). ratio to true reward: mean true return over "
              "the baseline's (same env and env arguments, steps, seeds, learner arguments); undefined (–) where the baseline's mean return is not positive."]
     short = [f"{env_name(r)} ({r['labels']} {r['teacher']} labels, {queries(r)}: {r['ratio_to_true_reward']:.2f})"
@@ -458,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "(e.g. 0.95), or several (none,0.95)")
     p.add_argument("--pretrain", default="0", help="PEBBLE pre-training steps before the first labels (or the true "
                                                    "reward of a baseline): 0 (none), a number, or several (0,30000)")
+    p.add_argument("--upfront", default="default", help="share of the labels asked before any policy learning: "
+                   "default (prefrl's, 0.25) and/or shares in [0, 1], comma-separated")
     p.add_argument("--holdout", default="default", help="share of the labels held out of reward training: default "
                                                         "(prefrl's, 1/e), a share in [0, 1), or several (default,0)")
     p.add_argument("--algo-kwargs", nargs="*", metavar="KEY=VALUE", default=None,

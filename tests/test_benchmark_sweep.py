@@ -2,6 +2,7 @@
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import gymnasium as gym
@@ -102,6 +103,7 @@ def test_a_failed_run_is_recorded_and_does_not_stop_the_others(tmp_path, capsys)
         (["--pretrain", "0,-5"], "--pretrain value '-5' is invalid"),
         (["--holdout", "default,1"], "--holdout value '1' is invalid: expected default or a share in [0, 1)"),
         (["--holdout", "none"], "--holdout value 'none' is invalid"),
+        (["--upfront", "default,1.5"], "--upfront value '1.5' is invalid: expected default or a share in [0, 1]"),
         (["--algo", "trpo"], "unknown method/algo 'trpo'"),
         (["--algo-kwargs", "gamma"], "--algo-kwargs: expected key=value, got 'gamma'"),
         (["--algo-kwargs", "policy_kwargs=[1]"], "policy_kwargs=[1]: expected a mapping"),
@@ -160,6 +162,23 @@ def test_a_holdout_share_is_named_apart_and_reaches_each_runs_config(tmp_path):
     assert plain["reward_holdout"] == pytest.approx(1 / np.e)
     assert sweep.queries({"sampler": "uniform", "holdout": 0.0}) == "uniform + holdout 0"
     assert sweep.queries({"sampler": "uniform", "holdout": None}) == "uniform"
+
+
+def test_the_share_of_labels_asked_up_front_is_named_apart_and_reaches_each_runs_config(tmp_path):
+    args = sweep.build_parser().parse_args(["--envs", ENV, "--labels", "0,50", "--upfront", "default,0.5,1", "--seeds",
+                                            "0", "--steps", "1000"])
+    specs = sweep.parse_specs(args)
+    assert len(specs) == 1 + 3  # the baseline asks no labels
+    configs = {s.run_id: sweep.make_task(s, tmp_path, tmp_path).config for s in specs}
+    env = ENV.replace('/', '_')
+    assert configs[f"{env}__ppo__oracle__uniform__up0.5__L50__H50__s1000__seed0"]["labels_upfront"] == 0.5
+    assert configs[f"{env}__ppo__oracle__uniform__up1__L50__H50__s1000__seed0"]["labels_upfront"] == 1.0
+    plain = configs[f"{env}__ppo__oracle__uniform__L50__H50__s1000__seed0"]  # the id from before the option unchanged
+    assert plain["labels_upfront"] == 0.25
+    assert sweep.queries({"sampler": "uniform", "upfront": 0.5}) == "uniform + upfront 0.5"
+    rows = sweep.aggregate([{"spec": asdict(s), "method": s.method,
+                             "metrics": {"true_return": 10.0, "wall_seconds": 1.0}} for s in specs])
+    assert sorted(r["upfront"] for r in rows if r["upfront"] is not None) == [0.5, 1.0]  # each share its own row
 
 
 def test_learner_arguments_reach_every_run_and_pair_each_run_with_its_own_baseline(tmp_path):

@@ -95,6 +95,8 @@ def test_true_reward_baseline_and_overlay_plot(tmp_path, capsys):
         (["--env", "prefrl/PointMass-v0", "--robust", "rim"], "unknown robust 'rim': expected one of none, rime"),
         (["--env", "prefrl/PointMass-v0", "--label-noise", "nan"], "label_noise nan: expected a share in \\[0, 1\\)"),
         (["--env", "prefrl/PointMass-v0", "--reward-holdout", "1"], "reward_holdout 1.0: expected a share in \\[0, 1\\)"),
+        (["--env", "prefrl/PointMass-v0", "--labels-upfront", "1.5"],
+         "labels_upfront 1.5: expected a share of the budget in \\[0, 1\\]"),
         (["--env", "prefrl/PointMass-v0", "--teacher-kwargs", "mistake=2"], "mistake must be a probability in \\[0, 1\\], got 2"),
         (["--env", "prefrl/PointMass-v0", "--teacher-kwargs", "bogus=1"], "unknown teacher field\\(s\\) \\['bogus'\\]"),
         (["--env", "prefrl/PointMass-v0", "--teacher", "human", "--teacher-kwargs", "mistake=0.3"],
@@ -116,6 +118,15 @@ def test_bad_train_options_get_one_clear_line(tmp_path, capsys, args, message):
     import re
 
     assert re.search(message, err), err
+
+
+@pytest.mark.parametrize("upfront, first_batch", [("0.25", 10), ("1", 40)])
+def test_labels_upfront_sets_the_first_batch_before_any_policy_learning(tmp_path, upfront, first_batch):
+    out, m = _train(tmp_path, f"up{upfront}", "--env", "prefrl/PointMass-v0", "--labels", "40", "--steps", "4096",
+                    "--evals", "1", "--eval-episodes", "1", "--segment-len", "20", "--labels-upfront", upfront)
+    fits = json.loads((out / "pref_state.json").read_text())["fit_reports"]
+    assert m["labels_answered"] == 40 and fits[0]["pairs"] == first_batch  # the first fit: the up-front batch
+    assert len(fits) == 1 if upfront == "1" else len(fits) > 1  # with all of them up front, no later batch
 
 
 def test_an_earlier_run_is_never_overwritten_by_accident(tmp_path, capsys):

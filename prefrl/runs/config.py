@@ -73,6 +73,9 @@ class TrainConfig:
     """Parallel envs (default 1, or the --hyperparams file's)."""
     num_queries: int = 20
     """Batches the label budget is asked in (reward updates over the run)."""
+    labels_upfront: float = 0.25
+    """Share of the label budget asked before any policy learning, on the random-action warm-up's segments (and
+    PEBBLE's pre-training's, with --pretrain-steps); the rest comes in --num-queries batches over the run."""
     eval_episodes: int = 10
     """Episodes of the final true-reward evaluation."""
     evals: int = 10
@@ -172,6 +175,8 @@ class TrainConfig:
         check_choice("robust", self.robust, ROBUST)
         check_share("label_noise", self.label_noise)
         check_share("reward_holdout", self.reward_holdout)
+        if not 0 <= self.labels_upfront <= 1:
+            raise ValueError(f"labels_upfront {self.labels_upfront!r}: expected a share of the budget in [0, 1]")
         if self.surf is not None:
             Surf(threshold=self.surf)
             if self.reward != "learned" or (self.labels == 0 and self.pref_data is None):

@@ -168,6 +168,7 @@ def build_feedback(config: TrainConfig, out: Path, reward_model: RewardModel, te
         trainer.inputs_fixed = True  # the saved model's input standardization is the first joint fit's: keep it
     feedback = FeedbackConfig(total_labels=config.labels, total_steps=config.steps, sampler=config.sampler,
                               segment_len=config.segment_len, num_queries=config.num_queries,
+                              initial_fraction=config.labels_upfront,
                               pretrain_steps=config.pretrain_steps, min_labels=config.min_labels, seed=config.seed,
                               refit_every=config.refit_every, policy_recent=config.policy_recent,
                               query_window=config.query_window)
