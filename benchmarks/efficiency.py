@@ -103,6 +103,12 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
         teacher_of[name] = spec.get("teacher", "oracle")
         scores.setdefault((name, spec["labels"]), {}).setdefault(env, []).append(score)
         returns.setdefault((env, name, spec["labels"]), []).append(r["metrics"]["true_return"])
+    for (name, labels), per_env in scores.items():  # an aggregate counts each env once: one setting of it per results dir
+        counted = [t for t in per_env if t.split(" (")[0] in {u.split(" (")[0] for u in per_env if u != t}]
+        if counted:
+            raise ValueError(f"{name} at {labels} labels has runs of one env under several settings ({', '.join(counted)}): "
+                             f"the aggregate would count that env more than once; expected one setting per env in "
+                             f"{results / 'runs'} (keep the others in their own --results-dir)")
     rows, aggregate, claims = [], [], []
     for (env, name, labels), values in sorted(returns.items()):
         ratio = [v / float(np.mean(base[env])) for v in values]

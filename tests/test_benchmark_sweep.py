@@ -317,10 +317,10 @@ def test_efficiency_summary_from_sweep_records(tmp_path, capsys):
         record("A-v0", 100, "uniform", seed, qpa - 10, teacher="mistake0.3", robust="rime")
         record("A-v0", 100, "uniform", seed, uni + 5, pretrain=30000)
         record("A-v0", 0, "-", seed, 2 * base, algo_kwargs=KW)  # other learner arguments: scored on their own
-        record("A-v0", 100, "policy_aligned", seed, qpa, algo_kwargs=KW)
+        record("A-v0", 200, "policy_aligned", seed, qpa, algo_kwargs=KW)
         record("A-v0", 0, "-", seed, 10 * base, pretrain=30000)  # the control of pre-training: not a baseline
         record("A-v0", 0, "-", seed, 4 * base, env_kwargs='{"x": 1}', algo_kwargs=KW)  # other env arguments too
-        record("A-v0", 100, "policy_aligned", seed, 2 * qpa, env_kwargs='{"x": 1}', algo_kwargs=KW)
+        record("A-v0", 50, "policy_aligned", seed, 2 * qpa, env_kwargs='{"x": 1}', algo_kwargs=KW)
     assert efficiency.main(["--results-dir", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "efficiency_summary.json").read_text())
     rows = {r["method"]: r for r in summary["rows"] if r["env"] == "A-v0"}
@@ -335,11 +335,11 @@ def test_efficiency_summary_from_sweep_records(tmp_path, capsys):
                       "A-v0, uniform: ratio >= 0.9 at 100 labels": False,
                       "A-v0, uniform, mistake0.3, rime: ratio >= 0.8 at 100 labels": True,  # noisy teachers: 0.8
                       "A-v0, uniform, pretrain 30000: ratio >= 0.9 at 100 labels": False,
-                      "A-v0 (log_std_init=-1), policy_aligned: ratio >= 0.9 at 100 labels": False,
-                      "A-v0 (x=1, log_std_init=-1), policy_aligned: ratio >= 0.9 at 100 labels": False}
-    agg = {a["method"]: a for a in summary["aggregate"]}
-    assert agg["uniform"]["runs"] == 3 and agg["uniform"]["iqm"] == pytest.approx(0.8)
-    assert agg["policy_aligned"]["envs"] == ["A-v0", "A-v0 (log_std_init=-1)", "A-v0 (x=1, log_std_init=-1)"]
+                      "A-v0 (log_std_init=-1), policy_aligned: ratio >= 0.9 at 200 labels": False,
+                      "A-v0 (x=1, log_std_init=-1), policy_aligned: ratio >= 0.9 at 50 labels": False}
+    agg = {(a["method"], a["labels"]): a for a in summary["aggregate"]}
+    assert agg["uniform", 100]["runs"] == 3 and agg["uniform", 100]["iqm"] == pytest.approx(0.8)
+    assert agg["policy_aligned", 200]["envs"] == ["A-v0 (log_std_init=-1)"]
     assert (tmp_path / "efficiency.png").stat().st_size > 5_000 and "| A-v0 |" in (tmp_path / "efficiency.md").read_text()
     assert (tmp_path / "efficiency_profile.png").stat().st_size > 5_000
     for path in runs.glob("A-v0_0_-_*.json"):  # a preference run without its own baseline is refused, not divided by 0
@@ -347,6 +347,13 @@ def test_efficiency_summary_from_sweep_records(tmp_path, capsys):
             path.unlink()
     assert efficiency.main(["--results-dir", str(tmp_path)]) == 2
     assert "no true-reward run of A-v0 (log_std_init=-1)" in capsys.readouterr().err
+    for seed in range(3):  # the baselines back
+        record("A-v0", 0, "-", seed, 200, algo_kwargs=KW)
+        record("A-v0", 0, "-", seed, 400, env_kwargs='{"x": 1}', algo_kwargs=KW)
+    record("A-v0", 100, "policy_aligned", 0, 100, algo_kwargs=KW)  # beside the plain A-v0's policy_aligned at 100
+    assert efficiency.main(["--results-dir", str(tmp_path)]) == 2
+    assert ("policy_aligned at 100 labels has runs of one env under several settings (A-v0, A-v0 (log_std_init=-1))"
+            in capsys.readouterr().err)
 
 
 def test_reward_inputs_scores_each_input_choice_on_other_runs_pairs(tmp_path, capsys):
