@@ -90,11 +90,13 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
     scores: dict[tuple[str, int], dict[str, list[float]]] = {}
     returns: dict[tuple[str, str, int], list[float]] = {}
     teacher_of: dict[str, str] = {}
+    env_of: dict[str, str] = {}  # task (env with its settings) -> env id
     for r in records:
         spec = r["spec"]
         if spec["labels"] == 0:
             continue
         env = task(spec)
+        env_of[env] = spec["env"]
         if env not in base:
             raise ValueError(f"no true-reward run of {env} in {results / 'runs'}: expected --labels 0 runs"
                              + (" with the same --env-kwargs and --algo-kwargs" if settings(spec) else ""))
@@ -104,7 +106,8 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
         scores.setdefault((name, spec["labels"]), {}).setdefault(env, []).append(score)
         returns.setdefault((env, name, spec["labels"]), []).append(r["metrics"]["true_return"])
     for (name, labels), per_env in scores.items():  # an aggregate counts each env once: one setting of it per results dir
-        counted = [t for t in per_env if t.split(" (")[0] in {u.split(" (")[0] for u in per_env if u != t}]
+        ids = [env_of[t] for t in per_env]
+        counted = [t for t in per_env if ids.count(env_of[t]) > 1]
         if counted:
             raise ValueError(f"{name} at {labels} labels has runs of one env under several settings ({', '.join(counted)}): "
                              f"the aggregate would count that env more than once; expected one setting per env in "
