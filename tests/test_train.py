@@ -96,7 +96,7 @@ def test_true_reward_baseline_and_overlay_plot(tmp_path, capsys):
         (["--env", "prefrl/PointMass-v0", "--label-noise", "nan"], "label_noise nan: expected a share in \\[0, 1\\)"),
         (["--env", "prefrl/PointMass-v0", "--reward-holdout", "1"], "reward_holdout 1.0: expected a share in \\[0, 1\\)"),
         (["--env", "prefrl/PointMass-v0", "--labels-upfront", "1.5"],
-         "labels_upfront 1.5: expected a share of the budget in \\[0, 1\\]"),
+         "labels_upfront 1.5: expected a share in \\[0, 1\\]"),
         (["--env", "prefrl/PointMass-v0", "--teacher-kwargs", "mistake=2"], "mistake must be a probability in \\[0, 1\\], got 2"),
         (["--env", "prefrl/PointMass-v0", "--teacher-kwargs", "bogus=1"], "unknown teacher field\\(s\\) \\['bogus'\\]"),
         (["--env", "prefrl/PointMass-v0", "--teacher", "human", "--teacher-kwargs", "mistake=0.3"],

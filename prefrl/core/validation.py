@@ -14,10 +14,10 @@ def check_positive_int(name: str, value: Any, hint: str = "") -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}{hint}")
 
 
-def check_share(name: str, value: Any) -> None:
-    """Raise ValueError unless value is a share in [0, 1) (NaN is not)."""
-    if not 0 <= value < 1:
-        raise ValueError(f"{name} {value!r}: expected a share in [0, 1)")
+def check_share(name: str, value: Any, whole: bool = False) -> None:
+    """Raise ValueError unless value is a share in [0, 1), or in [0, 1] with `whole` (NaN is neither)."""
+    if not (0 <= value <= 1 if whole else 0 <= value < 1):
+        raise ValueError(f"{name} {value!r}: expected a share in [0, 1{']' if whole else ')'}")
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from prefrl.core.validation import check_positive_int
+from prefrl.core.validation import check_positive_int, check_share
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,7 @@ class LabelSchedule:
         check_positive_int("label budget", self.total)
         check_positive_int("total_steps", self.total_steps)
         check_positive_int("num_queries", self.num_queries)
-        if not 0.0 <= self.initial_fraction <= 1.0:
-            raise ValueError(f"initial_fraction must be in [0, 1], got {self.initial_fraction}")
+        check_share("initial_fraction", self.initial_fraction, whole=True)
 
     @property
     def initial(self) -> int:

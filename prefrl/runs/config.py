@@ -175,8 +175,7 @@ class TrainConfig:
         check_choice("robust", self.robust, ROBUST)
         check_share("label_noise", self.label_noise)
         check_share("reward_holdout", self.reward_holdout)
-        if not 0 <= self.labels_upfront <= 1:
-            raise ValueError(f"labels_upfront {self.labels_upfront!r}: expected a share of the budget in [0, 1]")
+        check_share("labels_upfront", self.labels_upfront, whole=True)
         if self.surf is not None:
             Surf(threshold=self.surf)
             if self.reward != "learned" or (self.labels == 0 and self.pref_data is None):
