@@ -1,6 +1,7 @@
 """Human preferences: the label store, clips, the labelling server (API, security, concurrency, a hard kill),
 a real headless Chromium on the page, and training with --teacher human."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -250,20 +251,25 @@ def _chromium():
     return path
 
 
-def test_page_in_headless_chromium(tmp_path, segments):
+@contextlib.contextmanager
+def _page_in_chromium(run, segments, n):
+    """A label store with `n` queries and real (tiny) clips, its server, and a headless Chromium on the page.
+
+    Yields (page, store, ids); the browser and the server are closed afterwards.
+    """
     try:
         from playwright import sync_api
     except ImportError:
         _missing("Playwright is not installed (the [dev] extra)")
     chromium = _chromium()
-    store, ids = _store_with_queries(tmp_path, segments, 2, clips=False)
+    store, ids = _store_with_queries(run, segments, n, clips=False)
     renderer = SegmentRenderer(FALL, size=96)
     for q in ids:
         a, b = store.segments(q)
-        renderer.write(a, tmp_path / "clips" / f"q{q}_a.webm")
-        renderer.write(b, tmp_path / "clips" / f"q{q}_b.webm")
+        renderer.write(a, run / "clips" / f"q{q}_a.webm")
+        renderer.write(b, run / "clips" / f"q{q}_b.webm")
         store.set_clips(q, f"q{q}_a.webm", f"q{q}_b.webm")
-    server = LabelServer(tmp_path, port=0).start()
+    server = LabelServer(run, port=0).start()
     flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--autoplay-policy=no-user-gesture-required"]
@@ -272,25 +278,72 @@ def test_page_in_headless_chromium(tmp_path, segments):
             browser = p.chromium.launch(executable_path=chromium, args=flags, headless=True)
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{server.port}/")
-            # typed, then straight to an answer: the name counts as it is typed (no blur/Enter needed),
-            # so the first click is not lost (Playwright's click waits for the button to be enabled)
-            page.type("#annotator", "alice")
-            page.wait_for_selector("#slot-a video")
-            first = page.evaluate("() => document.querySelector('#slot-a video').src")
-            page.click("#left")
-            page.wait_for_function(f"() => document.querySelector('#slot-a video') && "
-                                   f"document.querySelector('#slot-a video').src !== {json.dumps(first)}")
-            assert "1 labelled" in page.inner_text("#counts") and "1 waiting" in page.inner_text("#counts")
-            # the clip really plays: its clock advances
-            page.wait_for_function("() => { const v = document.querySelector('#slot-a video'); "
-                                   "return v && v.readyState >= 2 && v.currentTime > 0; }", timeout=15000)
-            page.keyboard.press("ArrowRight")  # by keyboard
-            page.wait_for_function("() => document.getElementById('counts').textContent.startsWith('2 labelled')")
+            yield page, store, ids
             browser.close()
     finally:
         server.shutdown()
-    answers = dict(store._conn().execute("SELECT query_id, answer FROM answers WHERE annotator = 'alice'"))
-    assert answers == {ids[1]: "left", ids[0]: "right"}  # most urgent (highest priority) first
+
+
+def _shown(page):
+    return page.evaluate("() => document.querySelector('#slot-a video')?.src ?? null")
+
+
+def _alices_answers(store):
+    return dict(store._conn().execute("SELECT query_id, answer FROM answers WHERE annotator = 'alice'"))
+
+
+def test_page_in_headless_chromium(tmp_path, segments):
+    with _page_in_chromium(tmp_path, segments, 2) as (page, store, ids):
+        # typed, then straight to an answer: the name counts as it is typed (no blur/Enter needed),
+        # so the first click is not lost (Playwright's click waits for the button to be enabled)
+        page.type("#annotator", "alice")
+        page.wait_for_selector("#slot-a video")
+        first = _shown(page)
+        page.click("#left")
+        page.wait_for_function(f"() => document.querySelector('#slot-a video') && "
+                               f"document.querySelector('#slot-a video').src !== {json.dumps(first)}")
+        assert "1 labelled" in page.inner_text("#counts") and "1 waiting" in page.inner_text("#counts")
+        # the clip really plays: its clock advances
+        page.wait_for_function("() => { const v = document.querySelector('#slot-a video'); "
+                               "return v && v.readyState >= 2 && v.currentTime > 0; }", timeout=15000)
+        page.keyboard.press("ArrowRight")  # by keyboard
+        page.wait_for_function("() => document.getElementById('counts').textContent.startsWith('2 labelled')")
+    assert _alices_answers(store) == {ids[1]: "left", ids[0]: "right"}  # most urgent (highest priority) first
+
+
+def test_page_drops_a_reply_that_is_older_than_an_answer(tmp_path, segments):
+    """A slow reply to a request made before an answer (here: one the name box's edit set off) must not bring
+    the answered pair back, where the next key press would overwrite its answer instead of labelling a new pair."""
+    with _page_in_chromium(tmp_path, segments, 3) as (page, store, ids):
+        page.type("#annotator", "alice")
+        page.wait_for_selector("#slot-a video")
+        first = _shown(page)
+        held = []  # the one request to /api/next that is answered late, with the reply it got in time
+
+        def hold_first(route):
+            if held:
+                route.continue_()
+            else:
+                held.append((route, route.fetch()))
+
+        page.route("**/api/next*", hold_first)
+        page.fill("#annotator", "alice")  # an edit of the name: the page reloads its pair after a pause
+        for _ in range(100):  # until that reload's request is held
+            if held:
+                break
+            page.wait_for_timeout(50)
+        assert held, "the name box's edit did not reload the pair"
+        page.click("#left")
+        page.wait_for_function(f"() => (document.querySelector('#slot-a video')?.src ?? {json.dumps(first)})"
+                               f" !== {json.dumps(first)}")
+        second = _shown(page)
+        route, reply = held[0]
+        route.fulfill(response=reply)  # the old reply, which still offers the pair just answered
+        page.wait_for_timeout(500)
+        assert _shown(page) == second, "a late reply brought back the pair that was just answered"
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("() => document.getElementById('counts').textContent.startsWith('2 labelled')")
+    assert _alices_answers(store) == {ids[2]: "left", ids[1]: "right"}
 
 
 # ------------------------------------------------------- training with people
