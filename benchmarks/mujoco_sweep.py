@@ -11,7 +11,9 @@ teachers of `prefrl.feedback.teachers`, or one with its rate set (`mistake0.3`: 
 first labels; the true-reward baseline too, as the control, scored against the baseline without it), and
 `--holdout default,0` with a third of the labels held out of reward training for early stopping (Christiano et
 al.) and with none (every label trained on, as PEBBLE does), and `--upfront default,0.5` with prefrl's share of the
-labels asked before any policy learning (a quarter) and with half of them.
+labels asked before any policy learning (a quarter) and with half of them, and
+`--reward-inputs default,obs+act+act_sq` with the reward's default inputs and with the action squared beside them
+(`prefrl train --reward-inputs`).
 `--algo-kwargs KEY=VALUE ...` sets learner arguments of every run, baseline included (e.g.
 `policy_kwargs='{"log_std_init": -1}'`, as `prefrl train --algo-kwargs` takes them); their run ids and summary rows
 name them, so runs with other settings never mix; `--env-kwargs KEY=VALUE ...` sets the envs' gym.make arguments
@@ -52,6 +54,7 @@ from prefrl.core.data import write_json
 from prefrl.core.validation import check_choice
 from prefrl.feedback.samplers import SAMPLERS
 from prefrl.feedback.teachers import TEACHERS, make_teacher
+from prefrl.reward.model import INPUT_KINDS
 from prefrl.reward.trainer import ROBUST, Surf
 from prefrl.runs.config import TrainConfig
 from prefrl.runs.options import parse_pairs
@@ -100,6 +103,8 @@ class RunSpec:
     """The env's gym.make arguments as sorted JSON ("" for the env's defaults)."""
     upfront: float | None = None
     """The share of labels asked before any policy learning (`prefrl train --labels-upfront`); None: prefrl's default."""
+    inputs: str = ""
+    """What the reward sees, kinds joined by + (`prefrl train --reward-inputs`); "": prefrl's default."""
 
     @property
     def method(self) -> str:
@@ -119,6 +124,7 @@ class RunSpec:
         robust += "" if self.surf is None else f"__surf{self.surf:g}"
         robust += pre + ("" if self.holdout is None else f"__ho{self.holdout:g}")
         robust += "" if self.upfront is None else f"__up{self.upfront:g}"
+        robust += f"__in_{self.inputs}" if self.inputs else ""
         return (f"{env}__{self.algo}__{self.teacher}__{self.sampler}{robust}{kw}__L{self.labels}__H{self.segment_len}"
                 f"__s{self.steps}__seed{self.seed}")
 
@@ -221,6 +227,17 @@ def _share(option: str, token: str, top_included: bool = False) -> float | None:
     return value
 
 
+def _inputs(token: str) -> str:
+    """`default` (prefrl's reward inputs: ""), or input kinds joined by +, in RewardModel's order."""
+    if token == "default":
+        return ""
+    kinds = token.split("+")
+    if not token or any(k not in INPUT_KINDS for k in kinds) or len(set(kinds)) < len(kinds):
+        raise ValueError(f"--reward-inputs value {token!r} is invalid: expected default or distinct input kinds of "
+                         f"{', '.join(INPUT_KINDS)} joined by +")
+    return "+".join(k for k in INPUT_KINDS if k in kinds)
+
+
 def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     """Validate every option before any run starts, and expand the grid into runs."""
     envs = [e for e in args.envs.split(",") if e]
@@ -238,6 +255,7 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     surfs = [_surf(t) for t in args.surf.split(",")]
     holdouts = [_share("holdout", t) for t in args.holdout.split(",")]
     upfronts = [_share("upfront", t, top_included=True) for t in args.upfront.split(",")]
+    inputs = [_inputs(t) for t in args.reward_inputs.split(",")]
     pretrains = _int_list("pretrain", args.pretrain, allow_zero=True)
     labels = _int_list("labels", args.labels, allow_zero=True)
     seeds = _int_list("seeds", args.seeds, allow_zero=True)
@@ -254,13 +272,13 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     specs: list[RunSpec] = []
     for env in envs:
         for n in labels:
-            combos = ([("-", "-", "none", None, pre, None, None) for pre in pretrains] if n == 0 else
-                      [(t, s, r, u, pre, h, up) for t in teachers for s in samplers for r in robust for u in surfs
-                       for pre in pretrains for h in holdouts for up in upfronts])
-            for teacher, sampler, screen, surf, pre, holdout, upfront in combos:
+            combos = ([("-", "-", "none", None, pre, None, None, "") for pre in pretrains] if n == 0 else
+                      [(t, s, r, u, pre, h, up, i) for t in teachers for s in samplers for r in robust for u in surfs
+                       for pre in pretrains for h in holdouts for up in upfronts for i in inputs])
+            for teacher, sampler, screen, surf, pre, holdout, upfront, inp in combos:
                 for seed in seeds:
                     specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, screen, surf,
-                                         pre, algo_kwargs, holdout, env_text, upfront))
+                                         pre, algo_kwargs, holdout, env_text, upfront, inp))
     return specs
 
 
@@ -276,6 +294,7 @@ def make_task(spec: RunSpec, results: Path, runs_dir: Path) -> Task:
         env_kwargs=json.loads(spec.env_kwargs) if spec.env_kwargs else {},
         **({"reward_holdout": spec.holdout} if spec.holdout is not None else {}),
         **({"labels_upfront": spec.upfront} if spec.upfront is not None else {}),
+        **({"reward_inputs": spec.inputs.split("+")} if spec.inputs else {}),
     ))
     return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
 
@@ -286,8 +305,8 @@ def record_path(results: Path, spec: RunSpec) -> Path:
 
 
 # -------------------------------------------------------------------- aggregate
-ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "surf", "pretrain", "holdout", "upfront", "labels",
-            "steps", "segment_len", "algo_kwargs", "env_kwargs")
+ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "surf", "pretrain", "holdout", "upfront", "inputs",
+            "labels", "steps", "segment_len", "algo_kwargs", "env_kwargs")
 """What makes runs one summary row (all but the seed)."""
 _OPTION_DEFAULTS = {f.name: f.default for f in dataclass_fields(RunSpec) if f.default is not MISSING}  # older records
 
@@ -311,7 +330,8 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     def order(fields: dict[str, Any]) -> tuple[Any, ...]:
         return (fields["env"], fields["env_kwargs"], fields["labels"], fields["teacher"], fields["sampler"],
                 fields["robust"], fields["surf"] or 0, fields["pretrain"], fields["algo_kwargs"],
-                -1 if fields["holdout"] is None else fields["holdout"], -1 if fields["upfront"] is None else fields["upfront"])
+                -1 if fields["holdout"] is None else fields["holdout"], -1 if fields["upfront"] is None else fields["upfront"],
+                fields["inputs"])
 
     groups = sorted(((dict(zip(ROW_KEYS, k)), v) for k, v in group_records(records, key).items()),
                     key=lambda group: order(group[0]))
@@ -344,13 +364,14 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def variants(row: dict[str, Any]) -> list[str]:
     """What a row (or spec) added to its query sampler, in words: `rime` where the labels were screened, `surf 0.95`
     where SURF added pseudo-labels, `pretrain 30000` after PEBBLE's pre-training, `holdout 0` where no labels were
-    held out of reward training, `upfront 0.5` where half the labels were asked before any policy learning (records
-    from before an option have no key for it)."""
+    held out of reward training, `upfront 0.5` where half the labels were asked before any policy learning,
+    `inputs obs+act+act_sq` where the reward saw other inputs than its default (records from before an option have
+    no key for it)."""
     robust, surf, pretrain = row.get("robust", "none"), row.get("surf"), row.get("pretrain", 0)
-    holdout, upfront = row.get("holdout"), row.get("upfront")
+    holdout, upfront, inputs = row.get("holdout"), row.get("upfront"), row.get("inputs")
     return [*([robust] if robust != "none" else []), *([f"surf {surf:g}"] if surf else []),
             *([f"pretrain {pretrain}"] if pretrain else []), *([f"holdout {holdout:g}"] if holdout is not None else []),
-            *([f"upfront {upfront:g}"] if upfront is not None else [])]
+            *([f"upfront {upfront:g}"] if upfront is not None else []), *([f"inputs {inputs}"] if inputs else [])]
 
 
 def queries(row: dict[str, Any]) -> str:
@@ -386,6 +407,9 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) 
              *(["", "sampler + upfront F: a share F of the labels asked before any policy learning, on the random-action "
                 "warm-up's segments (`--labels-upfront F`; prefrl's default 0.25)."]
                if any(r.get("upfront") is not None for r in rows) else []),
+             *(["", "sampler + inputs K: the reward saw the inputs K instead of its default (`--reward-inputs`; act_sq: "
+                "the action squared, the shape of the envs' control cost)."]
+               if any(r.get("inputs") for r in rows) else []),
              "", "std: sample standard deviation across seeds (ddof=1). ratio to true reward: mean true return over "
              "the baseline's (same env and env arguments, steps, seeds, learner arguments); undefined (–) where the baseline's mean return is not positive."]
     short = [f"{env_name(r)} ({r['labels']} {r['teacher']} labels, {queries(r)}: {r['ratio_to_true_reward']:.2f})"
@@ -472,6 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "reward of a baseline): 0 (none), a number, or several (0,30000)")
     p.add_argument("--upfront", default="default", help="share of the labels asked before any policy learning: "
                    "default (prefrl's, 0.25) and/or shares in [0, 1], comma-separated")
+    p.add_argument("--reward-inputs", default="default", help="what the reward sees: default (prefrl's) and/or input "
+                   "kinds joined by + (e.g. obs+act+act_sq), comma-separated")
     p.add_argument("--holdout", default="default", help="share of the labels held out of reward training: default "
                                                         "(prefrl's, 1/e), a share in [0, 1), or several (default,0)")
     p.add_argument("--algo-kwargs", nargs="*", metavar="KEY=VALUE", default=None,

@@ -104,6 +104,9 @@ def test_a_failed_run_is_recorded_and_does_not_stop_the_others(tmp_path, capsys)
         (["--holdout", "default,1"], "--holdout value '1' is invalid: expected default or a share in [0, 1)"),
         (["--holdout", "none"], "--holdout value 'none' is invalid"),
         (["--upfront", "default,1.5"], "--upfront value '1.5' is invalid: expected default or a share in [0, 1]"),
+        (["--reward-inputs", "default,obs+acts"], "--reward-inputs value 'obs+acts' is invalid: expected default or "
+                                                  "distinct input kinds of obs, act, act_sq, next_obs joined by +"),
+        (["--reward-inputs", "obs+obs"], "--reward-inputs value 'obs+obs' is invalid"),
         (["--algo", "trpo"], "unknown method/algo 'trpo'"),
         (["--algo-kwargs", "gamma"], "--algo-kwargs: expected key=value, got 'gamma'"),
         (["--algo-kwargs", "policy_kwargs=[1]"], "policy_kwargs=[1]: expected a mapping"),
@@ -179,6 +182,24 @@ def test_the_share_of_labels_asked_up_front_is_named_apart_and_reaches_each_runs
     rows = sweep.aggregate([{"spec": asdict(s), "method": s.method,
                              "metrics": {"true_return": 10.0, "wall_seconds": 1.0}} for s in specs])
     assert sorted(r["upfront"] for r in rows if r["upfront"] is not None) == [0.5, 1.0]  # each share its own row
+
+
+def test_reward_inputs_are_named_apart_and_reach_each_runs_config(tmp_path):
+    args = sweep.build_parser().parse_args(["--envs", ENV, "--labels", "0,50", "--reward-inputs",
+                                            "default,act_sq+obs+act", "--seeds", "0", "--steps", "1000"])
+    specs = sweep.parse_specs(args)
+    assert len(specs) == 1 + 2  # the baseline's reward is the true one
+    configs = {s.run_id: sweep.make_task(s, tmp_path, tmp_path).config for s in specs}
+    env = ENV.replace('/', '_')
+    # kinds in the reward model's order, whatever order they were given in
+    assert configs[f"{env}__ppo__oracle__uniform__in_obs+act+act_sq__L50__H50__s1000__seed0"]["reward_inputs"] == [
+        "obs", "act", "act_sq"]
+    assert configs[f"{env}__ppo__oracle__uniform__L50__H50__s1000__seed0"]["reward_inputs"] is None  # prefrl's default
+    assert sweep.queries({"sampler": "uniform", "inputs": "obs+act+act_sq"}) == "uniform + inputs obs+act+act_sq"
+    rows = sweep.aggregate([{"spec": asdict(s), "method": s.method,
+                             "metrics": {"true_return": 10.0 + len(s.inputs), "wall_seconds": 1.0}} for s in specs])
+    assert sorted((r["inputs"], r["ratio_to_true_reward"]) for r in rows) == [("", 1.0), ("", 1.0),
+                                                                              ("obs+act+act_sq", 2.4)]
 
 
 def test_learner_arguments_reach_every_run_and_pair_each_run_with_its_own_baseline(tmp_path):

@@ -120,16 +120,40 @@ def test_absorbing_state_anchor_gives_the_learned_reward_the_right_sign(offset):
     assert np.corrcoef(true, learned)[0, 1] > 0.9
 
 
+def test_squared_action_input_learns_a_control_cost_from_few_labels():
+    """act_sq feeds the action squared: its columns are a^2, and with it a reward that is all control cost
+    (-|a|^2, the shape of MuJoCo's) is learned from 40 labels far better than from the action alone."""
+    rng = np.random.default_rng(8)
+    data = ComparisonDataset()
+    a, b = _segments(rng, 40), _segments(rng, 40)
+    for seg in (a, b):
+        seg.true_rewards[:] = -np.square(seg.acts).sum(-1)
+    data.add(a, b, (a.true_returns() > b.true_returns()).astype(np.float32), "oracle", 0)
+    test = _segments(rng, 500)
+    true = -np.square(test.acts).sum(-1).ravel()
+    corr = {}
+    for inputs in (("obs", "act"), ("obs", "act", "act_sq")):
+        model = RewardModel(OBS, ACT, ensemble_size=3, inputs=inputs, seed=0)
+        RewardTrainer(model, seed=0, max_updates=300).fit(data)
+        x = model.segment_features(test)
+        if "act_sq" in inputs:
+            np.testing.assert_array_equal(x[..., 5:7], np.square(test.acts))
+        flat = [v.reshape(-1, v.shape[-1]) for v in (test.obs, test.acts, test.next_obs)]
+        corr[inputs[-1]] = np.corrcoef(true, model.predict(*flat))[0, 1]
+    assert corr["act_sq"] > 0.8 and corr["act_sq"] > corr["act"] + 0.3, corr  # seen: 0.87 against 0.26
+
+
 def test_save_load_round_trip_and_space_checks(tmp_path):
-    model = RewardModel(OBS, ACT, ensemble_size=2, hidden=(16,), inputs=("obs", "act", "next_obs"), seed=0)
+    model = RewardModel(OBS, ACT, ensemble_size=2, hidden=(16,), inputs=("next_obs", "act_sq", "obs", "act"), seed=0)
+    assert model.inputs == ("obs", "act", "act_sq", "next_obs") and model.in_dim == 3 + 2 + 2 + 3  # in one order
     RewardTrainer(model, seed=0, max_updates=20).fit(_oracle_dataset(np.random.default_rng(5), 30))
     path = tmp_path / "r.pt"
     model.save(path)
     back = RewardModel.load(path, OBS, ACT)
     x = np.random.default_rng(6).normal(size=(9, 3)).astype(np.float32)
-    a = np.zeros((9, 2), np.float32)
+    a = np.random.default_rng(7).uniform(-1, 1, (9, 2)).astype(np.float32)
     np.testing.assert_array_equal(back.predict(x, a, x), model.predict(x, a, x))
-    assert back.inputs == ("obs", "act", "next_obs")
+    assert back.inputs == ("obs", "act", "act_sq", "next_obs")
     with pytest.raises(ValueError, match=r"trained on observation space .*\(3,\).*env gives .*\(17,\)"):
         RewardModel.load(path, spaces.Box(-1, 1, (17,)), ACT)
     with pytest.raises(ValueError, match="action space"):

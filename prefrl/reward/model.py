@@ -24,7 +24,9 @@ from prefrl.core.data import Segments, atomic_write
 from prefrl.core.spaces import check_space, describe, flat_dim
 from prefrl.core.validation import check_choice
 
-INPUT_KINDS = ("obs", "act", "next_obs")
+# act_sq: the action squared, element by element: the shape of most control costs (MuJoCo's -c |a|^2), which a
+# small net fitted on few labels learns poorly from the action alone
+INPUT_KINDS = ("obs", "act", "act_sq", "next_obs")
 REWARD_ZEROS = ("absorbing", "mean", "raw")
 MODEL_FORMAT_VERSION = 1
 
@@ -184,7 +186,7 @@ class RewardModel(nn.Module):
         self.obs_dim, self.act_dim = flat_dim(observation_space), flat_dim(action_space)
         self.inputs = tuple(i for i in INPUT_KINDS if i in inputs)
         self.ensemble_size, self.hidden = ensemble_size, tuple(hidden)
-        self.in_dim = sum(self.act_dim if i == "act" else self.obs_dim for i in self.inputs)
+        self.in_dim = sum(self.act_dim if i.startswith("act") else self.obs_dim for i in self.inputs)
         if seed is not None:
             torch.manual_seed(seed)
         self.net = EnsembleMLP(ensemble_size, self.in_dim, hidden)
@@ -199,6 +201,8 @@ class RewardModel(nn.Module):
     def features(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
         """Concatenate the chosen inputs (flat float arrays with any leading dims) into (..., in_dim)."""
         parts = {"obs": obs, "act": acts, "next_obs": next_obs}
+        if "act_sq" in self.inputs:
+            parts["act_sq"] = np.square(np.asarray(acts, dtype=np.float32))
         return np.concatenate([np.asarray(parts[k], dtype=np.float32) for k in self.inputs], axis=-1)
 
     def segment_features(self, segs: Segments) -> np.ndarray:

@@ -88,7 +88,7 @@ class TrainConfig:
     reward_hidden: list[int] = field(default_factory=lambda: [64, 64])
     """Hidden layer sizes of each reward ensemble member."""
     reward_inputs: list[str] | None = None
-    """What the reward sees, any of obs, act, next_obs (default: obs act; obs alone with --demos, which IRL needs)."""
+    """What the reward sees, any of obs, act, act_sq (the action squared, as control costs use it), next_obs (default: obs act; obs alone with --demos, which IRL needs)."""
     min_labels: int = 0
     """--teacher human: wait for this many answers before the first reward update."""
     serve: bool = False
