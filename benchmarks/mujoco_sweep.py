@@ -12,8 +12,10 @@ first labels; the true-reward baseline too, as the control, scored against the b
 `--holdout default,0` with a third of the labels held out of reward training for early stopping (Christiano et
 al.) and with none (every label trained on, as PEBBLE does), and `--upfront default,0.5` with prefrl's share of the
 labels asked before any policy learning (a quarter) and with half of them, and
-`--reward-inputs default,obs+act+act_sq` with the reward's default inputs and with the action squared beside them
-(`prefrl train --reward-inputs`).
+`--reward-inputs obs+act,default` with the reward seeing the state and action and with prefrl's default (state,
+action and the action squared; `prefrl train --reward-inputs`). The sweep's own default stays obs+act, the inputs
+of every run before the option, so the commands that made the committed runs make the same runs again; every
+preference run names its inputs in its config, and a run id and summary row name them unless they are obs+act.
 `--algo-kwargs KEY=VALUE ...` sets learner arguments of every run, baseline included (e.g.
 `policy_kwargs='{"log_std_init": -1}'`, as `prefrl train --algo-kwargs` takes them); their run ids and summary rows
 name them, so runs with other settings never mix; `--env-kwargs KEY=VALUE ...` sets the envs' gym.make arguments
@@ -54,7 +56,7 @@ from prefrl.core.data import write_json
 from prefrl.core.validation import check_choice
 from prefrl.feedback.samplers import SAMPLERS
 from prefrl.feedback.teachers import TEACHERS, make_teacher
-from prefrl.reward.model import INPUT_KINDS
+from prefrl.reward.model import DEFAULT_INPUTS, INPUT_KINDS
 from prefrl.reward.trainer import ROBUST, Surf
 from prefrl.runs.config import TrainConfig
 from prefrl.runs.options import parse_pairs
@@ -104,7 +106,8 @@ class RunSpec:
     upfront: float | None = None
     """The share of labels asked before any policy learning (`prefrl train --labels-upfront`); None: prefrl's default."""
     inputs: str = ""
-    """What the reward sees, kinds joined by + (`prefrl train --reward-inputs`); "": prefrl's default."""
+    """What the reward sees, kinds joined by + (`prefrl train --reward-inputs`); "": obs and act, the default of
+    every run before this option (so their records, which lack it, read as what they were)."""
 
     @property
     def method(self) -> str:
@@ -228,14 +231,14 @@ def _share(option: str, token: str, top_included: bool = False) -> float | None:
 
 
 def _inputs(token: str) -> str:
-    """`default` (prefrl's reward inputs: ""), or input kinds joined by +, in RewardModel's order."""
-    if token == "default":
-        return ""
-    kinds = token.split("+")
+    """Input kinds joined by +, in RewardModel's order; `default`: prefrl's (DEFAULT_INPUTS). obs+act, the default
+    of every run before the option existed, is "", so those runs keep their ids and rows."""
+    kinds = list(DEFAULT_INPUTS) if token == "default" else token.split("+")
     if not token or any(k not in INPUT_KINDS for k in kinds) or len(set(kinds)) < len(kinds):
         raise ValueError(f"--reward-inputs value {token!r} is invalid: expected default or distinct input kinds of "
                          f"{', '.join(INPUT_KINDS)} joined by +")
-    return "+".join(k for k in INPUT_KINDS if k in kinds)
+    text = "+".join(k for k in INPUT_KINDS if k in kinds)
+    return "" if text == "obs+act" else text
 
 
 def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
@@ -294,7 +297,7 @@ def make_task(spec: RunSpec, results: Path, runs_dir: Path) -> Task:
         env_kwargs=json.loads(spec.env_kwargs) if spec.env_kwargs else {},
         **({"reward_holdout": spec.holdout} if spec.holdout is not None else {}),
         **({"labels_upfront": spec.upfront} if spec.upfront is not None else {}),
-        **({"reward_inputs": spec.inputs.split("+")} if spec.inputs else {}),
+        **({"reward_inputs": spec.inputs.split("+") if spec.inputs else ["obs", "act"]} if spec.labels else {}),
     ))
     return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
 
@@ -365,8 +368,8 @@ def variants(row: dict[str, Any]) -> list[str]:
     """What a row (or spec) added to its query sampler, in words: `rime` where the labels were screened, `surf 0.95`
     where SURF added pseudo-labels, `pretrain 30000` after PEBBLE's pre-training, `holdout 0` where no labels were
     held out of reward training, `upfront 0.5` where half the labels were asked before any policy learning,
-    `inputs obs+act+act_sq` where the reward saw other inputs than its default (records from before an option have
-    no key for it)."""
+    `inputs obs+act+act_sq` where the reward saw other inputs than state and action (records from before an option
+    have no key for it)."""
     robust, surf, pretrain = row.get("robust", "none"), row.get("surf"), row.get("pretrain", 0)
     holdout, upfront, inputs = row.get("holdout"), row.get("upfront"), row.get("inputs")
     return [*([robust] if robust != "none" else []), *([f"surf {surf:g}"] if surf else []),
@@ -407,8 +410,9 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) 
              *(["", "sampler + upfront F: a share F of the labels asked before any policy learning, on the random-action "
                 "warm-up's segments (`--labels-upfront F`; prefrl's default 0.25)."]
                if any(r.get("upfront") is not None for r in rows) else []),
-             *(["", "sampler + inputs K: the reward saw the inputs K instead of its default (`--reward-inputs`; act_sq: "
-                "the action squared, the shape of the envs' control cost)."]
+             *(["", "sampler + inputs K: the reward saw the inputs K instead of the state and action (`--reward-inputs`; "
+                "act_sq: the action squared, the shape of the envs' control cost; obs+act+act_sq is prefrl's default "
+                "since these runs, obs+act was before)."]
                if any(r.get("inputs") for r in rows) else []),
              "", "std: sample standard deviation across seeds (ddof=1). ratio to true reward: mean true return over "
              "the baseline's (same env and env arguments, steps, seeds, learner arguments); undefined (–) where the baseline's mean return is not positive."]
@@ -496,8 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "reward of a baseline): 0 (none), a number, or several (0,30000)")
     p.add_argument("--upfront", default="default", help="share of the labels asked before any policy learning: "
                    "default (prefrl's, 0.25) and/or shares in [0, 1], comma-separated")
-    p.add_argument("--reward-inputs", default="default", help="what the reward sees: default (prefrl's) and/or input "
-                   "kinds joined by + (e.g. obs+act+act_sq), comma-separated")
+    p.add_argument("--reward-inputs", default="obs+act", help="what the reward sees: input kinds joined by + and/or "
+                   f"default (prefrl's: {'+'.join(DEFAULT_INPUTS)}), comma-separated; obs+act (the sweep's default): "
+                   "what every run before the option saw, so earlier commands make the same runs")
     p.add_argument("--holdout", default="default", help="share of the labels held out of reward training: default "
                                                         "(prefrl's, 1/e), a share in [0, 1), or several (default,0)")
     p.add_argument("--algo-kwargs", nargs="*", metavar="KEY=VALUE", default=None,

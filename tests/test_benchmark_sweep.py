@@ -186,20 +186,26 @@ def test_the_share_of_labels_asked_up_front_is_named_apart_and_reaches_each_runs
 
 def test_reward_inputs_are_named_apart_and_reach_each_runs_config(tmp_path):
     args = sweep.build_parser().parse_args(["--envs", ENV, "--labels", "0,50", "--reward-inputs",
-                                            "default,act_sq+obs+act", "--seeds", "0", "--steps", "1000"])
+                                            "default,act+obs,act_sq+obs", "--seeds", "0", "--steps", "1000"])
     specs = sweep.parse_specs(args)
-    assert len(specs) == 1 + 2  # the baseline's reward is the true one
+    assert len(specs) == 1 + 3  # the baseline's reward is the true one
     configs = {s.run_id: sweep.make_task(s, tmp_path, tmp_path).config for s in specs}
     env = ENV.replace('/', '_')
-    # kinds in the reward model's order, whatever order they were given in
+    # prefrl's default, named in the run id and in the config, so a later default cannot pass for it
     assert configs[f"{env}__ppo__oracle__uniform__in_obs+act+act_sq__L50__H50__s1000__seed0"]["reward_inputs"] == [
         "obs", "act", "act_sq"]
-    assert configs[f"{env}__ppo__oracle__uniform__L50__H50__s1000__seed0"]["reward_inputs"] is None  # prefrl's default
+    # state and action, the default before the option: the id every such run had, and the inputs it used
+    assert configs[f"{env}__ppo__oracle__uniform__L50__H50__s1000__seed0"]["reward_inputs"] == ["obs", "act"]
+    # kinds in the reward model's order, whatever order they were given in
+    assert configs[f"{env}__ppo__oracle__uniform__in_obs+act_sq__L50__H50__s1000__seed0"]["reward_inputs"] == [
+        "obs", "act_sq"]
+    assert configs[f"{env}__ppo__true__s1000__seed0"]["reward_inputs"] is None
     assert sweep.queries({"sampler": "uniform", "inputs": "obs+act+act_sq"}) == "uniform + inputs obs+act+act_sq"
+    assert sweep.queries({"sampler": "uniform"}) == "uniform"  # a record from before the option: obs+act
     rows = sweep.aggregate([{"spec": asdict(s), "method": s.method,
                              "metrics": {"true_return": 10.0 + len(s.inputs), "wall_seconds": 1.0}} for s in specs])
-    assert sorted((r["inputs"], r["ratio_to_true_reward"]) for r in rows) == [("", 1.0), ("", 1.0),
-                                                                              ("obs+act+act_sq", 2.4)]
+    assert sorted((r["inputs"], r["ratio_to_true_reward"]) for r in rows) == [
+        ("", 1.0), ("", 1.0), ("obs+act+act_sq", 2.4), ("obs+act_sq", 2.0)]
 
 
 def test_learner_arguments_reach_every_run_and_pair_each_run_with_its_own_baseline(tmp_path):

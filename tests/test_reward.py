@@ -185,7 +185,7 @@ def test_members_trained_on_different_weights_disagree_off_the_data():
     rng = np.random.default_rng(7)
     model = RewardModel(OBS, ACT, ensemble_size=3, seed=0)
     RewardTrainer(model, seed=0, max_updates=200).fit(_oracle_dataset(rng, 80))
-    far = torch.as_tensor(rng.normal(scale=5.0, size=(200, 5)).astype(np.float32))
+    far = torch.as_tensor(rng.normal(scale=5.0, size=(200, model.in_dim)).astype(np.float32))
     with torch.no_grad():
         r = model.member_rewards(far)
     assert float(r.std(0).mean()) > 0.05
@@ -268,7 +268,7 @@ def test_rime_screens_out_the_flipped_answers_and_keeps_the_stored_labels():
     test = _oracle_dataset(np.random.default_rng(1), 500)
     accuracy, reports = {}, {}
     for robust in ("none", "rime"):
-        model = RewardModel(OBS, ACT, ensemble_size=3, seed=0)
+        model = RewardModel(OBS, ACT, ensemble_size=3, inputs=("obs", "act"), seed=0)  # this reward has no |a|^2 term
         trainer = RewardTrainer(model, seed=0, robust=robust)
         reports[robust] = [trainer.fit(ds) for _ in range(3)]
         accuracy[robust] = evaluate_preferences(model, test.segments_a, test.segments_b, test.labels)[1]

@@ -17,7 +17,7 @@ from prefrl.core.spaces import flat_dim
 from prefrl.core.validation import check_choice, check_positive_int, check_share
 from prefrl.feedback.samplers import SAMPLERS
 from prefrl.feedback.teachers import TEACHERS, make_teacher
-from prefrl.reward.model import INPUT_KINDS
+from prefrl.reward.model import DEFAULT_INPUTS, INPUT_KINDS
 from prefrl.reward.trainer import DEMO_ZEROS, HOLDOUT, PREF_FITS, ROBUST, Surf
 from prefrl.sb3.envs import check_env_id, make_env
 from prefrl.sb3.objectives import env_reward_terms, parse_objective
@@ -88,7 +88,8 @@ class TrainConfig:
     reward_hidden: list[int] = field(default_factory=lambda: [64, 64])
     """Hidden layer sizes of each reward ensemble member."""
     reward_inputs: list[str] | None = None
-    """What the reward sees, any of obs, act, act_sq (the action squared, as control costs use it), next_obs (default: obs act; obs alone with --demos, which IRL needs)."""
+    """What the reward sees, any of obs, act, act_sq (the action squared, as control costs use it), next_obs
+    (default: obs act act_sq; obs alone with --demos, which IRL needs)."""
     min_labels: int = 0
     """--teacher human: wait for this many answers before the first reward update."""
     serve: bool = False
@@ -314,12 +315,12 @@ class TrainConfig:
 
     @property
     def inputs(self) -> list[str]:
-        """The reward model's inputs: as given, else obs + act, or obs alone for IRL and AIHF (the ablation in
-        benchmarks/aihf.md: with actions the demonstration term learns to tell the demonstrator's exact
-        actions apart, and the policy never reaches the demonstrated states)."""
+        """The reward model's inputs: as given, else RewardModel's default (obs, act, act_sq), or obs alone for IRL
+        and AIHF (the ablation in benchmarks/aihf.md: with actions the demonstration term learns to tell the
+        demonstrator's exact actions apart, and the policy never reaches the demonstrated states)."""
         if self.reward_inputs is not None:
             return list(self.reward_inputs)
-        return ["obs"] if self.method in ("aihf", "irl") else ["obs", "act"]
+        return ["obs"] if self.method in ("aihf", "irl") else list(DEFAULT_INPUTS)
 
     @property
     def env_id(self) -> str:
