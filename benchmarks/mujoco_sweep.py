@@ -82,6 +82,10 @@ BASELINE = "true_reward"
 PREFERENCE = "preference"
 
 
+OBS_ACT = ("obs", "act")
+"""The reward inputs of every run before `--reward-inputs`: a spec's "" inputs, so those runs keep their ids."""
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One training run of the sweep."""
@@ -108,6 +112,11 @@ class RunSpec:
     inputs: str = ""
     """What the reward sees, kinds joined by + (`prefrl train --reward-inputs`); "": obs and act, the default of
     every run before this option (so their records, which lack it, read as what they were)."""
+
+    @property
+    def input_kinds(self) -> list[str]:
+        """What the reward sees, as `prefrl train --reward-inputs` takes it."""
+        return self.inputs.split("+") if self.inputs else list(OBS_ACT)
 
     @property
     def method(self) -> str:
@@ -238,7 +247,7 @@ def _inputs(token: str) -> str:
         raise ValueError(f"--reward-inputs value {token!r} is invalid: expected default or distinct input kinds of "
                          f"{', '.join(INPUT_KINDS)} joined by +")
     text = "+".join(k for k in INPUT_KINDS if k in kinds)
-    return "" if text == "obs+act" else text
+    return "" if text == "+".join(OBS_ACT) else text
 
 
 def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
@@ -297,7 +306,7 @@ def make_task(spec: RunSpec, results: Path, runs_dir: Path) -> Task:
         env_kwargs=json.loads(spec.env_kwargs) if spec.env_kwargs else {},
         **({"reward_holdout": spec.holdout} if spec.holdout is not None else {}),
         **({"labels_upfront": spec.upfront} if spec.upfront is not None else {}),
-        **({"reward_inputs": spec.inputs.split("+") if spec.inputs else ["obs", "act"]} if spec.labels else {}),
+        **({"reward_inputs": spec.input_kinds} if spec.labels else {}),
     ))
     return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
 
