@@ -238,3 +238,25 @@ def test_single_env_wrapper_records_no_states_for_a_non_mujoco_env():
     wrapped.reset()
     assert len(buf.episodes) == 1 and len(buf.episodes[0]) == 5
     assert buf.episodes[0].states is None
+
+
+class _ZeroPolicy:
+    """What evaluate_policy needs of a learner: predict() for a batch of observations."""
+
+    def predict(self, obs, deterministic=True):
+        return np.zeros((len(obs), 1), np.float32), None
+
+
+def test_evaluation_on_several_envs_gives_each_env_its_share_of_the_episodes():
+    """Env 0's episodes last 2 steps (return 3), env 1's 10 (return 55): the first four episodes to end are all
+    env 0's, so counting them would report 3; each env's two episodes give (3 + 3 + 55 + 55) / 4."""
+    from stable_baselines3.common.monitor import Monitor
+
+    from prefrl.sb3.evaluation import evaluate_policy
+
+    venv = LearnedRewardVecEnv(DummyVecEnv([lambda: Monitor(ToyEnv(length=2)), lambda: Monitor(ToyEnv(length=10))]))
+    res = evaluate_policy(_ZeroPolicy(), venv, 4)
+    assert sorted(res["true_returns"]) == [3.0, 3.0, 55.0, 55.0]
+    assert res["true_return"] == pytest.approx(29.0)
+    assert res["learned_return"] is None
+    assert sorted(evaluate_policy(_ZeroPolicy(), venv, 3)["true_returns"]) == [3.0, 55.0, 55.0]

@@ -19,21 +19,25 @@ def evaluate_policy(model: BaseAlgorithm, env: VecEnv, n_episodes: int, determin
 
     `env` must be a VecEnv of Monitor-wrapped envs with a LearnedRewardVecEnv on top (with no
     reward model the learned returns are None); envs inside RewardTerms also give each reward term's return.
+    With several envs the episodes run side by side, each env a fixed share of them (as SB3's evaluate_policy
+    does): counting the first n_episodes to end would favour short episodes.
     """
     true_returns: list[float] = []
     learned_returns: list[float] = []
     lengths: list[int] = []
     terms: list[dict[str, float]] = []
+    quota = np.array([(n_episodes + i) // env.num_envs for i in range(env.num_envs)])
     obs = env.reset()
-    while len(true_returns) < n_episodes:
+    while quota.any():
         actions, _ = model.predict(obs, deterministic=deterministic)
         obs, _, dones, infos = env.step(actions)
-        for done, info in zip(dones, infos):
-            if done and len(true_returns) < n_episodes:
-                true_returns.append(float(info["episode"]["r"]))
-                lengths.append(int(info["episode"]["l"]))
-                learned_returns.append(float(info.get("learned_return", math.nan)))
-                terms.append(info.get("reward_terms", {}))
+        for i in np.flatnonzero(dones & (quota > 0)):
+            quota[i] -= 1
+            info = infos[i]
+            true_returns.append(float(info["episode"]["r"]))
+            lengths.append(int(info["episode"]["l"]))
+            learned_returns.append(float(info.get("learned_return", math.nan)))
+            terms.append(info.get("reward_terms", {}))
     has_learned = not all(math.isnan(x) for x in learned_returns)
     return {
         "true_return": float(np.mean(true_returns)),
