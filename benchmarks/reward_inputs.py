@@ -10,7 +10,7 @@ time a batch of labels came in, with the run's own ensemble size, hidden layers,
 on the labelled pairs of every other run of the same env (and env arguments): other seeds' policies, so behaviour the
 reward never saw. Reported per env and inputs: the share of those pairs ranked as the oracle ranked them, and the
 correlation of the learned with the true segment returns; mean ± sample std (ddof=1) over the runs trained on.
-`obs+act` is prefrl's default for preference runs, `obs` state-only.
+`obs+act+act_sq` is prefrl's default for preference runs (`obs+act` was before), `obs` state-only.
 
 Writes `<results>/reward_inputs.json` and `reward_inputs.md`; rows of envs this invocation did not score are kept from
 earlier invocations, with their commands.
@@ -130,8 +130,8 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) 
              *markdown_table(["env", "reward inputs", "runs", "labels per run", "ranking accuracy on other runs' pairs",
                               "correlation with true segment returns"], table), "",
              "Each run's labels refitted as they came in, with the run's own reward settings, then tested on the "
-             "labelled pairs of the env's other runs. mean ± sample std (ddof=1) over the runs trained on. obs+act is "
-             "prefrl's default for preference runs."]
+             "labelled pairs of the env's other runs. mean ± sample std (ddof=1) over the runs trained on. obs+act+act_sq is "
+             "prefrl's default for preference runs (obs+act was before)."]
     path.write_text("\n".join(lines) + "\n")
 
 
