@@ -56,7 +56,7 @@ from prefrl.core.data import write_json
 from prefrl.core.validation import check_choice
 from prefrl.feedback.samplers import SAMPLERS
 from prefrl.feedback.teachers import TEACHERS, make_teacher
-from prefrl.reward.model import DEFAULT_INPUTS, INPUT_KINDS
+from prefrl.reward.model import DEFAULT_INPUTS, input_kinds
 from prefrl.reward.trainer import ROBUST, Surf
 from prefrl.runs.config import TrainConfig
 from prefrl.runs.options import parse_pairs
@@ -243,10 +243,7 @@ def _inputs(token: str) -> str:
     """Input kinds joined by +, in RewardModel's order; `default`: prefrl's (DEFAULT_INPUTS). obs+act, the default
     of every run before the option existed, is "", so those runs keep their ids and rows."""
     kinds = list(DEFAULT_INPUTS) if token == "default" else token.split("+")
-    if not token or any(k not in INPUT_KINDS for k in kinds) or len(set(kinds)) < len(kinds):
-        raise ValueError(f"--reward-inputs value {token!r} is invalid: expected default or distinct input kinds of "
-                         f"{', '.join(INPUT_KINDS)} joined by +")
-    text = "+".join(k for k in INPUT_KINDS if k in kinds)
+    text = "+".join(input_kinds(kinds, f"--reward-inputs value {token!r}", "default or ", " joined by +"))
     return "" if text == "+".join(OBS_ACT) else text
 
 

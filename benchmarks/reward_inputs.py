@@ -31,7 +31,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from prefrl.core.data import ComparisonDataset, write_json  # noqa: E402
-from prefrl.reward.model import INPUT_KINDS, RewardModel  # noqa: E402
+from prefrl.reward.model import RewardModel, input_kinds  # noqa: E402
 from prefrl.reward.trainer import RewardTrainer, evaluate_preferences  # noqa: E402
 from prefrl.runs.config import TrainConfig  # noqa: E402
 from prefrl.runs.sweep import markdown_table, mean_std_text, seed_stats  # noqa: E402
@@ -46,9 +46,7 @@ def parse_inputs(text: str) -> list[tuple[str, ...]]:
     out = []
     for choice in text.split(","):
         kinds = tuple(choice.split("+"))
-        bad = [k for k in kinds if k not in INPUT_KINDS]
-        if bad or not choice:
-            raise ValueError(f"--inputs choice {choice!r}: expected input kinds {', '.join(INPUT_KINDS)} joined by +")
+        input_kinds(kinds, f"--inputs choice {choice!r}", how=" joined by +")
         out.append(kinds)
     return out
 

@@ -95,3 +95,12 @@ def test_config_file_with_command_line_overrides(tmp_path, capsys):
     cfg.write_text("labelz: 3\n")
     assert main(["train", "--config", str(cfg), "--env", POINT, "--out", str(tmp_path / "d")]) == 2
     assert "unknown option(s) ['labelz']" in capsys.readouterr().err
+
+
+def test_bad_reward_inputs_are_refused_in_one_line(tmp_path, capsys):
+    for bad in (["obs", "obs"], ["obs", "speed"]):
+        assert main(["train", "--env", POINT, "--out", str(tmp_path / "r"), "--reward-inputs", *bad, *SHORT]) == 2
+        err = capsys.readouterr().err
+        assert f"reward_inputs {bad!r} is invalid: expected distinct input kinds of obs, act, act_sq, next_obs" in err
+        assert "Traceback" not in err
+    assert not (tmp_path / "r" / "labels.npz").exists()

@@ -192,8 +192,10 @@ def test_members_trained_on_different_weights_disagree_off_the_data():
 
 
 def test_bad_inputs_are_refused():
-    with pytest.raises(ValueError, match="reward inputs"):
-        RewardModel(OBS, ACT, inputs=("obs", "velocity"))
+    for inputs in (("obs", "velocity"), ("obs", "obs"), (), "obs"):
+        with pytest.raises(ValueError, match=r"reward inputs .* is invalid: expected distinct input kinds of obs, act"):
+            RewardModel(OBS, ACT, inputs=inputs)
+    assert RewardModel(OBS, ACT, inputs=("act", "obs")).inputs == ("obs", "act")  # one order, whatever was given
     with pytest.raises(TypeError, match="not supported"):
         RewardModel(spaces.Text(5), ACT)
     with pytest.raises(ValueError, match="empty"):

@@ -35,6 +35,15 @@ REWARD_ZEROS = ("absorbing", "mean", "raw")
 MODEL_FORMAT_VERSION = 1
 
 
+def input_kinds(kinds: Sequence[str], what: str, other: str = "", how: str = "") -> tuple[str, ...]:
+    """`kinds` in INPUT_KINDS' order, refused unless they are distinct input kinds, at least one. `what` names the
+    value in the error, `other` what else a caller accepts (e.g. "default or "), `how` how kinds are written there
+    (e.g. " joined by +")."""
+    if isinstance(kinds, str) or not kinds or len(set(kinds)) < len(kinds) or any(k not in INPUT_KINDS for k in kinds):
+        raise ValueError(f"{what} is invalid: expected {other}distinct input kinds of {', '.join(INPUT_KINDS)}{how}")
+    return tuple(k for k in INPUT_KINDS if k in kinds)
+
+
 class EnsembleMLP(nn.Module):
     """K independent leaky-ReLU MLPs held as one module: (K, M, in), or (M, in) shared by all, -> (K, M).
 
@@ -179,16 +188,14 @@ class RewardModel(nn.Module):
         super().__init__()
         check_space(observation_space, "observation")
         check_space(action_space, "action")
-        bad = [i for i in inputs if i not in INPUT_KINDS]
-        if bad or not inputs:
-            raise ValueError(f"reward inputs {list(inputs)} invalid: choose a non-empty subset of {INPUT_KINDS}")
+        inputs = input_kinds(inputs, f"reward inputs {list(inputs)}")
         if ensemble_size < 1:
             raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
         if not hidden or any(int(h) < 1 for h in hidden):
             raise ValueError(f"hidden layer sizes must be a non-empty list of positive integers, got {list(hidden)}")
         self.observation_space, self.action_space = observation_space, action_space
         self.obs_dim, self.act_dim = flat_dim(observation_space), flat_dim(action_space)
-        self.inputs = tuple(i for i in INPUT_KINDS if i in inputs)
+        self.inputs = inputs
         self.ensemble_size, self.hidden = ensemble_size, tuple(hidden)
         self.in_dim = sum(self.act_dim if i.startswith("act") else self.obs_dim for i in self.inputs)
         if seed is not None:

@@ -17,7 +17,7 @@ from prefrl.core.spaces import flat_dim
 from prefrl.core.validation import check_choice, check_positive_int, check_share
 from prefrl.feedback.samplers import SAMPLERS
 from prefrl.feedback.teachers import TEACHERS, make_teacher
-from prefrl.reward.model import DEFAULT_INPUTS, INPUT_KINDS
+from prefrl.reward.model import DEFAULT_INPUTS, input_kinds
 from prefrl.reward.trainer import DEMO_ZEROS, HOLDOUT, PREF_FITS, ROBUST, Surf
 from prefrl.sb3.envs import check_env_id, make_env
 from prefrl.sb3.objectives import env_reward_terms, parse_objective
@@ -192,9 +192,9 @@ class TrainConfig:
         for name in ("env_kwargs", "algo_kwargs", "teacher_kwargs"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be a mapping of keyword arguments, got {getattr(self, name)!r}")
-        if self.reward_inputs is not None and (not isinstance(self.reward_inputs, list) or not self.reward_inputs
-                                               or any(i not in INPUT_KINDS for i in self.reward_inputs)):
-            raise ValueError(f"reward_inputs {self.reward_inputs!r}: expected a non-empty list of {', '.join(INPUT_KINDS)}")
+        if self.reward_inputs is not None:
+            input_kinds(self.reward_inputs if isinstance(self.reward_inputs, list) else "",
+                        f"reward_inputs {self.reward_inputs!r}", how=" in a list")
         for name in ("refit_every", "demo_updates", "policy_recent"):
             check_positive_int(name, getattr(self, name))
         if self.demo_batch is not None:
