@@ -18,7 +18,9 @@ is named with them, `Ant-v5 (log_std_init=-1)`). True-reward runs after PEBBLE's
 screening where not the defaults (`uniform, mistake0.3, rime`: 30% of answers flipped, `--robust rime`). Per (method, labels): the IQM of all runs'
 scores with a 95% stratified bootstrap CI (strata = envs, 2000 resamples); per (env, method, labels): mean ± sample
 std (ddof=1) over seeds. Claim checked per env and method: score >= 0.9 with the oracle teacher (prefrl's target
-at 200 labels, checked here at every budget run), >= 0.8 with a teacher that flips answers.
+at 200 labels, checked here at every budget run), >= 0.8 with a teacher that flips answers. Each teacher that flips
+answers gets a table of its own (`noisy` in the summary): per env and label budget, plain Bradley-Terry beside each
+label screening, and the same method with the oracle's answers.
 
 Writes `<results-dir>/efficiency_summary.json`, `efficiency.md`, `efficiency.png` (score vs label budget: the IQM
 over envs with its CI, then one panel per env, one line per method, ± the sample std over seeds as error bars and
@@ -60,6 +62,39 @@ def method(spec: dict[str, Any]) -> str:
     return ", ".join([spec["sampler"], *([teacher] if teacher != "oracle" else []), *variants(spec)])
 
 
+def noisy_table(rows: list[dict[str, Any]], parts: dict[str, tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """Each noisy teacher's runs beside the same method with oracle labels: per env, teacher and label budget, the
+    score of plain Bradley-Terry and of each label screening (`--robust`), and of the oracle's run. `parts` maps a
+    method to its (teacher, robust, the method with neither)."""
+    groups: dict[tuple[str, str, int, str], dict[str, dict[str, Any]]] = {}
+    oracle: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for r in rows:
+        teacher, robust, base = parts[r["method"]]
+        if teacher == "oracle" and robust == "none":
+            oracle[r["env"], base, r["labels"]] = r
+        elif teacher != "oracle":
+            groups.setdefault((r["env"], teacher, r["labels"], base), {})[robust] = r
+    cell = lambda r: None if r is None else {k: r[k] for k in ("ratio_mean", "ratio_std", "seeds")}  # noqa: E731
+    return [{"env": env, "teacher": teacher, "labels": labels, "method": base,
+             "robust": {robust: cell(r) for robust, r in sorted(by.items())},
+             "oracle": cell(oracle.get((env, base, labels)))}
+            for (env, teacher, labels, base), by in sorted(groups.items())]
+
+
+def noisy_markdown(noisy: list[dict[str, Any]]) -> list[str]:
+    if not noisy:
+        return []
+    kinds = sorted({k for n in noisy for k in n["robust"]}, key=lambda k: (k != "none", k))
+    text = lambda c: "–" if c is None else f"{mean_std_text(c['ratio_mean'], c['ratio_std'], '{:.2f}')} ({c['seeds']})"  # noqa: E731
+    table = [[n["env"], n["teacher"], n["labels"], n["method"], *[text(n["robust"].get(k)) for k in kinds],
+              text(n["oracle"])] for n in noisy]
+    heads = ["plain Bradley-Terry" if k == "none" else k for k in kinds]
+    return ["", "## Teachers that flip answers (score, mean ± sample std over seeds, seeds in brackets)", "",
+            *markdown_table(["env", "teacher", "labels", "method", *heads, "oracle labels"], table), "",
+            f"Each teacher's runs with plain Bradley-Terry and with each screening of the labels (`--robust`), beside "
+            f"the same method with the oracle's answers. Target: {NOISY_TARGET}."]
+
+
 def task(spec: dict[str, Any]) -> str:
     """The env a run's score is measured on, with its env and learner arguments where set
     (`Ant-v5 (log_std_init=-1)`): each is scored against true-reward runs of the same env and arguments."""
@@ -90,6 +125,7 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
     scores: dict[tuple[str, int], dict[str, list[float]]] = {}
     returns: dict[tuple[str, str, int], list[float]] = {}
     teacher_of: dict[str, str] = {}
+    parts: dict[str, tuple[str, str, str]] = {}  # method -> (teacher, robust, the method with neither)
     env_of: dict[str, str] = {}  # task (env with its settings) -> env id
     for r in records:
         spec = r["spec"]
@@ -103,6 +139,8 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
         score = r["metrics"]["true_return"] / float(np.mean(base[env]))
         name = method(spec)
         teacher_of[name] = spec.get("teacher", "oracle")
+        parts[name] = (teacher_of[name], spec.get("robust", "none"),
+                       method({**spec, "teacher": "oracle", "robust": "none"}))
         scores.setdefault((name, spec["labels"]), {}).setdefault(env, []).append(score)
         returns.setdefault((env, name, spec["labels"]), []).append(r["metrics"]["true_return"])
     for (name, labels), per_env in scores.items():  # an aggregate counts each env once: one setting of it per results dir
@@ -126,7 +164,9 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
         point, low, high = stratified_bootstrap_ci(per_env)
         aggregate.append({"method": name, "labels": labels, "envs": sorted(per_env),
                           "runs": sum(len(v) for v in per_env.values()), "iqm": point, "ci95": [low, high]})
-    summary = {"command": command, "target": TARGET, "rows": rows, "aggregate": aggregate, "claims": claims}
+    noisy = noisy_table(rows, parts)
+    summary = {"command": command, "target": TARGET, "rows": rows, "aggregate": aggregate, "noisy": noisy,
+               "claims": claims}
     write_json(results / "efficiency_summary.json", summary)
     lines = ["# Feedback efficiency: preference PPO / true-reward PPO", "", f"Command: `{command}`", "",
              "Score = final true return / mean final true return of PPO on the true reward (same env and steps, all of "
@@ -150,6 +190,7 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
              *(["", "env (arguments): the preference runs and the true-reward runs they are scored against both ran "
                 "with these env and learner arguments (`mujoco_sweep.py --env-kwargs`, `--algo-kwargs`)."]
                if any(settings(r["spec"]) for r in records) else []),
+             *noisy_markdown(noisy),
              "", "Also: `efficiency.png` (score against the label budget) and `efficiency_profile.png` (the share of "
              "runs above each score, all envs and seeds)."]
     (results / "efficiency.md").write_text("\n".join(lines) + "\n")

@@ -342,6 +342,7 @@ def test_efficiency_summary_from_sweep_records(tmp_path, capsys):
         record("A-v0", 100, "uniform", seed, uni)
         record("A-v0", 100, "policy_aligned", seed, qpa)
         record("A-v0", 100, "uniform", seed, qpa - 10, teacher="mistake0.3", robust="rime")
+        record("A-v0", 100, "uniform", seed, uni - 20, teacher="mistake0.3")
         record("A-v0", 100, "uniform", seed, uni + 5, pretrain=30000)
         record("A-v0", 0, "-", seed, 2 * base, algo_kwargs=KW)  # other learner arguments: scored on their own
         record("A-v0", 200, "policy_aligned", seed, qpa, algo_kwargs=KW)
@@ -361,9 +362,17 @@ def test_efficiency_summary_from_sweep_records(tmp_path, capsys):
     assert claims == {"A-v0, policy_aligned: ratio >= 0.9 at 100 labels": True,
                       "A-v0, uniform: ratio >= 0.9 at 100 labels": False,
                       "A-v0, uniform, mistake0.3, rime: ratio >= 0.8 at 100 labels": True,  # noisy teachers: 0.8
+                      "A-v0, uniform, mistake0.3: ratio >= 0.8 at 100 labels": False,
                       "A-v0, uniform, pretrain 30000: ratio >= 0.9 at 100 labels": False,
                       "A-v0 (log_std_init=-1), policy_aligned: ratio >= 0.9 at 200 labels": False,
                       "A-v0 (x=1, log_std_init=-1), policy_aligned: ratio >= 0.9 at 50 labels": False}
+    (noisy,) = summary["noisy"]  # plain and screened under the same teacher, beside the oracle's run
+    assert (noisy["env"], noisy["teacher"], noisy["labels"], noisy["method"]) == ("A-v0", "mistake0.3", 100, "uniform")
+    assert noisy["robust"]["none"]["ratio_mean"] == pytest.approx(0.6) and noisy["robust"]["none"]["seeds"] == 3
+    assert noisy["robust"]["rime"]["ratio_mean"] == pytest.approx((85 + 100 + 90) / 300)
+    assert noisy["oracle"]["ratio_mean"] == pytest.approx(0.8)
+    assert "| A-v0 | mistake0.3 | 100 | uniform | 0.60 ± 0.10 (3) | 0.92 ± 0.08 (3) | 0.80 ± 0.10 (3) |" in (
+        tmp_path / "efficiency.md").read_text()
     agg = {(a["method"], a["labels"]): a for a in summary["aggregate"]}
     assert agg["uniform", 100]["runs"] == 3 and agg["uniform", 100]["iqm"] == pytest.approx(0.8)
     assert agg["policy_aligned", 200]["envs"] == ["A-v0 (log_std_init=-1)"]
