@@ -199,12 +199,19 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
     return summary
 
 
+def colours(n: int) -> list[Any]:
+    """n colours, no two alike up to 20: tab20's dark shades first, then its light ones (tab10 repeats after 10)."""
+    tab20 = plt.get_cmap("tab20").colors
+    order = [*tab20[0::2], *tab20[1::2]]
+    return [order[i % len(order)] for i in range(n)]
+
+
 def plot(path: Path, rows: list[dict[str, Any]], aggregate: list[dict[str, Any]]) -> None:
     """Christiano et al.'s figure: score against the label budget, one line per method; the first panel is the
     IQM over envs and seeds with its 95% CI, then one panel per env with ± the sample std over seeds. A method keeps
     its colour in every panel; teachers that flip answers are drawn dashed with hollow markers."""
     names = sorted({r["method"] for r in rows})
-    colour = {name: f"C{i % 10}" for i, name in enumerate(names)}
+    colour = dict(zip(names, colours(len(names))))
     noisy = {r["method"] for r in rows if r["teacher"] != "oracle"}
     budgets = sorted({r["labels"] for r in rows})
     envs = sorted({r["env"] for r in rows})
@@ -251,11 +258,12 @@ def plot_profiles(path: Path, scores: dict[tuple[str, int], dict[str, list[float
     """rliable's performance profile: the share of runs (all envs and seeds) whose score exceeds tau, per method and
     label budget, with a 95% stratified bootstrap band (strata = envs)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    palette = colours(len(scores))
     for i, ((name, labels), per_env) in enumerate(sorted(scores.items())):
         curve = np.array([stratified_bootstrap_ci(per_env, lambda x, t=tau: float(np.mean(x > t)), reps=300)
                           for tau in taus])
-        ax.step(taus, curve[:, 0], where="post", color=f"C{i % 10}", label=f"{name}, {labels} labels")
-        ax.fill_between(taus, curve[:, 1], curve[:, 2], step="post", color=f"C{i % 10}", alpha=0.12)
+        ax.step(taus, curve[:, 0], where="post", color=palette[i], label=f"{name}, {labels} labels")
+        ax.fill_between(taus, curve[:, 1], curve[:, 2], step="post", color=palette[i], alpha=0.12)
     ax.axvline(TARGET, color="grey", lw=0.8, ls=":")
     ax.axvline(1.0, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("score tau (true return / true-reward PPO)")
