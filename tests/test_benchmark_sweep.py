@@ -429,3 +429,20 @@ def test_reward_inputs_scores_each_input_choice_on_other_runs_pairs(tmp_path, ca
     assert "--inputs choice 'obs+wheels'" in capsys.readouterr().err
     assert reward_inputs.main([*args, "--runs", "nothing*"]) == 2
     assert "no env has two or more runs with labels matching 'nothing*'" in capsys.readouterr().err
+
+
+def test_peer_benchmark_refuses_a_missing_peer_and_keeps_rollouts_equal(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from benchmarks import peer_imitation
+
+    monkeypatch.setattr(sys, "argv", ["peer_imitation.py", "--peer-python", str(tmp_path / "none" / "python")])
+    with pytest.raises(SystemExit) as exit_:
+        peer_imitation.main()
+    assert exit_.value.code == 2
+    assert f"--peer-python '{tmp_path / 'none' / 'python'}': expected the python of a venv with imitation" in (
+        capsys.readouterr().err)
+    args = argparse.Namespace(env="HalfCheetah-v4", steps=1000, labels=10)
+    assert "--n-envs" not in peer_imitation.prefrl_cmd(args, 1, 1, tmp_path)
+    four = peer_imitation.prefrl_cmd(args, 1, 4, tmp_path)
+    assert four[four.index("--n-envs"):] == ["--n-envs", "4", "--algo-kwargs", "n_steps=512"]  # 4 x 512 = 2048
