@@ -124,7 +124,6 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
             base.setdefault(task(r["spec"]), []).append(r["metrics"]["true_return"])
     scores: dict[tuple[str, int], dict[str, list[float]]] = {}
     returns: dict[tuple[str, str, int], list[float]] = {}
-    teacher_of: dict[str, str] = {}
     parts: dict[str, tuple[str, str, str]] = {}  # method -> (teacher, robust, the method with neither)
     env_of: dict[str, str] = {}  # task (env with its settings) -> env id
     for r in records:
@@ -138,8 +137,7 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
                              + (" with the same --env-kwargs and --algo-kwargs" if settings(spec) else ""))
         score = r["metrics"]["true_return"] / float(np.mean(base[env]))
         name = method(spec)
-        teacher_of[name] = spec.get("teacher", "oracle")
-        parts[name] = (teacher_of[name], spec.get("robust", "none"),
+        parts[name] = (spec.get("teacher", "oracle"), spec.get("robust", "none"),
                        method({**spec, "teacher": "oracle", "robust": "none"}))
         scores.setdefault((name, spec["labels"]), {}).setdefault(env, []).append(score)
         returns.setdefault((env, name, spec["labels"]), []).append(r["metrics"]["true_return"])
@@ -154,10 +152,10 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
     for (env, name, labels), values in sorted(returns.items()):
         ratio = [v / float(np.mean(base[env])) for v in values]
         (m, s), (rm, rs) = seed_stats(values), seed_stats(ratio)
-        rows.append({"env": env, "method": name, "teacher": teacher_of[name], "labels": labels, "seeds": len(values),
+        rows.append({"env": env, "method": name, "teacher": parts[name][0], "labels": labels, "seeds": len(values),
                      "true_return_mean": m, "true_return_std": s, "ratio_mean": rm, "ratio_std": rs,
                      "true_reward_mean": float(np.mean(base[env]))})
-        goal = target(teacher_of[name])
+        goal = target(parts[name][0])
         claims.append({"claim": f"{env}, {name}: ratio >= {goal} at {labels} labels", "ratio_mean": rm,
                        "holds": bool(rm >= goal)})
     for (name, labels), per_env in sorted(scores.items()):

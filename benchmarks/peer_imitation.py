@@ -89,9 +89,9 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - t0
 
 
-def prefrl_cmd(args: argparse.Namespace, seed: int, n_envs: int, out: Path) -> list[str]:
+def prefrl_cmd(args: argparse.Namespace, n_envs: int, out: Path) -> list[str]:
     cmd = [sys.executable, "-m", "prefrl", "train", "--env", args.env, "--steps", str(args.steps), "--labels",
-           str(args.labels), "--seed", str(seed), "--out", str(out), "--no-progress", "--overwrite"]
+           str(args.labels), "--seed", str(args.seed), "--out", str(out), "--no-progress", "--overwrite"]
     if n_envs != 1:
         cmd += ["--n-envs", str(n_envs), "--algo-kwargs", f"n_steps={ROLLOUT // n_envs}"]
     return cmd
@@ -121,7 +121,8 @@ def main() -> None:
         parser.error(f"--peer-python {args.peer_python!r}: expected the python of a venv with imitation installed "
                      "(see this script's docstring)")
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "OMP_NUM_THREADS": "1"}
-    sides = {"imitation": []} | {f"prefrl_n_envs{n}": [] for n in args.prefrl_n_envs}
+    prefrl_runs = {f"prefrl_n_envs{n}": n for n in args.prefrl_n_envs}
+    sides: dict[str, list[dict]] = {"imitation": [], **{side: [] for side in prefrl_runs}}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.repeats):
             for side in sides:
@@ -135,7 +136,7 @@ def main() -> None:
                     record = json.loads(result.read_text())
                 else:
                     out = Path(tmp) / f"{side}_{rep}"
-                    seconds = timed(prefrl_cmd(args, args.seed, int(side.removeprefix("prefrl_n_envs")), out), env)
+                    seconds = timed(prefrl_cmd(args, prefrl_runs[side], out), env)
                     metrics = json.loads((out / "metrics.json").read_text())
                     record = {"true_return": metrics["true_return"], "env_steps": metrics["env_steps"]}
                 sides[side].append({"wall_seconds": seconds, **record})

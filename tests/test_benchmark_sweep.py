@@ -442,7 +442,7 @@ def test_peer_benchmark_refuses_a_missing_peer_and_keeps_rollouts_equal(tmp_path
     assert exit_.value.code == 2
     assert f"--peer-python '{tmp_path / 'none' / 'python'}': expected the python of a venv with imitation" in (
         capsys.readouterr().err)
-    args = argparse.Namespace(env="HalfCheetah-v4", steps=1000, labels=10)
-    assert "--n-envs" not in peer_imitation.prefrl_cmd(args, 1, 1, tmp_path)
-    four = peer_imitation.prefrl_cmd(args, 1, 4, tmp_path)
+    args = argparse.Namespace(env="HalfCheetah-v4", steps=1000, labels=10, seed=1)
+    assert "--n-envs" not in peer_imitation.prefrl_cmd(args, 1, tmp_path)
+    four = peer_imitation.prefrl_cmd(args, 4, tmp_path)
     assert four[four.index("--n-envs"):] == ["--n-envs", "4", "--algo-kwargs", "n_steps=512"]  # 4 x 512 = 2048
