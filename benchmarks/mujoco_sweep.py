@@ -19,7 +19,9 @@ preference run names its inputs in its config, and a run id and summary row name
 `--algo-kwargs KEY=VALUE ...` sets learner arguments of every run, baseline included (e.g.
 `policy_kwargs='{"log_std_init": -1}'`, as `prefrl train --algo-kwargs` takes them); their run ids and summary rows
 name them, so runs with other settings never mix; `--env-kwargs KEY=VALUE ...` sets the envs' gym.make arguments
-the same way (e.g. `include_cfrc_ext_in_observation=false`: Ant-v5 without contact forces in its observation).
+the same way (e.g. `include_cfrc_ext_in_observation=false`: Ant-v5 without contact forces in its observation), and
+`--n-envs 4` steps four envs side by side in every run (with `--algo-kwargs n_steps=512`, PPO's rollout stays 2048
+env steps); such runs are scored against true-reward runs with the same env count.
 Every run goes through `prefrl.train` exactly as `prefrl train` does. Per-run records land in
 `benchmarks/results/runs/*.json` (the policy, reward model and labels of each run stay in
 `--runs-dir`); a sweep that is stopped resumes where it was: finished runs are skipped, a run
@@ -112,6 +114,8 @@ class RunSpec:
     inputs: str = ""
     """What the reward sees, kinds joined by + (`prefrl train --reward-inputs`); "": obs and act, the default of
     every run before this option (so their records, which lack it, read as what they were)."""
+    n_envs: int = 1
+    """Envs the learner steps side by side (`prefrl train --n-envs`)."""
 
     @property
     def input_kinds(self) -> list[str]:
@@ -128,6 +132,7 @@ class RunSpec:
         """A file-name-safe unique name."""
         env = self.env.replace("/", "_")
         kw = f"__env_{kwargs_tag(self.env_kwargs)}" if self.env_kwargs else ""
+        kw += f"__envs{self.n_envs}" if self.n_envs != 1 else ""
         kw += f"__kw_{kwargs_tag(self.algo_kwargs)}" if self.algo_kwargs else ""
         pre = f"__pre{self.pretrain}" if self.pretrain else ""
         if self.labels == 0:
@@ -163,8 +168,11 @@ def _words(text: str) -> str:
 
 
 def learner(row: dict[str, Any]) -> str:
-    """A row's (or spec's) learner arguments in words, `log_std_init=-1`; "" for SB3's defaults."""
-    return _words(row.get("algo_kwargs", ""))
+    """A row's (or spec's) env count where not one, then its learner arguments, in words: `log_std_init=-1`,
+    `n_envs=4, n_steps=512`; "" for one env and SB3's defaults."""
+    n_envs = row.get("n_envs", 1)
+    return ", ".join(w for w in ([f"n_envs={n_envs}"] if n_envs != 1 else []) + [_words(row.get("algo_kwargs", ""))]
+                     if w)
 
 
 def settings(row: dict[str, Any]) -> str:
@@ -213,6 +221,14 @@ def _int_list(name: str, text: str, allow_zero: bool) -> list[int]:
             raise ValueError(f"--{name} value {part!r} is invalid: expected {what}")
         values.append(value)
     return values
+
+
+def _one_int(name: str, text: str) -> int:
+    """A positive integer option that takes one value (a sweep over it is several commands)."""
+    if "," in str(text):
+        raise ValueError(f"--{name} value {text!r} is invalid: expected one positive integer")
+    (value,) = _int_list(name, str(text), allow_zero=False)
+    return value
 
 
 def _surf(token: str) -> float | None:
@@ -268,8 +284,8 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     pretrains = _int_list("pretrain", args.pretrain, allow_zero=True)
     labels = _int_list("labels", args.labels, allow_zero=True)
     seeds = _int_list("seeds", args.seeds, allow_zero=True)
-    (steps,) = _int_list("steps", str(args.steps), allow_zero=False)
-    (segment_len,) = _int_list("segment-len", str(args.segment_len), allow_zero=False)
+    steps, segment_len, n_envs = (_one_int(n, v) for n, v in (("steps", args.steps), ("segment-len", args.segment_len),
+                                                                ("n-envs", args.n_envs)))
     kwargs = parse_pairs(args.algo_kwargs, "--algo-kwargs")
     env_kwargs = parse_pairs(args.env_kwargs, "--env-kwargs")
     for env in envs:
@@ -287,7 +303,7 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
             for teacher, sampler, screen, surf, pre, holdout, upfront, inp in combos:
                 for seed in seeds:
                     specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, screen, surf,
-                                         pre, algo_kwargs, holdout, env_text, upfront, inp))
+                                         pre, algo_kwargs, holdout, env_text, upfront, inp, n_envs))
     return specs
 
 
@@ -304,6 +320,7 @@ def make_task(spec: RunSpec, results: Path, runs_dir: Path) -> Task:
         **({"reward_holdout": spec.holdout} if spec.holdout is not None else {}),
         **({"labels_upfront": spec.upfront} if spec.upfront is not None else {}),
         **({"reward_inputs": spec.input_kinds} if spec.labels else {}),
+        **({"n_envs": spec.n_envs} if spec.n_envs != 1 else {}),
     ))
     return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
 
@@ -315,7 +332,7 @@ def record_path(results: Path, spec: RunSpec) -> Path:
 
 # -------------------------------------------------------------------- aggregate
 ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "surf", "pretrain", "holdout", "upfront", "inputs",
-            "labels", "steps", "segment_len", "algo_kwargs", "env_kwargs")
+            "labels", "steps", "segment_len", "algo_kwargs", "env_kwargs", "n_envs")
 """What makes runs one summary row (all but the seed)."""
 _OPTION_DEFAULTS = {f.name: f.default for f in dataclass_fields(RunSpec) if f.default is not MISSING}  # older records
 
@@ -328,17 +345,18 @@ def is_baseline(row: dict[str, Any]) -> bool:
 
 def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Summary rows over seeds (std: sample std, ddof=1); ratio_to_true_reward uses the baseline with the same env,
-    env arguments, steps, seeds and learner arguments."""
+    env arguments, steps, seeds, env count and learner arguments."""
     def key(r: dict[str, Any]) -> tuple[Any, ...]:
         values = {**_OPTION_DEFAULTS, **r["spec"], "method": r["method"]}
         return tuple(values[k] for k in ROW_KEYS)
 
     def same_baseline(fields: dict[str, Any]) -> tuple[Any, ...]:
-        return fields["env"], fields["algo"], fields["steps"], fields["algo_kwargs"], fields["env_kwargs"]
+        return (fields["env"], fields["algo"], fields["steps"], fields["algo_kwargs"], fields["env_kwargs"],
+                fields["n_envs"])
 
     def order(fields: dict[str, Any]) -> tuple[Any, ...]:
         return (fields["env"], fields["env_kwargs"], fields["labels"], fields["teacher"], fields["sampler"],
-                fields["robust"], fields["surf"] or 0, fields["pretrain"], fields["algo_kwargs"],
+                fields["robust"], fields["surf"] or 0, fields["pretrain"], fields["n_envs"], fields["algo_kwargs"],
                 -1 if fields["holdout"] is None else fields["holdout"], -1 if fields["upfront"] is None else fields["upfront"],
                 fields["inputs"])
 
@@ -515,6 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learner arguments of every run, baseline included, as prefrl train --algo-kwargs takes them")
     p.add_argument("--env-kwargs", nargs="*", metavar="KEY=VALUE", default=None,
                    help="gym.make arguments of every env, baseline included, as prefrl train --env-kwargs takes them")
+    p.add_argument("--n-envs", default="1", help="envs each learner steps side by side, baseline included (prefrl "
+                   "train --n-envs); PPO's n_steps is per env, so set it with --algo-kwargs to keep the rollout size")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--steps", default="300000")
     p.add_argument("--segment-len", default="50")

@@ -111,6 +111,9 @@ def test_a_failed_run_is_recorded_and_does_not_stop_the_others(tmp_path, capsys)
         (["--algo-kwargs", "gamma"], "--algo-kwargs: expected key=value, got 'gamma'"),
         (["--algo-kwargs", "policy_kwargs=[1]"], "policy_kwargs=[1]: expected a mapping"),
         (["--steps", "0"], "--steps value '0' is invalid: expected positive integers"),
+        (["--n-envs", "0"], "--n-envs value '0' is invalid: expected positive integers"),
+        (["--n-envs", "2,4"], "--n-envs value '2,4' is invalid: expected one positive integer"),
+        (["--steps", "1000,2000"], "--steps value '1000,2000' is invalid: expected one positive integer"),
         (["--steps", "1e5"], "--steps value '1e5' is invalid"),
         (["--labels", "0,-5"], "--labels value '-5' is invalid"),
         (["--labels", "seven"], "--labels value 'seven' is invalid"),
@@ -236,6 +239,30 @@ def test_learner_arguments_reach_every_run_and_pair_each_run_with_its_own_baseli
     ratios = {(r["method"], sweep.algo_name(r)): r["ratio_to_true_reward"] for r in rows}
     assert ratios == {("true_reward", "ppo"): 1.0, ("preference", "ppo"): 0.5,
                       ("true_reward", "ppo (log_std_init=-1)"): 1.0, ("preference", "ppo (log_std_init=-1)"): 0.5}
+
+
+def test_an_env_count_reaches_every_run_and_pairs_each_run_with_a_baseline_of_the_same_count(tmp_path):
+    args = sweep.build_parser().parse_args(["--envs", ENV, "--labels", "0,50", "--seeds", "0", "--steps", "1000",
+                                            "--n-envs", "4", "--algo-kwargs", "n_steps=64"])
+    configs = {s.run_id: sweep.make_task(s, tmp_path, tmp_path).config for s in sweep.parse_specs(args)}
+    env = ENV.replace('/', '_')
+    assert set(configs) == {f"{env}__ppo__true__envs4__kw_n_steps64__s1000__seed0",
+                            f"{env}__ppo__oracle__uniform__envs4__kw_n_steps64__L50__H50__s1000__seed0"}
+    assert all(config["n_envs"] == 4 for config in configs.values())  # the baseline too
+    one = sweep.parse_specs(sweep.build_parser().parse_args(["--envs", ENV, "--labels", "50", "--seeds", "0"]))[0]
+    assert sweep.make_task(one, tmp_path, tmp_path).config["n_envs"] is None  # one env: as every run before the option
+
+    def record(labels, ret, n_envs=None):
+        spec = {"env": ENV, "algo": "ppo", "teacher": "-" if labels == 0 else "oracle", "labels": labels,
+                "sampler": "-" if labels == 0 else "uniform", "seed": 0, "steps": 1000, "segment_len": 50,
+                **({"n_envs": n_envs} if n_envs else {})}  # a record from before the option has no key
+        return {"spec": spec, "method": "true_reward" if labels == 0 else "preference",
+                "metrics": {"true_return": ret, "wall_seconds": 1.0}}
+
+    rows = sweep.aggregate([record(0, 100.0), record(50, 50.0), record(0, 400.0, 4), record(50, 100.0, 4)])
+    assert {(sweep.algo_name(r), r["method"]): r["ratio_to_true_reward"] for r in rows} == {
+        ("ppo", "true_reward"): 1.0, ("ppo", "preference"): 0.5,
+        ("ppo (n_envs=4)", "true_reward"): 1.0, ("ppo (n_envs=4)", "preference"): 0.25}
 
 
 def test_env_arguments_reach_every_run_and_pair_each_run_with_its_own_baseline(tmp_path, capsys):
