@@ -53,6 +53,24 @@ def test_custom_env_from_a_module_and_env_kwargs(tmp_path, monkeypatch):
     assert main(["train", "--env", POINT, "--env-kwargs", "no_such_arg=1", "--out", str(tmp_path / "z"), *SHORT]) == 2
 
 
+@pytest.mark.parametrize("algo, n_envs, kwargs, expected", [
+    ("ppo", None, [], (1, 2048)),  # SB3's default rollout on one env
+    ("ppo", 4, [], (4, 512)),  # four envs share it
+    ("ppo", 3, [], (3, 682)),
+    ("ppo", 2, ["n_steps=100"], (2, 100)),  # given n_steps are kept
+    ("sac", None, [], (1, None)),
+])
+def test_the_env_count_and_ppo_rollout_without_a_zoo_file(algo, n_envs, kwargs, expected):
+    from prefrl.runs.config import TrainConfig
+    from prefrl.runs.train import learner_settings
+
+    config = TrainConfig(env=POINT, out="unused", algo=algo, n_envs=n_envs,
+                         algo_kwargs=dict(kv.split("=") for kv in kwargs))
+    settings = learner_settings(config)
+    n_steps = settings.algo_kwargs.get("n_steps")
+    assert (settings.n_envs, None if n_steps is None else int(n_steps)) == expected
+
+
 def test_learner_settings_from_algo_kwargs_and_a_zoo_file(tmp_path, capsys):
     out = tmp_path / "kw"
     # the true-reward baseline: the learner's settings are the point, fitting a reward is not

@@ -70,7 +70,9 @@ class TrainConfig:
     segment_len: int = 50
     """Steps per compared segment."""
     n_envs: int | None = None
-    """Parallel envs (default 1, or the --hyperparams file's)."""
+    """Envs stepped side by side (default 1, or the --hyperparams file's). PPO shares its 2048-step rollout among
+    them (n_steps = 2048 // N unless set), so N changes the wall time, not how often PPO updates: 4 envs take ~0.6x
+    the time of one, and scored a little lower at 200 labels (benchmarks/README.md, "Vectorized envs")."""
     num_queries: int = 20
     """Batches the label budget is asked in (reward updates over the run)."""
     labels_upfront: float = 0.25

@@ -60,11 +60,19 @@ class LearnerSettings:
     zoo: ZooHyperparams | None = None
 
 
+PPO_ROLLOUT = 2048
+"""Env steps of one PPO rollout, shared by its envs (n_steps = 2048 // n_envs unless set): SB3's default on one env,
+so the env count changes the wall time, not how much PPO sees between updates."""
+
+
 def learner_settings(config: TrainConfig) -> LearnerSettings:
-    """Zoo file first, then --algo-kwargs over it; without a Zoo file PPO normalizes obs and reward, SAC nothing."""
+    """Zoo file first, then --algo-kwargs over it; without a Zoo file PPO normalizes obs and reward, SAC nothing,
+    and PPO's rollout stays PPO_ROLLOUT env steps whatever the env count."""
     zoo = load_zoo_hyperparams(config.hyperparams, config.env_id) if config.hyperparams else None
     kwargs = {**(zoo.algo_kwargs if zoo else {}), **parse_algo_kwargs(config.algo_kwargs, env_id=config.env_id)}
     n_envs = config.n_envs or (zoo.n_envs if zoo and zoo.n_envs else 1)
+    if config.algo == "ppo" and zoo is None and "n_steps" not in kwargs:
+        kwargs["n_steps"] = max(PPO_ROLLOUT // n_envs, 1)
     if zoo is not None:
         normalize = zoo.normalize
         if normalize is not None and "gamma" in kwargs:
