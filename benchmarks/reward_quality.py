@@ -24,6 +24,8 @@ from prefrl.runs.config import TrainConfig  # noqa: E402
 from prefrl.runs.train import train  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+COMMITTED = {"reward_inputs": ["obs", "act"]}
+"""The settings the committed results were made with, given explicitly: prefrl's default inputs have changed since."""
 # (labels, steps, segment length) per task: small budgets, since the point is the reward's quality.
 TASKS = {
     "prefrl/PointMass-v0": (200, 50_000, 25),
@@ -45,7 +47,7 @@ def main() -> None:
         for seed in map(int, args.seeds.split(",")):
             out = Path(args.runs_dir) / task.replace("/", "_") / f"seed{seed}"
             m = train(TrainConfig(env=task, out=str(out), algo="ppo", teacher="oracle", labels=labels, steps=steps,
-                                  seed=seed, segment_len=seg, progress=False), overwrite=True)
+                                  seed=seed, segment_len=seg, progress=False, **COMMITTED), overwrite=True)
             print(json.dumps({k: m[k] for k in ("env", "seed", "true_return", "reward_correlation",
                                                 "pref_accuracy_heldout", "wall_seconds")}), file=sys.stderr)
             runs.append(m)
