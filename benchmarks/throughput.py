@@ -3,6 +3,8 @@
     python benchmarks/throughput.py                       # Hopper-v5, 2 x 100k steps per mode, ~20 min
     python benchmarks/throughput.py --env prefrl/PointMass-v0 --steps 20000 --labels 50 --repeats 1
     python benchmarks/throughput.py --only train          # just the whole-`prefrl train` ratio, ~12 min; merged
+    python benchmarks/throughput.py --only train --n-envs 4 --out benchmarks/results/throughput_n_envs4.json
+                                                           # the same on four envs each, ~6 min
 
 Prints one JSON line and writes benchmarks/results/throughput.json:
 - learned_vs_true_fps_ratio: PPO env-steps/s with the whole preference loop (learned-reward
@@ -54,19 +56,20 @@ from prefrl.feedback.teachers import make_teacher  # noqa: E402
 from prefrl.reward.model import RewardModel  # noqa: E402
 from prefrl.reward.trainer import RewardTrainer
 from prefrl.runs.config import TrainConfig  # noqa: E402
-from prefrl.runs.train import make_vec_env, train  # noqa: E402
+from prefrl.runs.train import PPO_ROLLOUT, make_vec_env, train  # noqa: E402
 from prefrl.sb3.callback import PreferenceCallback  # noqa: E402
 from prefrl.sb3.wrappers import LearnedRewardVecEnv  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def ppo_fps(env_id: str, steps: int, mode: str, seed: int, labels: int) -> float:
-    """Env steps per second of PPO (default settings, VecNormalize as in `prefrl train`) in one mode."""
-    venv = make_vec_env(env_id, 1, seed)
+def ppo_fps(env_id: str, steps: int, mode: str, seed: int, labels: int, n_envs: int = 1) -> float:
+    """Env steps per second of PPO (default settings on `n_envs` envs, a rollout of PPO_ROLLOUT steps, VecNormalize
+    as in `prefrl train`) in one mode."""
+    venv = make_vec_env(env_id, n_envs, seed)
     model = None if mode == "true" else RewardModel(venv.observation_space, venv.action_space, seed=seed)
-    wrapped = VecNormalize(LearnedRewardVecEnv(venv, model, TrajectoryBuffer(1)))
-    ppo = PPO("MlpPolicy", wrapped, seed=seed, verbose=0)
+    wrapped = VecNormalize(LearnedRewardVecEnv(venv, model, TrajectoryBuffer(n_envs)))
+    ppo = PPO("MlpPolicy", wrapped, seed=seed, verbose=0, n_steps=PPO_ROLLOUT // n_envs)
     callback = None
     if mode == "learned":
         callback = PreferenceCallback(model, make_teacher("oracle"), total_labels=labels, total_steps=steps,
@@ -78,10 +81,10 @@ def ppo_fps(env_id: str, steps: int, mode: str, seed: int, labels: int) -> float
     return (steps + warmup) / elapsed
 
 
-def train_fps(env_id: str, steps: int, mode: str, seed: int, labels: int, out: Path) -> float:
+def train_fps(env_id: str, steps: int, mode: str, seed: int, labels: int, out: Path, n_envs: int | None = None) -> float:
     """`steps` per wall second of the whole `prefrl train` (run to its end: evaluations, checkpoints, plots)."""
     config = TrainConfig(env=env_id, out=str(out), steps=steps, seed=seed, labels=labels, progress=False,
-                         reward="learned" if mode == "learned" else "true")
+                         reward="learned" if mode == "learned" else "true", n_envs=n_envs)
     t0 = time.perf_counter()
     train(config, overwrite=True)
     return steps / (time.perf_counter() - t0)
@@ -191,6 +194,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100_000, help="PPO env steps per measurement")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--labels", type=int, default=250, help="label budget of the full-loop runs (700 per 300k, scaled)")
+    parser.add_argument("--n-envs", type=int, default=1, help="envs each PPO steps side by side, its rollout of "
+                        "2048 steps shared among them (default 1, as `prefrl train`)")
     parser.add_argument("--out", default=str(RESULTS / "throughput.json"))
     parser.add_argument("--only", choices=("all", "ensemble", "train"), default="all",
                         help="'ensemble' or 'train': only that part, merged into an existing --out")
@@ -210,12 +215,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for r in range(args.repeats):
                 for mode in runs:
-                    runs[mode].append(train_fps(args.env, args.train_steps, mode, r, args.labels, Path(tmp) / mode))
+                    runs[mode].append(train_fps(args.env, args.train_steps, mode, r, args.labels, Path(tmp) / mode,
+                                                args.n_envs))
                     print(f"repeat {r} prefrl train {mode:7s} {runs[mode][-1]:8.1f} steps/s", file=sys.stderr)
         med = {k: statistics.median(v) for k, v in runs.items()}
         return {"train_learned_vs_true_fps_ratio": med["learned"] / med["true"],
                 "train": {"env": args.env, "steps": args.train_steps, "labels": args.labels, "repeats": args.repeats,
-                          "true_fps": med["true"], "learned_fps": med["learned"], "fps_runs": runs,
+                          "n_envs": args.n_envs, "true_fps": med["true"], "learned_fps": med["learned"], "fps_runs": runs,
                           "machine": machine, "command": command}}
 
     if args.only != "all":  # keep the numbers of the last full run, replace this part's
@@ -234,11 +240,12 @@ def main() -> None:
     fps: dict[str, list[float]] = {"true": [], "inference": [], "learned": []}
     for r in range(args.repeats):
         for mode in fps:  # alternate modes so slow drift affects all of them
-            fps[mode].append(ppo_fps(args.env, args.steps, mode, seed=r, labels=args.labels))
+            fps[mode].append(ppo_fps(args.env, args.steps, mode, seed=r, labels=args.labels, n_envs=args.n_envs))
             print(f"repeat {r} {mode:9s} {fps[mode][-1]:8.1f} steps/s", file=sys.stderr)
     med = {k: statistics.median(v) for k, v in fps.items()}
     result = {
         "env": args.env,
+        "n_envs": args.n_envs,
         "steps": args.steps,
         "repeats": args.repeats,
         "labels": args.labels,
