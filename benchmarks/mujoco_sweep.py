@@ -392,13 +392,14 @@ def variants(row: dict[str, Any]) -> list[str]:
     """What a row (or spec) added to its query sampler, in words: `rime` where the labels were screened, `surf 0.95`
     where SURF added pseudo-labels, `pretrain 30000` after PEBBLE's pre-training, `holdout 0` where no labels were
     held out of reward training, `upfront 0.5` where half the labels were asked before any policy learning,
-    `inputs obs+act+act_sq` where the reward saw other inputs than state and action (records from before an option
-    have no key for it)."""
+    `inputs obs+act+act_sq` where the reward saw other inputs than state and action, `n_envs 4` where the learner
+    stepped several envs (records from before an option have no key for it)."""
     robust, surf, pretrain = row.get("robust", "none"), row.get("surf"), row.get("pretrain", 0)
-    holdout, upfront, inputs = row.get("holdout"), row.get("upfront"), row.get("inputs")
+    holdout, upfront, inputs, n_envs = row.get("holdout"), row.get("upfront"), row.get("inputs"), row.get("n_envs", 1)
     return [*([robust] if robust != "none" else []), *([f"surf {surf:g}"] if surf else []),
             *([f"pretrain {pretrain}"] if pretrain else []), *([f"holdout {holdout:g}"] if holdout is not None else []),
-            *([f"upfront {upfront:g}"] if upfront is not None else []), *([f"inputs {inputs}"] if inputs else [])]
+            *([f"upfront {upfront:g}"] if upfront is not None else []), *([f"inputs {inputs}"] if inputs else []),
+            *([f"n_envs {n_envs}"] if n_envs != 1 else [])]
 
 
 def queries(row: dict[str, Any]) -> str:
