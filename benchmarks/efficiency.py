@@ -137,8 +137,9 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
                              + (" with the same --env-kwargs and --algo-kwargs" if settings(spec) else ""))
         score = r["metrics"]["true_return"] / float(np.mean(base[env]))
         name = method(spec)
-        parts[name] = (spec.get("teacher", "oracle"), spec.get("robust", "none"),
-                       method({**spec, "teacher": "oracle", "robust": "none"}))
+        grace = f" grace {spec['rime_grace']}" if spec.get("rime_grace") else ""
+        parts[name] = (spec.get("teacher", "oracle"), spec.get("robust", "none") + grace,
+                       method({**spec, "teacher": "oracle", "robust": "none", "rime_grace": 0}))
         scores.setdefault((name, spec["labels"]), {}).setdefault(env, []).append(score)
         returns.setdefault((env, name, spec["labels"]), []).append(r["metrics"]["true_return"])
     for (name, labels), per_env in scores.items():  # an aggregate counts each env once: one setting of it per results dir

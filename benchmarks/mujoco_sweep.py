@@ -5,7 +5,8 @@
 
 `--labels 0` is the true-reward baseline (same learner, same wrappers, true reward). `--teachers` takes the named
 teachers of `prefrl.feedback.teachers`, or one with its rate set (`mistake0.3`: 30% of answers flipped);
-`--robust none,rime` runs each preference configuration without and with RIME's label screening, and
+`--robust none,rime` runs each preference configuration without and with RIME's label screening (`--rime-grace 0,1`:
+RIME's own screen, and one that judges a label only after a fit has trained on it), and
 `--surf none,0.95` without and with SURF (pseudo-labels where the reward is 95% sure, temporal crops), and
 `--pretrain 0,30000` without and with PEBBLE's pre-training (30000 env steps on a state-entropy reward before the
 first labels; the true-reward baseline too, as the control, scored against the baseline without it), and
@@ -116,6 +117,8 @@ class RunSpec:
     every run before this option (so their records, which lack it, read as what they were)."""
     n_envs: int = 1
     """Envs the learner steps side by side (`prefrl train --n-envs`)."""
+    rime_grace: int = 0
+    """With robust rime: fits a new label is trusted before the screen judges it (`prefrl train --rime-grace`)."""
 
     @property
     def input_kinds(self) -> list[str]:
@@ -138,6 +141,7 @@ class RunSpec:
         if self.labels == 0:
             return f"{env}__{self.algo}__true{kw}{pre}__s{self.steps}__seed{self.seed}"
         robust = "" if self.robust == "none" else f"__{self.robust}"
+        robust += f"__grace{self.rime_grace}" if self.rime_grace else ""
         robust += "" if self.surf is None else f"__surf{self.surf:g}"
         robust += pre + ("" if self.holdout is None else f"__ho{self.holdout:g}")
         robust += "" if self.upfront is None else f"__up{self.upfront:g}"
@@ -282,6 +286,8 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     upfronts = [_share("upfront", t, top_included=True) for t in args.upfront.split(",")]
     inputs = [_inputs(t) for t in args.reward_inputs.split(",")]
     pretrains = _int_list("pretrain", args.pretrain, allow_zero=True)
+    graces = _int_list("rime-grace", args.rime_grace, allow_zero=True)
+    screens = [(r, g) for r in robust for g in graces if r == "rime" or g == 0]
     labels = _int_list("labels", args.labels, allow_zero=True)
     seeds = _int_list("seeds", args.seeds, allow_zero=True)
     steps, segment_len, n_envs = (_one_int(n, v) for n, v in (("steps", args.steps), ("segment-len", args.segment_len),
@@ -297,13 +303,13 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     specs: list[RunSpec] = []
     for env in envs:
         for n in labels:
-            combos = ([("-", "-", "none", None, pre, None, None, "") for pre in pretrains] if n == 0 else
-                      [(t, s, r, u, pre, h, up, i) for t in teachers for s in samplers for r in robust for u in surfs
+            combos = ([("-", "-", ("none", 0), None, pre, None, None, "") for pre in pretrains] if n == 0 else
+                      [(t, s, r, u, pre, h, up, i) for t in teachers for s in samplers for r in screens for u in surfs
                        for pre in pretrains for h in holdouts for up in upfronts for i in inputs])
-            for teacher, sampler, screen, surf, pre, holdout, upfront, inp in combos:
+            for teacher, sampler, (screen, grace), surf, pre, holdout, upfront, inp in combos:
                 for seed in seeds:
                     specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, screen, surf,
-                                         pre, algo_kwargs, holdout, env_text, upfront, inp, n_envs))
+                                         pre, algo_kwargs, holdout, env_text, upfront, inp, n_envs, grace))
     return specs
 
 
@@ -321,6 +327,7 @@ def make_task(spec: RunSpec, results: Path, runs_dir: Path) -> Task:
         **({"labels_upfront": spec.upfront} if spec.upfront is not None else {}),
         **({"reward_inputs": spec.input_kinds} if spec.labels else {}),
         **({"n_envs": spec.n_envs} if spec.n_envs != 1 else {}),
+        **({"rime_grace": spec.rime_grace} if spec.rime_grace else {}),
     ))
     return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
 
@@ -331,7 +338,7 @@ def record_path(results: Path, spec: RunSpec) -> Path:
 
 
 # -------------------------------------------------------------------- aggregate
-ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "surf", "pretrain", "holdout", "upfront", "inputs",
+ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "rime_grace", "surf", "pretrain", "holdout", "upfront", "inputs",
             "labels", "steps", "segment_len", "algo_kwargs", "env_kwargs", "n_envs")
 """What makes runs one summary row (all but the seed)."""
 _OPTION_DEFAULTS = {f.name: f.default for f in dataclass_fields(RunSpec) if f.default is not MISSING}  # older records
@@ -356,7 +363,8 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
     def order(fields: dict[str, Any]) -> tuple[Any, ...]:
         return (fields["env"], fields["env_kwargs"], fields["labels"], fields["teacher"], fields["sampler"],
-                fields["robust"], fields["surf"] or 0, fields["pretrain"], fields["n_envs"], fields["algo_kwargs"],
+                fields["robust"], fields["rime_grace"], fields["surf"] or 0, fields["pretrain"], fields["n_envs"],
+                fields["algo_kwargs"],
                 -1 if fields["holdout"] is None else fields["holdout"], -1 if fields["upfront"] is None else fields["upfront"],
                 fields["inputs"])
 
@@ -389,12 +397,14 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def variants(row: dict[str, Any]) -> list[str]:
-    """What a row (or spec) added to its query sampler, in words: `rime` where the labels were screened, `surf 0.95`
+    """What a row (or spec) added to its query sampler, in words: `rime` where the labels were screened (`rime grace 1`
+    with a grace fit for new labels), `surf 0.95`
     where SURF added pseudo-labels, `pretrain 30000` after PEBBLE's pre-training, `holdout 0` where no labels were
     held out of reward training, `upfront 0.5` where half the labels were asked before any policy learning,
     `inputs obs+act+act_sq` where the reward saw other inputs than state and action, `n_envs 4` where the learner
     stepped several envs (records from before an option have no key for it)."""
     robust, surf, pretrain = row.get("robust", "none"), row.get("surf"), row.get("pretrain", 0)
+    robust += f" grace {row['rime_grace']}" if row.get("rime_grace") else ""
     holdout, upfront, inputs, n_envs = row.get("holdout"), row.get("upfront"), row.get("inputs"), row.get("n_envs", 1)
     return [*([robust] if robust != "none" else []), *([f"surf {surf:g}"] if surf else []),
             *([f"pretrain {pretrain}"] if pretrain else []), *([f"holdout {holdout:g}"] if holdout is not None else []),
@@ -519,6 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teachers", default="oracle")
     p.add_argument("--samplers", default="uniform")
     p.add_argument("--robust", default="none", help="label screening of the preference runs: none, rime (or both)")
+    p.add_argument("--rime-grace", default="0", help="with rime: fits a new label is trusted before the screen judges "
+                   "it, 0 (RIME's own screen) and/or more, comma-separated")
     p.add_argument("--surf", default="none", help="SURF in the preference runs: none, or its confidence threshold "
                                                   "(e.g. 0.95), or several (none,0.95)")
     p.add_argument("--pretrain", default="0", help="PEBBLE pre-training steps before the first labels (or the true "

@@ -297,6 +297,14 @@ def test_rime_threshold_trusts_all_at_first_and_flips_only_confident_contradicti
     assert flipped.tolist() == [False, False, False, False, True, False]  # loss 9 > -ln(1e-3)
     assert not rime.select(np.array([5.0]), np.array([1.0]))[0].any()  # above tau_lower, below the flip line: out
     assert rime.select(np.array([9.0]), np.array([0.5]))[0].all()  # ties are always trusted
+    # a label in its grace fits is trusted, and its loss stays out of the statistics
+    grace = RimeFilter()
+    for _ in range(30):
+        grace.select(loss, y)
+    before = (grace.max_loss, grace.var)
+    trusted, flipped = grace.select(np.array([9.0, 9.0]), np.array([1.0, 1.0]), fresh=np.array([True, False]))
+    assert trusted.tolist() == [True, False] and flipped.tolist() == [False, True]
+    assert grace.max_loss == before[0]  # only the judged-and-trusted losses count, and here there are none
 
 
 def test_surf_crops_each_pair_to_one_length_inside_its_segments():
@@ -351,3 +359,26 @@ def test_surf_pseudo_labels_unlabelled_pairs_in_every_epoch_of_a_fit(monkeypatch
     assert 0 < later.pseudo_labelled <= 1  # once the reward has learned, some unlabelled pairs are clear enough
     assert math.isnan(reports["plain"][-1].pseudo_labelled) and math.isnan(reports["crop only"][-1].pseudo_labelled)
     assert later.pairs == 40  # unlabelled pairs never count as labels
+
+
+def test_rime_grace_judges_a_label_only_after_the_reward_has_trained_on_it():
+    """With grace_fits=1 the first fit screens nothing, and a later fit screens only the labels of earlier fits."""
+    from prefrl.reward.trainer import RimeFilter
+
+    rng = np.random.default_rng(0)
+    ds = _oracle_dataset(rng, 300)
+    wrong = rng.random(len(ds)) < 0.3
+    ds.labels[wrong] = 1.0 - ds.labels[wrong]
+    model = RewardModel(OBS, ACT, ensemble_size=3, inputs=("obs", "act"), seed=0)
+    trainer = RewardTrainer(model, seed=0, robust="rime")
+    trainer.rime = RimeFilter(grace_fits=1)
+    first = trainer.fit(ds.subset(np.arange(150)))
+    assert first.distrusted == first.flipped == 0  # every label is new: none is judged yet
+    screened = []
+    trainer.rime.select = lambda loss, y, fresh=None, select=trainer.rime.select: screened.append(fresh) or \
+        select(loss, y, fresh)
+    second = trainer.fit(ds)
+    train = trainer.split(len(ds))[1]
+    np.testing.assert_array_equal(screened[0], train >= 150)  # the second fit's new labels are the fresh ones
+    assert second.distrusted + second.flipped > 0
+

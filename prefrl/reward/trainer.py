@@ -91,6 +91,14 @@ class Surf:
         return masks[0], masks[1]
 
 
+def check_rime_grace(grace: object, robust: str) -> None:
+    """RIME's grace period (RimeFilter.grace_fits): a number of fits >= 0, and only with robust="rime"."""
+    if isinstance(grace, bool) or not isinstance(grace, int) or grace < 0:
+        raise ValueError(f"rime_grace={grace!r}: expected a number of fits >= 0")
+    if grace and robust != "rime":
+        raise ValueError(f"rime_grace={grace}: a grace period belongs to RIME's screen, expected robust rime")
+
+
 @dataclass
 class RimeFilter:
     """RIME's denoising discriminator (Cheng et al., ICML 2024), run before every epoch on the labels.
@@ -103,6 +111,10 @@ class RimeFilter:
     are trained on with the answer reversed; the rest sit the epoch out. Labels are never changed in the
     dataset: every decision is remade at the next epoch. Ties (0.5) are always trusted. The defaults are the
     authors' locomotion settings (their code's `config/RIME.py`, k = 60, tau = 0.001).
+
+    `grace_fits` > 0 trusts a label in the first `grace_fits` fits after it arrives, and keeps it out of the
+    statistics meanwhile: the screen judges a label only once the reward has trained on it. In an online loop the
+    newest labels are about the policy's newest behaviour, which a reward that has not seen them often ranks wrong.
     """
 
     alpha: float = 1.0
@@ -110,6 +122,7 @@ class RimeFilter:
     beta_end: float = 0.1
     decay_epochs: int = 60
     flip_tau: float = 1e-3
+    grace_fits: int = 0
     epochs: int = 0
     max_loss: float = 0.0  # x: before any statistics every pair is trusted (tau_lower = -ln(1e-8))
     mean: float = 0.0
@@ -121,12 +134,16 @@ class RimeFilter:
         x = self.max_loss
         return -math.log(x + 1e-8) + self.alpha * x + min(beta * self.var, 3.0)
 
-    def select(self, pair_loss: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(trusted, flipped) boolean masks over the pairs given their losses and labels; updates the statistics."""
+    def select(self, pair_loss: np.ndarray, y: np.ndarray,
+               fresh: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(trusted, flipped) boolean masks over the pairs given their losses and labels (and which are still in
+        their grace fits: trusted, and left out of the statistics); updates the statistics."""
         tie = y == 0.5
-        trusted = (pair_loss < self.threshold()) | tie
+        fresh = np.zeros(len(y), bool) if fresh is None else fresh
+        judged = (pair_loss < self.threshold()) | tie
+        trusted = judged | fresh
         flipped = (pair_loss > -math.log(self.flip_tau)) & ~tie & ~trusted
-        kept = pair_loss[trusted]
+        kept = pair_loss[judged & ~fresh]
         if len(kept):  # RIME's running statistics of the trusted losses: pooled variance, the mean and max at rate 0.1
             total, delta = self.count + len(kept), float(kept.mean()) - self.mean
             self.var = (self.var * self.count + float(kept.var()) * len(kept)
@@ -204,6 +221,7 @@ class RewardTrainer:
         demo_zero: str = "absorbing",
         pref_fit: str = "converge",
         robust: str = "none",
+        rime_grace: int = 0,
         surf: Surf | None = None,
     ):
         self.model = model
@@ -236,7 +254,9 @@ class RewardTrainer:
         check_choice("pref_fit", pref_fit, PREF_FITS)
         self.pref_fit = pref_fit
         check_choice("robust", robust, ROBUST)
-        self.rime = RimeFilter() if robust == "rime" else None
+        check_rime_grace(rime_grace, robust)
+        self.rime = RimeFilter(grace_fits=rime_grace) if robust == "rime" else None
+        self.fit_sizes: list[int] = []  # labelled pairs at each fit so far: which labels RIME's grace still covers
         self.surf = surf
         self.inputs_fixed = False  # set by the first joint fit (or by a resumed run whose model had one)
         if demos is not None:
@@ -302,8 +322,11 @@ class RewardTrainer:
         if self.surf is not None and unlabelled is not None and len(unlabelled[0]):
             unlabelled_pairs = _PairTensors.from_segments(self.model, *unlabelled, np.zeros(len(unlabelled[0])))
         if self.demos is None:
-            return self._fit_preferences(dataset, unlabelled_pairs)
-        return self._fit_joint(dataset, policy_segments, unlabelled_pairs)
+            report = self._fit_preferences(dataset, unlabelled_pairs)
+        else:
+            report = self._fit_joint(dataset, policy_segments, unlabelled_pairs)
+        self.fit_sizes.append(len(dataset))
+        return report
 
     def _fit_preferences(self, dataset: ComparisonDataset, unlabelled: _PairTensors | None = None) -> FitReport:
         t0 = time.perf_counter()
@@ -344,7 +367,9 @@ class RewardTrainer:
             p = torch.sigmoid(ra - rb).mean(0).clamp(1e-8, 1 - 1e-8)  # the ensemble's P(a preferred)
             y = pairs.y[ids]
             loss = -(y * p.log() + (1 - y) * (1 - p).log())
-        trusted, flipped = self.rime.select(loss.numpy(), y.numpy())
+        grace = self.rime.grace_fits
+        first = self.fit_sizes[-grace] if grace and len(self.fit_sizes) >= grace else (0 if grace else len(pairs.y))
+        trusted, flipped = self.rime.select(loss.numpy(), y.numpy(), fresh=train >= first)
         fit_y = pairs.y.clone()
         fit_y[ids[torch.as_tensor(flipped)]] = 1 - y[torch.as_tensor(flipped)]
         keep = trusted | flipped

@@ -18,7 +18,7 @@ from prefrl.core.validation import check_choice, check_positive_int, check_share
 from prefrl.feedback.samplers import SAMPLERS
 from prefrl.feedback.teachers import TEACHERS, make_teacher
 from prefrl.reward.model import DEFAULT_INPUTS, input_kinds
-from prefrl.reward.trainer import DEMO_ZEROS, HOLDOUT, PREF_FITS, ROBUST, Surf
+from prefrl.reward.trainer import DEMO_ZEROS, HOLDOUT, PREF_FITS, ROBUST, Surf, check_rime_grace
 from prefrl.sb3.envs import check_env_id, make_env
 from prefrl.sb3.objectives import env_reward_terms, parse_objective
 from prefrl.sb3.policies import ALGOS
@@ -125,6 +125,9 @@ class TrainConfig:
     robust: str = "none"
     """Noisy teachers: screen the labelled pairs at every training epoch as RIME does (rime: distrust the pairs the reward
     contradicts, train on the confidently contradicted ones reversed) or not (none). Stored labels never change."""
+    rime_grace: int = 0
+    """With --robust rime: fits in which a new label is trusted before the screen judges it (0: judged from its first
+    fit, as RIME does; 1: once the reward has trained on it)."""
     label_noise: float = 0.0
     """The Bradley-Terry loss's floor: the model's preference is mixed with this share of coin flips (0 = plain; a
     teacher that flips a share m of its answers is matched by 2m)."""
@@ -176,6 +179,7 @@ class TrainConfig:
         check_choice("demo_zero", self.demo_zero, DEMO_ZEROS)
         check_choice("pref_fit", self.pref_fit, PREF_FITS)
         check_choice("robust", self.robust, ROBUST)
+        check_rime_grace(self.rime_grace, self.robust)
         check_share("label_noise", self.label_noise)
         check_share("reward_holdout", self.reward_holdout)
         check_share("labels_upfront", self.labels_upfront, whole=True)

@@ -171,7 +171,7 @@ def build_feedback(config: TrainConfig, out: Path, reward_model: RewardModel, te
                             demo_weight_decay=config.demo_weight_decay, demo_l2=config.demo_l2,
                             demo_renormalize=config.demo_renormalize, absorbing_lr=config.demo_absorbing_lr,
                             demo_zero=config.demo_zero, pref_fit=config.pref_fit, robust=config.robust,
-                            label_noise=config.label_noise, holdout_fraction=config.reward_holdout,
+                            rime_grace=config.rime_grace, label_noise=config.label_noise, holdout_fraction=config.reward_holdout,
                             surf=Surf(threshold=config.surf) if config.surf is not None else None)
     if state.weight_decay is not None:
         trainer.weight_decay = state.weight_decay
