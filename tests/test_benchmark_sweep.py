@@ -112,6 +112,7 @@ def test_a_failed_run_is_recorded_and_does_not_stop_the_others(tmp_path, capsys)
         (["--algo-kwargs", "policy_kwargs=[1]"], "policy_kwargs=[1]: expected a mapping"),
         (["--steps", "0"], "--steps value '0' is invalid: expected positive integers"),
         (["--n-envs", "0"], "--n-envs value '0' is invalid: expected positive integers"),
+        (["--rime-grace", "0,-1"], "--rime-grace value '-1' is invalid"),
         (["--n-envs", "2,4"], "--n-envs value '2,4' is invalid: expected one positive integer"),
         (["--steps", "1000,2000"], "--steps value '1000,2000' is invalid: expected one positive integer"),
         (["--steps", "1e5"], "--steps value '1e5' is invalid"),
@@ -136,6 +137,19 @@ def test_noisy_teachers_and_label_screening_reach_each_runs_config(tmp_path):
     assert (noisy["teacher"], noisy["teacher_kwargs"], noisy["robust"]) == ("mistake", {"mistake": 0.3}, "rime")
     plain = configs[f"{ENV.replace('/', '_')}__ppo__oracle__uniform__L50__H50__s1000__seed0"]
     assert (plain["teacher"], plain["teacher_kwargs"], plain["robust"], plain["surf"]) == ("oracle", {}, "none", None)
+
+
+def test_a_rime_grace_period_is_named_apart_and_only_screened_runs_get_it(tmp_path):
+    args = sweep.build_parser().parse_args(["--envs", ENV, "--labels", "50", "--teachers", "mistake0.3",
+                                            "--robust", "none,rime", "--rime-grace", "0,1", "--seeds", "0"])
+    configs = {s.run_id: sweep.make_task(s, tmp_path, tmp_path).config for s in sweep.parse_specs(args)}
+    env = ENV.replace('/', '_')
+    assert {k: (c["robust"], c["rime_grace"]) for k, c in configs.items()} == {  # plain BT has no grace to vary
+        f"{env}__ppo__mistake0.3__uniform__L50__H50__s300000__seed0": ("none", 0),
+        f"{env}__ppo__mistake0.3__uniform__rime__L50__H50__s300000__seed0": ("rime", 0),
+        f"{env}__ppo__mistake0.3__uniform__rime__grace1__L50__H50__s300000__seed0": ("rime", 1)}
+    spec = next(s for s in sweep.parse_specs(args) if s.rime_grace)
+    assert sweep.queries(asdict(spec)) == "uniform + rime grace 1"
 
 
 def test_surf_and_pretraining_runs_are_named_apart_and_reach_each_runs_config(tmp_path):
