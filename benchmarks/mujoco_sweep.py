@@ -21,8 +21,9 @@ preference run names its inputs in its config, and a run id and summary row name
 `policy_kwargs='{"log_std_init": -1}'`, as `prefrl train --algo-kwargs` takes them); their run ids and summary rows
 name them, so runs with other settings never mix; `--env-kwargs KEY=VALUE ...` sets the envs' gym.make arguments
 the same way (e.g. `include_cfrc_ext_in_observation=false`: Ant-v5 without contact forces in its observation), and
-`--n-envs 4` steps four envs side by side in every run (with `--algo-kwargs n_steps=512`, PPO's rollout stays 2048
-env steps); such runs are scored against true-reward runs with the same env count.
+`--n-envs 4` steps four envs side by side in every run (PPO's 2048-step rollout shared among them, as `prefrl train`
+does; the committed runs also name it, `--algo-kwargs n_steps=512`); such runs are scored against true-reward runs
+with the same env count.
 Every run goes through `prefrl.train` exactly as `prefrl train` does. Per-run records land in
 `benchmarks/results/runs/*.json` (the policy, reward model and labels of each run stay in
 `--runs-dir`); a sweep that is stopped resumes where it was: finished runs are skipped, a run
@@ -547,7 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env-kwargs", nargs="*", metavar="KEY=VALUE", default=None,
                    help="gym.make arguments of every env, baseline included, as prefrl train --env-kwargs takes them")
     p.add_argument("--n-envs", default="1", help="envs each learner steps side by side, baseline included (prefrl "
-                   "train --n-envs); PPO's n_steps is per env, so set it with --algo-kwargs to keep the rollout size")
+                   "train --n-envs: PPO's 2048-step rollout is shared among them)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--steps", default="300000")
     p.add_argument("--segment-len", default="50")
