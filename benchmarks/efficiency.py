@@ -46,7 +46,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from benchmarks.mujoco_sweep import is_baseline, settings, variants  # noqa: E402
+from benchmarks.mujoco_sweep import is_baseline, screen, settings, variants  # noqa: E402
 from prefrl.core.data import write_json  # noqa: E402
 from prefrl.runs.sweep import markdown_table, mean_std_text, read_record, seed_stats, stratified_bootstrap_ci  # noqa: E402
 
@@ -137,8 +137,7 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
                              + (" with the same --env-kwargs and --algo-kwargs" if settings(spec) else ""))
         score = r["metrics"]["true_return"] / float(np.mean(base[env]))
         name = method(spec)
-        grace = f" grace {spec['rime_grace']}" if spec.get("rime_grace") else ""
-        parts[name] = (spec.get("teacher", "oracle"), spec.get("robust", "none") + grace,
+        parts[name] = (spec.get("teacher", "oracle"), screen(spec),
                        method({**spec, "teacher": "oracle", "robust": "none", "rime_grace": 0}))
         scores.setdefault((name, spec["labels"]), {}).setdefault(env, []).append(score)
         returns.setdefault((env, name, spec["labels"]), []).append(r["metrics"]["true_return"])

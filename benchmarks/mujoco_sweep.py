@@ -339,8 +339,8 @@ def record_path(results: Path, spec: RunSpec) -> Path:
 
 
 # -------------------------------------------------------------------- aggregate
-ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "rime_grace", "surf", "pretrain", "holdout", "upfront", "inputs",
-            "labels", "steps", "segment_len", "algo_kwargs", "env_kwargs", "n_envs")
+ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "rime_grace", "surf", "pretrain", "holdout", "upfront",
+            "inputs", "labels", "steps", "segment_len", "algo_kwargs", "env_kwargs", "n_envs")
 """What makes runs one summary row (all but the seed)."""
 _OPTION_DEFAULTS = {f.name: f.default for f in dataclass_fields(RunSpec) if f.default is not MISSING}  # older records
 
@@ -397,6 +397,13 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def screen(row: dict[str, Any]) -> str:
+    """A row's (or spec's) label screening in words: `none`, `rime`, or `rime grace 1` with a grace fit for new
+    labels."""
+    grace = row.get("rime_grace")
+    return row.get("robust", "none") + (f" grace {grace}" if grace else "")
+
+
 def variants(row: dict[str, Any]) -> list[str]:
     """What a row (or spec) added to its query sampler, in words: `rime` where the labels were screened (`rime grace 1`
     with a grace fit for new labels), `surf 0.95`
@@ -404,8 +411,7 @@ def variants(row: dict[str, Any]) -> list[str]:
     held out of reward training, `upfront 0.5` where half the labels were asked before any policy learning,
     `inputs obs+act+act_sq` where the reward saw other inputs than state and action, `n_envs 4` where the learner
     stepped several envs (records from before an option have no key for it)."""
-    robust, surf, pretrain = row.get("robust", "none"), row.get("surf"), row.get("pretrain", 0)
-    robust += f" grace {row['rime_grace']}" if row.get("rime_grace") else ""
+    robust, surf, pretrain = screen(row), row.get("surf"), row.get("pretrain", 0)
     holdout, upfront, inputs, n_envs = row.get("holdout"), row.get("upfront"), row.get("inputs"), row.get("n_envs", 1)
     return [*([robust] if robust != "none" else []), *([f"surf {surf:g}"] if surf else []),
             *([f"pretrain {pretrain}"] if pretrain else []), *([f"holdout {holdout:g}"] if holdout is not None else []),

@@ -72,7 +72,7 @@ def _task(results: Path, runs_dir: Path, env: str, seed: int, kind: str, **value
     rid = run_id(env, seed, kind)
     # a state-action reward: the inputs of the committed runs (prefrl's default has changed since)
     base = dict(env=env, out=str(runs_dir / rid), seed=seed, evals=2, history_episodes=2, eval_episodes=5,
-                reward_inputs=["obs", "act"])
+                reward_inputs=list(mujoco_sweep.OBS_ACT))
     config = asdict(TrainConfig(**{**base, **values}))
     return Task(rid, config, str(results / "soups_runs" / f"{rid}.json"), {"env": env, "seed": seed, "kind": kind})
 

@@ -56,7 +56,7 @@ from prefrl.feedback.teachers import make_teacher  # noqa: E402
 from prefrl.reward.model import RewardModel  # noqa: E402
 from prefrl.reward.trainer import RewardTrainer
 from prefrl.runs.config import TrainConfig  # noqa: E402
-from prefrl.runs.train import PPO_ROLLOUT, make_vec_env, train  # noqa: E402
+from prefrl.runs.train import make_vec_env, ppo_n_steps, train  # noqa: E402
 from prefrl.sb3.callback import PreferenceCallback  # noqa: E402
 from prefrl.sb3.wrappers import LearnedRewardVecEnv  # noqa: E402
 
@@ -64,12 +64,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def ppo_fps(env_id: str, steps: int, mode: str, seed: int, labels: int, n_envs: int = 1) -> float:
-    """Env steps per second of PPO (default settings on `n_envs` envs, a rollout of PPO_ROLLOUT steps, VecNormalize
-    as in `prefrl train`) in one mode."""
+    """Env steps per second of PPO (default settings on `n_envs` envs sharing a 2048-step rollout, VecNormalize as in
+    `prefrl train`) in one mode."""
     venv = make_vec_env(env_id, n_envs, seed)
     model = None if mode == "true" else RewardModel(venv.observation_space, venv.action_space, seed=seed)
     wrapped = VecNormalize(LearnedRewardVecEnv(venv, model, TrajectoryBuffer(n_envs)))
-    ppo = PPO("MlpPolicy", wrapped, seed=seed, verbose=0, n_steps=PPO_ROLLOUT // n_envs)
+    ppo = PPO("MlpPolicy", wrapped, seed=seed, verbose=0, n_steps=ppo_n_steps(n_envs))
     callback = None
     if mode == "learned":
         callback = PreferenceCallback(model, make_teacher("oracle"), total_labels=labels, total_steps=steps,

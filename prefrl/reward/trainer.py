@@ -367,13 +367,19 @@ class RewardTrainer:
             p = torch.sigmoid(ra - rb).mean(0).clamp(1e-8, 1 - 1e-8)  # the ensemble's P(a preferred)
             y = pairs.y[ids]
             loss = -(y * p.log() + (1 - y) * (1 - p).log())
-        grace = self.rime.grace_fits
-        first = self.fit_sizes[-grace] if grace and len(self.fit_sizes) >= grace else (0 if grace else len(pairs.y))
-        trusted, flipped = self.rime.select(loss.numpy(), y.numpy(), fresh=train >= first)
+        trusted, flipped = self.rime.select(loss.numpy(), y.numpy(), fresh=self._in_grace(train))
         fit_y = pairs.y.clone()
         fit_y[ids[torch.as_tensor(flipped)]] = 1 - y[torch.as_tensor(flipped)]
         keep = trusted | flipped
         return dataclasses.replace(pairs, y=fit_y), train[keep], int((~keep).sum()), int(flipped.sum())
+
+    def _in_grace(self, train: np.ndarray) -> np.ndarray | None:
+        """Which training pairs (indices) arrived within RIME's last `grace_fits` fits, this one included; None
+        without a grace period. Labels are appended, so those are the indices from the size at that earlier fit."""
+        grace = self.rime.grace_fits
+        if not grace:
+            return None
+        return train >= (self.fit_sizes[-grace] if len(self.fit_sizes) >= grace else 0)
 
     def _tune_weight_decay(self, val_loss: float, train_loss: float) -> None:
         """Keep held-out loss within 1.1-1.5x the training loss (no change without held-out pairs)."""

@@ -65,6 +65,11 @@ PPO_ROLLOUT = 2048
 so the env count changes the wall time, not how much PPO sees between updates."""
 
 
+def ppo_n_steps(n_envs: int) -> int:
+    """PPO's n_steps (per env) on `n_envs` envs: PPO_ROLLOUT shared among them."""
+    return max(PPO_ROLLOUT // n_envs, 1)
+
+
 def learner_settings(config: TrainConfig) -> LearnerSettings:
     """Zoo file first, then --algo-kwargs over it; without a Zoo file PPO normalizes obs and reward, SAC nothing,
     and PPO's rollout stays PPO_ROLLOUT env steps whatever the env count."""
@@ -72,7 +77,7 @@ def learner_settings(config: TrainConfig) -> LearnerSettings:
     kwargs = {**(zoo.algo_kwargs if zoo else {}), **parse_algo_kwargs(config.algo_kwargs, env_id=config.env_id)}
     n_envs = config.n_envs or (zoo.n_envs if zoo and zoo.n_envs else 1)
     if config.algo == "ppo" and zoo is None and "n_steps" not in kwargs:
-        kwargs["n_steps"] = max(PPO_ROLLOUT // n_envs, 1)
+        kwargs["n_steps"] = ppo_n_steps(n_envs)
     if zoo is not None:
         normalize = zoo.normalize
         if normalize is not None and "gamma" in kwargs:
@@ -171,7 +176,8 @@ def build_feedback(config: TrainConfig, out: Path, reward_model: RewardModel, te
                             demo_weight_decay=config.demo_weight_decay, demo_l2=config.demo_l2,
                             demo_renormalize=config.demo_renormalize, absorbing_lr=config.demo_absorbing_lr,
                             demo_zero=config.demo_zero, pref_fit=config.pref_fit, robust=config.robust,
-                            rime_grace=config.rime_grace, label_noise=config.label_noise, holdout_fraction=config.reward_holdout,
+                            rime_grace=config.rime_grace, label_noise=config.label_noise,
+                            holdout_fraction=config.reward_holdout,
                             surf=Surf(threshold=config.surf) if config.surf is not None else None)
     if state.weight_decay is not None:
         trainer.weight_decay = state.weight_decay
