@@ -1,5 +1,6 @@
 """The batched reward ensemble: training ranks segments like the true reward, anchors the absorbing state, saves safely."""
 
+import json
 import math
 
 import numpy as np
@@ -382,3 +383,33 @@ def test_rime_grace_judges_a_label_only_after_the_reward_has_trained_on_it():
     np.testing.assert_array_equal(screened[0], train >= 150)  # the second fit's new labels are the fresh ones
     assert second.distrusted + second.flipped > 0
 
+
+
+def test_a_resumed_trainer_goes_on_with_rimes_statistics_and_grace(tmp_path):
+    """What RIME learned while screening, the labels each fit had (its grace period) and the tuned L2 weight survive
+    a save to the run's pref_state.json and a load into a fresh trainer; a state saved before they existed still
+    loads, and a mangled one is refused by name."""
+    from prefrl.sb3.callback import LoopState
+
+    rng = np.random.default_rng(0)
+    ds = _oracle_dataset(rng, 200)
+    ds.labels[rng.random(len(ds)) < 0.3] = 0.0
+    trainer = RewardTrainer(RewardModel(OBS, ACT, ensemble_size=3, seed=0), seed=0, robust="rime", rime_grace=1)
+    trainer.fit(ds.subset(np.arange(120)))
+    trainer.fit(ds)
+    trainer.weight_decay = 0.125
+    LoopState(labels_asked=len(ds), trainer=trainer.resume_state()).save(tmp_path)
+
+    fresh = RewardTrainer(RewardModel(OBS, ACT, ensemble_size=3, seed=0), seed=0, robust="rime", rime_grace=1)
+    fresh.restore(LoopState.load(tmp_path).trainer)
+    assert fresh.rime == trainer.rime and fresh.rime.epochs > 0 and fresh.rime.count > 0
+    assert fresh.fit_sizes == [120, 200] and fresh.weight_decay == 0.125
+    train = trainer.split(len(ds))[1]
+    np.testing.assert_array_equal(fresh._in_grace(train), train >= 200)  # the grace of the last fit, not the first
+
+    (tmp_path / "pref_state.json").write_text(json.dumps({"labels_asked": 5, "weight_decay": 0.5}))
+    older = RewardTrainer(RewardModel(OBS, ACT, ensemble_size=3, seed=0), seed=0)
+    older.restore(LoopState.load(tmp_path).trainer)
+    assert older.weight_decay == 0.5 and older.fit_sizes == []
+    with pytest.raises(ValueError, match="reward trainer state .*'count': 'many'.*expected the values of"):
+        fresh.restore({"rime": {**trainer.resume_state()["rime"], "count": "many"}})

@@ -178,6 +178,7 @@ def test_killed_run_resumes_without_losing_labels(tmp_path, capsys):
     finally:
         proc.wait()
     before = ComparisonDataset.load(out / "comparisons.npz")
+    fits_before = json.loads((out / "pref_state.json").read_text())["trainer"]["fit_sizes"]
     assert not (out / "metrics.json").exists()
 
     # a corrupt label file is reported, never silently replaced
@@ -194,6 +195,8 @@ def test_killed_run_resumes_without_losing_labels(tmp_path, capsys):
     np.testing.assert_array_equal(after.labels[: len(before)], before.labels)  # every earlier label kept
     np.testing.assert_array_equal(after.segments_a.obs[: len(before)], before.segments_a.obs)
     assert m["env_steps"] >= 12000
+    fits_after = json.loads((out / "pref_state.json").read_text())["trainer"]["fit_sizes"]
+    assert fits_before and fits_after[: len(fits_before)] == fits_before and fits_after[-1] == 60  # the trainer went on
     assert main(["train", "--resume", str(out), "--no-progress"]) == 2
     assert "already finished" in capsys.readouterr().err
 

@@ -155,6 +155,9 @@ class RimeFilter:
         return trusted, flipped
 
 
+RIME_STATISTICS = ("epochs", "max_loss", "mean", "var", "count")  # what RimeFilter learns as it screens
+
+
 class RewardTrainer:
     """Fits a RewardModel to a ComparisonDataset with the Bradley-Terry loss from prefrl.losses.
 
@@ -266,6 +269,26 @@ class RewardTrainer:
     def uses_demos(self) -> bool:
         """Whether `fit` trains the joint objective (it needs the current policy's segments)."""
         return self.demos is not None
+
+    def resume_state(self) -> dict:
+        """What a resumed run needs to go on where this trainer stands (plain JSON values): the tuned L2 weight, the
+        number of labels at each fit so far (RIME's grace period counts them), and RIME's running statistics."""
+        rime = None if self.rime is None else {k: getattr(self.rime, k) for k in RIME_STATISTICS}
+        return {"weight_decay": self.weight_decay, "fit_sizes": list(self.fit_sizes), "rime": rime}
+
+    def restore(self, state: dict) -> None:
+        """Go on from `resume_state()`'s values (keys it lacks keep this trainer's own, e.g. a state saved before
+        they existed); the settings (RIME's constants, its grace) stay this trainer's."""
+        try:
+            if state.get("weight_decay") is not None:
+                self.weight_decay = float(state["weight_decay"])
+            self.fit_sizes = [int(n) for n in state.get("fit_sizes", self.fit_sizes)]
+            if self.rime is not None and state.get("rime"):
+                stats = {k: type(getattr(self.rime, k))(state["rime"][k]) for k in RIME_STATISTICS}
+                self.rime = dataclasses.replace(self.rime, **stats)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"reward trainer state {state!r}: expected the values of RewardTrainer.resume_state() "
+                             f"({type(exc).__name__}: {exc})") from exc
 
     def split(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(held-out, training) pair indices. A pair keeps its side for good: draws come from a

@@ -179,8 +179,6 @@ def build_feedback(config: TrainConfig, out: Path, reward_model: RewardModel, te
                             rime_grace=config.rime_grace, label_noise=config.label_noise,
                             holdout_fraction=config.reward_holdout,
                             surf=Surf(threshold=config.surf) if config.surf is not None else None)
-    if state.weight_decay is not None:
-        trainer.weight_decay = state.weight_decay
     if state.fitted and trainer.uses_demos:
         trainer.inputs_fixed = True  # the saved model's input standardization is the first joint fit's: keep it
     feedback = FeedbackConfig(total_labels=config.labels, total_steps=config.steps, sampler=config.sampler,

@@ -92,7 +92,7 @@ class LoopState:
     labels_asked: int = 0
     fitted: bool = False
     warmup_steps: int = 0
-    weight_decay: float | None = None
+    trainer: dict[str, Any] = field(default_factory=dict)  # RewardTrainer.resume_state(): L2 weight, RIME's statistics
     fit_reports: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
@@ -106,7 +106,8 @@ class LoopState:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path} is corrupt: {exc}") from exc
         fitted = (Path(run_dir) / "reward_model.pt").exists()
-        return cls(int(raw.get("labels_asked", 0)), fitted, int(raw.get("warmup_steps", 0)), raw.get("weight_decay"),
+        trainer = raw.get("trainer", {"weight_decay": raw.get("weight_decay")})  # a state saved before it had more
+        return cls(int(raw.get("labels_asked", 0)), fitted, int(raw.get("warmup_steps", 0)), trainer,
                    list(raw.get("fit_reports", [])))
 
     def save(self, run_dir: Path) -> None:
@@ -162,8 +163,7 @@ class PreferenceCallback(BaseCallback):
             raise ValueError(f"min_labels={config.min_labels}: expected 0, or a positive number with an "
                              f"asynchronous (human) teacher")
         self.state = state if state is not None else LoopState()
-        if self.state.weight_decay is not None:
-            self.trainer.weight_decay = self.state.weight_decay
+        self.trainer.restore(self.state.trainer)
         self.policy_rng = np.random.default_rng([config.seed, 2])  # the IRL term's policy segments: their own stream
         self.surf_rng = np.random.default_rng([config.seed, 3])  # SURF's unlabelled pairs: theirs
         self.last_query_step = self.last_fit_step = -math.inf
@@ -338,5 +338,5 @@ class PreferenceCallback(BaseCallback):
 
     def _save_state(self) -> None:
         if self.run_dir is not None:
-            self.state.weight_decay = self.trainer.weight_decay
+            self.state.trainer = self.trainer.resume_state()
             self.state.save(self.run_dir)
