@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from benchmarks.mujoco_sweep import is_baseline, screen, settings, variants  # noqa: E402
 from prefrl.core.data import write_json  # noqa: E402
+from prefrl.reward.model import DEFAULT_INPUTS  # noqa: E402
+from prefrl.runs.config import TrainConfig  # noqa: E402
 from prefrl.runs.sweep import markdown_table, mean_std_text, read_record, seed_stats, stratified_bootstrap_ci  # noqa: E402
 
 TARGET = 0.9  # oracle labels
@@ -60,6 +63,11 @@ def method(spec: dict[str, Any]) -> str:
     `uniform, pretrain 30000`."""
     teacher = spec.get("teacher", "oracle")
     return ", ".join([spec["sampler"], *([teacher] if teacher != "oracle" else []), *variants(spec)])
+
+
+def default_method() -> str:
+    """`method()`'s words for what `prefrl train` does by default (its sampler, its reward inputs, the oracle)."""
+    return method({"sampler": TrainConfig.sampler, "inputs": "+".join(DEFAULT_INPUTS)})
 
 
 def noisy_table(rows: list[dict[str, Any]], parts: dict[str, tuple[str, str, str]]) -> list[dict[str, Any]]:
@@ -207,8 +215,10 @@ def colours(n: int) -> list[Any]:
 def plot(path: Path, rows: list[dict[str, Any]], aggregate: list[dict[str, Any]]) -> None:
     """Christiano et al.'s figure: score against the label budget, one line per method; the first panel is the
     IQM over envs and seeds with its 95% CI, then one panel per env with ± the sample std over seeds. A method keeps
-    its colour in every panel; teachers that flip answers are drawn dashed with hollow markers."""
-    names = sorted({r["method"] for r in rows})
+    its colour in every panel; teachers that flip answers are drawn dashed with hollow markers. prefrl's default
+    (`default_method()`) is drawn first in the legend, bold, with its band; the others thin, without one."""
+    default = default_method()
+    names = sorted({r["method"] for r in rows}, key=lambda n: (n != default, n))
     colour = dict(zip(names, colours(len(names))))
     noisy = {r["method"] for r in rows if r["teacher"] != "oracle"}
     budgets = sorted({r["labels"] for r in rows})
@@ -229,24 +239,27 @@ def plot(path: Path, rows: list[dict[str, Any]], aggregate: list[dict[str, Any]]
         for i, name in enumerate(drawn):
             x, y, lo, hi = (np.array(v, dtype=float) for v in zip(*sorted(lines[name])))
             x = x * 1.05 ** (i - (len(drawn) - 1) / 2)  # side by side at the same budget
-            dashed = name in noisy
+            dashed, bold = name in noisy, name == default
             ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, color=colour[name], ls="--" if dashed else "-",
-                        mfc="white" if dashed else colour[name], label=name)
-            ax.fill_between(x, y - lo, y + hi, color=colour[name], alpha=0.12)
+                        mfc="white" if dashed else colour[name], lw=2.4 if bold else 1.0, ms=7 if bold else 4,
+                        alpha=1.0 if bold else 0.75, zorder=3 if bold else 2,
+                        label=f"{name} (prefrl's default)" if bold else name)
+            if bold:
+                ax.fill_between(x, y - lo, y + hi, color=colour[name], alpha=0.15)
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
         ax.axhline(TARGET, color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")
         ax.set_xticks(budgets, [str(b) for b in budgets])
         ax.minorticks_off()
         ax.set_xlim(min(budgets) / 1.4, max(budgets) * 1.4)
-        ax.set_title(title)
+        ax.set_title("\n".join(textwrap.wrap(title, 44)), fontsize=10)  # a task named with its arguments is long
         ax.set_xlabel("labels")
         ax.grid(alpha=0.3)
     for row in axes:
         row[0].set_ylabel("true return / true-reward PPO")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, (0.05 + 0.03 * ((len(labels) - 1) // 3)) / rows_, 1, 1))
+    fig.tight_layout(rect=(0, (0.06 + 0.035 * ((len(labels) - 1) // 3)) / rows_, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
