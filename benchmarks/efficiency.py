@@ -72,7 +72,8 @@ def default_method() -> str:
 
 def noisy_table(rows: list[dict[str, Any]], parts: dict[str, tuple[str, str, str]]) -> list[dict[str, Any]]:
     """Each noisy teacher's runs beside the same method with oracle labels: per env, teacher and label budget, the
-    score of plain Bradley-Terry and of each label screening (`--robust`), and of the oracle's run. `parts` maps a
+    score of plain Bradley-Terry and of each label screening (`--robust`) or label-noise floor (`--label-noise`), and
+    of the oracle's run. `parts` maps a
     method to its (teacher, robust, the method with neither)."""
     groups: dict[tuple[str, str, int, str], dict[str, dict[str, Any]]] = {}
     oracle: dict[tuple[str, str, int], dict[str, Any]] = {}
@@ -99,8 +100,8 @@ def noisy_markdown(noisy: list[dict[str, Any]]) -> list[str]:
     heads = ["plain Bradley-Terry" if k == "none" else k for k in kinds]
     return ["", "## Teachers that flip answers (score, mean ± sample std over seeds, seeds in brackets)", "",
             *markdown_table(["env", "teacher", "labels", "method", *heads, "oracle labels"], table), "",
-            f"Each teacher's runs with plain Bradley-Terry and with each screening of the labels (`--robust`), beside "
-            f"the same method with the oracle's answers. Target: {NOISY_TARGET}."]
+            f"Each teacher's runs with plain Bradley-Terry and with each screening of the labels (`--robust`) or "
+            f"label-noise floor (`--label-noise`), beside the same method with the oracle's answers. Target: {NOISY_TARGET}."]
 
 
 def task(spec: dict[str, Any]) -> str:
@@ -146,7 +147,7 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
         score = r["metrics"]["true_return"] / float(np.mean(base[env]))
         name = method(spec)
         parts[name] = (spec.get("teacher", "oracle"), screen(spec),
-                       method({**spec, "teacher": "oracle", "robust": "none", "rime_grace": 0}))
+                       method({**spec, "teacher": "oracle", "robust": "none", "rime_grace": 0, "label_noise": 0}))
         scores.setdefault((name, spec["labels"]), {}).setdefault(env, []).append(score)
         returns.setdefault((env, name, spec["labels"]), []).append(r["metrics"]["true_return"])
     for (name, labels), per_env in scores.items():  # an aggregate counts each env once: one setting of it per results dir

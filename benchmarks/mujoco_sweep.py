@@ -6,7 +6,8 @@
 `--labels 0` is the true-reward baseline (same learner, same wrappers, true reward). `--teachers` takes the named
 teachers of `prefrl.feedback.teachers`, or one with its rate set (`mistake0.3`: 30% of answers flipped);
 `--robust none,rime` runs each preference configuration without and with RIME's label screening (`--rime-grace 0,1`:
-RIME's own screen, and one that judges a label only after a fit has trained on it), and
+RIME's own screen, and one that judges a label only after a fit has trained on it), `--label-noise 0,0.6` with
+plain Bradley-Terry and with its label-noise floor (a share of the answers modelled as coin flips), and
 `--surf none,0.95` without and with SURF (pseudo-labels where the reward is 95% sure, temporal crops), and
 `--pretrain 0,30000` without and with PEBBLE's pre-training (30000 env steps on a state-entropy reward before the
 first labels; the true-reward baseline too, as the control, scored against the baseline without it), and
@@ -120,6 +121,8 @@ class RunSpec:
     """Envs the learner steps side by side (`prefrl train --n-envs`)."""
     rime_grace: int = 0
     """With robust rime: fits a new label is trusted before the screen judges it (`prefrl train --rime-grace`)."""
+    label_noise: float = 0.0
+    """The share of answers the Bradley-Terry model takes for coin flips (`prefrl train --label-noise`)."""
 
     @property
     def input_kinds(self) -> list[str]:
@@ -143,6 +146,7 @@ class RunSpec:
             return f"{env}__{self.algo}__true{kw}{pre}__s{self.steps}__seed{self.seed}"
         robust = "" if self.robust == "none" else f"__{self.robust}"
         robust += f"__grace{self.rime_grace}" if self.rime_grace else ""
+        robust += f"__ln{self.label_noise:g}" if self.label_noise else ""
         robust += "" if self.surf is None else f"__surf{self.surf:g}"
         robust += pre + ("" if self.holdout is None else f"__ho{self.holdout:g}")
         robust += "" if self.upfront is None else f"__up{self.upfront:g}"
@@ -288,6 +292,7 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     inputs = [_inputs(t) for t in args.reward_inputs.split(",")]
     pretrains = _int_list("pretrain", args.pretrain, allow_zero=True)
     graces = _int_list("rime-grace", args.rime_grace, allow_zero=True)
+    noises = [_share("label-noise", t) or 0.0 for t in args.label_noise.split(",")]
     screens = [(r, g) for r in robust for g in graces if r == "rime" or g == 0]
     labels = _int_list("labels", args.labels, allow_zero=True)
     seeds = _int_list("seeds", args.seeds, allow_zero=True)
@@ -304,13 +309,14 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     specs: list[RunSpec] = []
     for env in envs:
         for n in labels:
-            combos = ([("-", "-", ("none", 0), None, pre, None, None, "") for pre in pretrains] if n == 0 else
-                      [(t, s, r, u, pre, h, up, i) for t in teachers for s in samplers for r in screens for u in surfs
-                       for pre in pretrains for h in holdouts for up in upfronts for i in inputs])
-            for teacher, sampler, (screen, grace), surf, pre, holdout, upfront, inp in combos:
+            combos = ([("-", "-", ("none", 0), 0.0, None, pre, None, None, "") for pre in pretrains] if n == 0 else
+                      [(t, s, r, ln, u, pre, h, up, i) for t in teachers for s in samplers for r in screens
+                       for ln in noises for u in surfs for pre in pretrains for h in holdouts for up in upfronts
+                       for i in inputs])
+            for teacher, sampler, (screen, grace), noise, surf, pre, holdout, upfront, inp in combos:
                 for seed in seeds:
                     specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, screen, surf,
-                                         pre, algo_kwargs, holdout, env_text, upfront, inp, n_envs, grace))
+                                         pre, algo_kwargs, holdout, env_text, upfront, inp, n_envs, grace, noise))
     return specs
 
 
@@ -329,6 +335,7 @@ def make_task(spec: RunSpec, results: Path, runs_dir: Path) -> Task:
         **({"reward_inputs": spec.input_kinds} if spec.labels else {}),
         **({"n_envs": spec.n_envs} if spec.n_envs != 1 else {}),
         **({"rime_grace": spec.rime_grace} if spec.rime_grace else {}),
+        **({"label_noise": spec.label_noise} if spec.label_noise else {}),
     ))
     return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
 
@@ -339,8 +346,8 @@ def record_path(results: Path, spec: RunSpec) -> Path:
 
 
 # -------------------------------------------------------------------- aggregate
-ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "rime_grace", "surf", "pretrain", "holdout", "upfront",
-            "inputs", "labels", "steps", "segment_len", "algo_kwargs", "env_kwargs", "n_envs")
+ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "rime_grace", "label_noise", "surf", "pretrain",
+            "holdout", "upfront", "inputs", "labels", "steps", "segment_len", "algo_kwargs", "env_kwargs", "n_envs")
 """What makes runs one summary row (all but the seed)."""
 _OPTION_DEFAULTS = {f.name: f.default for f in dataclass_fields(RunSpec) if f.default is not MISSING}  # older records
 
@@ -364,7 +371,7 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
     def order(fields: dict[str, Any]) -> tuple[Any, ...]:
         return (fields["env"], fields["env_kwargs"], fields["labels"], fields["teacher"], fields["sampler"],
-                fields["robust"], fields["rime_grace"], fields["surf"] or 0, fields["pretrain"], fields["n_envs"],
+                fields["robust"], fields["rime_grace"], fields["label_noise"], fields["surf"] or 0, fields["pretrain"], fields["n_envs"],
                 fields["algo_kwargs"],
                 -1 if fields["holdout"] is None else fields["holdout"], -1 if fields["upfront"] is None else fields["upfront"],
                 fields["inputs"])
@@ -399,9 +406,12 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def screen(row: dict[str, Any]) -> str:
     """A row's (or spec's) label screening in words: `none`, `rime`, or `rime grace 1` with a grace fit for new
-    labels."""
-    grace = row.get("rime_grace")
-    return row.get("robust", "none") + (f" grace {grace}" if grace else "")
+    labels; `label noise 0.6` where the Bradley-Terry model took that share of answers for coin flips."""
+    grace, noise = row.get("rime_grace"), row.get("label_noise")
+    words = row.get("robust", "none") + (f" grace {grace}" if grace else "")
+    if noise:
+        words = ("" if words == "none" else f"{words}, ") + f"label noise {noise:g}"
+    return words
 
 
 def variants(row: dict[str, Any]) -> list[str]:
@@ -538,6 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--robust", default="none", help="label screening of the preference runs: none, rime (or both)")
     p.add_argument("--rime-grace", default="0", help="with rime: fits a new label is trusted before the screen judges "
                    "it, 0 (RIME's own screen) and/or more, comma-separated")
+    p.add_argument("--label-noise", default="0", help="share of answers the Bradley-Terry model takes for coin flips "
+                   "(prefrl train --label-noise): 0 (none) and/or shares in [0, 1), comma-separated")
     p.add_argument("--surf", default="none", help="SURF in the preference runs: none, or its confidence threshold "
                                                   "(e.g. 0.95), or several (none,0.95)")
     p.add_argument("--pretrain", default="0", help="PEBBLE pre-training steps before the first labels (or the true "

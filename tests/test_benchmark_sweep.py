@@ -152,6 +152,23 @@ def test_a_rime_grace_period_is_named_apart_and_only_screened_runs_get_it(tmp_pa
     assert sweep.queries(asdict(spec)) == "uniform + rime grace 1"
 
 
+def test_a_label_noise_floor_is_named_apart_reaches_the_run_and_refuses_a_bad_share(tmp_path, capsys):
+    args = sweep.build_parser().parse_args(["--envs", ENV, "--labels", "0,50", "--teachers", "mistake0.3",
+                                            "--label-noise", "0,0.6", "--seeds", "0"])
+    specs = sweep.parse_specs(args)
+    configs = {s.run_id: sweep.make_task(s, tmp_path, tmp_path).config for s in specs}
+    env = ENV.replace('/', '_')
+    assert {k: c["label_noise"] for k, c in configs.items()} == {  # the baseline has no labels to doubt
+        f"{env}__ppo__true__s300000__seed0": 0.0,
+        f"{env}__ppo__mistake0.3__uniform__L50__H50__s300000__seed0": 0.0,
+        f"{env}__ppo__mistake0.3__uniform__ln0.6__L50__H50__s300000__seed0": 0.6}
+    floor = next(s for s in specs if s.label_noise)
+    assert sweep.queries(asdict(floor)) == "uniform + label noise 0.6"
+    assert sweep.screen({"robust": "rime", "rime_grace": 1, "label_noise": 0.1}) == "rime grace 1, label noise 0.1"
+    assert sweep.main(["--envs", ENV, "--labels", "50", "--label-noise", "1", "--results-dir", str(tmp_path)]) == 2
+    assert "--label-noise value '1' is invalid: expected default or a share in [0, 1)" in capsys.readouterr().err
+
+
 def test_surf_and_pretraining_runs_are_named_apart_and_reach_each_runs_config(tmp_path):
     args = sweep.build_parser().parse_args(["--envs", ENV, "--labels", "0,50", "--surf", "none,0.95", "--pretrain",
                                             "0,500", "--seeds", "0", "--steps", "1000"])
@@ -384,6 +401,7 @@ def test_efficiency_summary_from_sweep_records(tmp_path, capsys):
         record("A-v0", 100, "policy_aligned", seed, qpa)
         record("A-v0", 100, "uniform", seed, qpa - 10, teacher="mistake0.3", robust="rime")
         record("A-v0", 100, "uniform", seed, uni - 20, teacher="mistake0.3")
+        record("A-v0", 100, "uniform", seed, uni - 5, teacher="mistake0.3", label_noise=0.6)
         record("A-v0", 100, "uniform", seed, uni + 5, pretrain=30000)
         record("A-v0", 0, "-", seed, 2 * base, algo_kwargs=KW)  # other learner arguments: scored on their own
         record("A-v0", 200, "policy_aligned", seed, qpa, algo_kwargs=KW)
@@ -404,6 +422,7 @@ def test_efficiency_summary_from_sweep_records(tmp_path, capsys):
                       "A-v0, uniform: ratio >= 0.9 at 100 labels": False,
                       "A-v0, uniform, mistake0.3, rime: ratio >= 0.8 at 100 labels": True,  # noisy teachers: 0.8
                       "A-v0, uniform, mistake0.3: ratio >= 0.8 at 100 labels": False,
+                      "A-v0, uniform, mistake0.3, label noise 0.6: ratio >= 0.8 at 100 labels": False,
                       "A-v0, uniform, pretrain 30000: ratio >= 0.9 at 100 labels": False,
                       "A-v0 (log_std_init=-1), policy_aligned: ratio >= 0.9 at 200 labels": False,
                       "A-v0 (x=1, log_std_init=-1), policy_aligned: ratio >= 0.9 at 50 labels": False}
@@ -411,8 +430,9 @@ def test_efficiency_summary_from_sweep_records(tmp_path, capsys):
     assert (noisy["env"], noisy["teacher"], noisy["labels"], noisy["method"]) == ("A-v0", "mistake0.3", 100, "uniform")
     assert noisy["robust"]["none"]["ratio_mean"] == pytest.approx(0.6) and noisy["robust"]["none"]["seeds"] == 3
     assert noisy["robust"]["rime"]["ratio_mean"] == pytest.approx((85 + 100 + 90) / 300)
+    assert noisy["robust"]["label noise 0.6"]["ratio_mean"] == pytest.approx(0.75)  # the floor: a column of its own
     assert noisy["oracle"]["ratio_mean"] == pytest.approx(0.8)
-    assert "| A-v0 | mistake0.3 | 100 | uniform | 0.60 ± 0.10 (3) | 0.92 ± 0.08 (3) | 0.80 ± 0.10 (3) |" in (
+    assert "| A-v0 | mistake0.3 | 100 | uniform | 0.60 ± 0.10 (3) | 0.75 ± 0.10 (3) | 0.92 ± 0.08 (3) | 0.80 ± 0.10 (3) |" in (
         tmp_path / "efficiency.md").read_text()
     agg = {(a["method"], a["labels"]): a for a in summary["aggregate"]}
     assert agg["uniform", 100]["runs"] == 3 and agg["uniform", 100]["iqm"] == pytest.approx(0.8)
