@@ -172,8 +172,8 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
         aggregate.append({"method": name, "labels": labels, "envs": sorted(per_env),
                           "runs": sum(len(v) for v in per_env.values()), "iqm": point, "ci95": [low, high]})
     noisy = noisy_table(rows, parts)
-    summary = {"command": command, "target": TARGET, "rows": rows, "aggregate": aggregate, "noisy": noisy,
-               "claims": claims}
+    summary = {"command": command, "target": TARGET, "default_method": default_method(), "rows": rows,
+               "aggregate": aggregate, "noisy": noisy, "claims": claims}
     write_json(results / "efficiency_summary.json", summary)
     lines = ["# Feedback efficiency: preference PPO / true-reward PPO", "", f"Command: `{command}`", "",
              "Score = final true return / mean final true return of PPO on the true reward (same env and steps, all of "
@@ -189,10 +189,13 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
                                mean_std_text(r["ratio_mean"], r["ratio_std"], "{:.2f}"), target(r["teacher"]),
                                "yes" if r["ratio_mean"] >= target(r["teacher"]) else "no"] for r in rows]),
              "", "method: the query sampler, then where not the defaults the teacher (mistakeP: a share P of answers "
-             "flipped), the label screening (rime), SURF (surf T: pseudo-labels where the reward is T sure) and "
+             "flipped), the label screening (rime; rime grace N: a label judged only after N fits) or the "
+             "Bradley-Terry model's label-noise floor (label noise P), SURF (surf T: pseudo-labels where the reward is T sure) and "
              "PEBBLE's pre-training (pretrain N: N env steps on a state-entropy reward before the first labels), and "
              "the share of labels held out of reward training where not 1/e (holdout 0: every label trained on), and the "
-             "share of labels asked before any policy learning where not 0.25 (upfront F). "
+             "share of labels asked before any policy learning where not 0.25 (upfront F), and what the reward sees "
+             "where not the state and action (inputs obs+act+act_sq: also the action squared). "
+             f"prefrl's default: {default_method()}. "
              f"Targets: {TARGET} with oracle labels, {NOISY_TARGET} with a teacher that flips answers.",
              *(["", "env (arguments): the preference runs and the true-reward runs they are scored against both ran "
                 "with these env and learner arguments (`mujoco_sweep.py --env-kwargs`, `--algo-kwargs`)."]

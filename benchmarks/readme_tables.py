@@ -302,7 +302,25 @@ def efficiency() -> str:
         f"bootstrap CI: {agg}.")
 
 
-BLOCKS: dict[str, Callable[[], str]] = {"efficiency": efficiency, "mujoco": mujoco, "demo": demo, "llm": llm, "aihf": aihf,
+def efficiency_default() -> str:
+    """prefrl's default at each label budget: the score per env (mean ± sample std, seeds), then the IQM over envs."""
+    summary = json.loads((RESULTS / "efficiency" / "efficiency_summary.json").read_text())
+    name = summary["default_method"]
+    rows = [r for r in summary["rows"] if r["method"] == name]
+    budgets = sorted({r["labels"] for r in rows})
+    cell = {(r["env"], r["labels"]): r for r in rows}
+    text = lambda r: "–" if r is None else f"{_ms(r['ratio_mean'], r['ratio_std'], 2)} ({r['seeds']})"  # noqa: E731
+    out = [[env, *[text(cell.get((env, n))) for n in budgets]] for env in sorted({r["env"] for r in rows})]
+    agg = {a["labels"]: a for a in summary["aggregate"] if a["method"] == name}
+    out.append(["**IQM over envs and seeds** [95% CI]", *[
+        "–" if n not in agg else f"**{agg[n]['iqm']:.2f}** [{agg[n]['ci95'][0]:.2f}, {agg[n]['ci95'][1]:.2f}]"
+        for n in budgets]])
+    return _table(["env", *[f"{n} labels" for n in budgets]], out) + (
+        f"\n\nprefrl's defaults (`{name}`): true return over true-reward PPO's, mean ± sample std over seeds (seeds "
+        f"in brackets); target {summary['target']}.")
+
+
+BLOCKS: dict[str, Callable[[], str]] = {"efficiency": efficiency, "efficiency_default": efficiency_default, "mujoco": mujoco, "demo": demo, "llm": llm, "aihf": aihf,
                                         "aihf_offline": aihf_offline, "aihf_ablation": aihf_ablation, "llm_speed": llm_speed,
                                         "llm_review": llm_review, "soups": soups, "llm_multi": llm_multi}
 
