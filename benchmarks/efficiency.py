@@ -73,8 +73,7 @@ def default_method() -> str:
 def noisy_table(rows: list[dict[str, Any]], parts: dict[str, tuple[str, str, str]]) -> list[dict[str, Any]]:
     """Each noisy teacher's runs beside the same method with oracle labels: per env, teacher and label budget, the
     score of plain Bradley-Terry and of each label screening (`--robust`) or label-noise floor (`--label-noise`), and
-    of the oracle's run. `parts` maps a
-    method to its (teacher, robust, the method with neither)."""
+    of the oracle's run. `parts` maps a method to its (teacher, screening, the method with neither)."""
     groups: dict[tuple[str, str, int, str], dict[str, dict[str, Any]]] = {}
     oracle: dict[tuple[str, str, int], dict[str, Any]] = {}
     for r in rows:
