@@ -47,7 +47,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from benchmarks.mujoco_sweep import is_baseline, screen, settings, variants  # noqa: E402
+from benchmarks.mujoco_sweep import is_baseline, screen, settings, unscreened, variants  # noqa: E402
 from prefrl.core.data import write_json  # noqa: E402
 from prefrl.reward.model import DEFAULT_INPUTS  # noqa: E402
 from prefrl.runs.config import TrainConfig  # noqa: E402
@@ -100,7 +100,8 @@ def noisy_markdown(noisy: list[dict[str, Any]]) -> list[str]:
     return ["", "## Teachers that flip answers (score, mean ± sample std over seeds, seeds in brackets)", "",
             *markdown_table(["env", "teacher", "labels", "method", *heads, "oracle labels"], table), "",
             f"Each teacher's runs with plain Bradley-Terry and with each screening of the labels (`--robust`) or "
-            f"label-noise floor (`--label-noise`), beside the same method with the oracle's answers. Target: {NOISY_TARGET}."]
+            f"label-noise floor (`--label-noise`), beside the same method with the oracle's answers. "
+            f"Target: {NOISY_TARGET}."]
 
 
 def task(spec: dict[str, Any]) -> str:
@@ -146,7 +147,7 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
         score = r["metrics"]["true_return"] / float(np.mean(base[env]))
         name = method(spec)
         parts[name] = (spec.get("teacher", "oracle"), screen(spec),
-                       method({**spec, "teacher": "oracle", "robust": "none", "rime_grace": 0, "label_noise": 0}))
+                       method({**unscreened(spec), "teacher": "oracle"}))
         scores.setdefault((name, spec["labels"]), {}).setdefault(env, []).append(score)
         returns.setdefault((env, name, spec["labels"]), []).append(r["metrics"]["true_return"])
     for (name, labels), per_env in scores.items():  # an aggregate counts each env once: one setting of it per results dir
@@ -189,7 +190,8 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
                                "yes" if r["ratio_mean"] >= target(r["teacher"]) else "no"] for r in rows]),
              "", "method: the query sampler, then where not the defaults the teacher (mistakeP: a share P of answers "
              "flipped), the label screening (rime; rime grace N: a label judged only after N fits) or the "
-             "Bradley-Terry model's label-noise floor (label noise P), SURF (surf T: pseudo-labels where the reward is T sure) and "
+             "Bradley-Terry model's label-noise floor (label noise P), SURF (surf T: pseudo-labels where the reward is "
+             "T sure) and "
              "PEBBLE's pre-training (pretrain N: N env steps on a state-entropy reward before the first labels), and "
              "the share of labels held out of reward training where not 1/e (holdout 0: every label trained on), and the "
              "share of labels asked before any policy learning where not 0.25 (upfront F), and what the reward sees "

@@ -313,9 +313,9 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
                       [(t, s, r, ln, u, pre, h, up, i) for t in teachers for s in samplers for r in screens
                        for ln in noises for u in surfs for pre in pretrains for h in holdouts for up in upfronts
                        for i in inputs])
-            for teacher, sampler, (screen, grace), noise, surf, pre, holdout, upfront, inp in combos:
+            for teacher, sampler, (rob, grace), noise, surf, pre, holdout, upfront, inp in combos:
                 for seed in seeds:
-                    specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, screen, surf,
+                    specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, rob, surf,
                                          pre, algo_kwargs, holdout, env_text, upfront, inp, n_envs, grace, noise))
     return specs
 
@@ -371,8 +371,8 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
     def order(fields: dict[str, Any]) -> tuple[Any, ...]:
         return (fields["env"], fields["env_kwargs"], fields["labels"], fields["teacher"], fields["sampler"],
-                fields["robust"], fields["rime_grace"], fields["label_noise"], fields["surf"] or 0, fields["pretrain"], fields["n_envs"],
-                fields["algo_kwargs"],
+                fields["robust"], fields["rime_grace"], fields["label_noise"], fields["surf"] or 0, fields["pretrain"],
+                fields["n_envs"], fields["algo_kwargs"],
                 -1 if fields["holdout"] is None else fields["holdout"], -1 if fields["upfront"] is None else fields["upfront"],
                 fields["inputs"])
 
@@ -404,6 +404,15 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+SCREENING = ("robust", "rime_grace", "label_noise")
+"""The fields of a spec that `screen` puts in words: how the labels were distrusted."""
+
+
+def unscreened(row: dict[str, Any]) -> dict[str, Any]:
+    """The same row (or spec) with plain Bradley-Terry: no label screening and no label-noise floor."""
+    return {**row, **{k: _OPTION_DEFAULTS[k] for k in SCREENING}}
+
+
 def screen(row: dict[str, Any]) -> str:
     """A row's (or spec's) label screening in words: `none`, `rime`, or `rime grace 1` with a grace fit for new
     labels; `label noise 0.6` where the Bradley-Terry model took that share of answers for coin flips."""
@@ -415,9 +424,8 @@ def screen(row: dict[str, Any]) -> str:
 
 
 def variants(row: dict[str, Any]) -> list[str]:
-    """What a row (or spec) added to its query sampler, in words: `rime` where the labels were screened (`rime grace 1`
-    with a grace fit for new labels), `surf 0.95`
-    where SURF added pseudo-labels, `pretrain 30000` after PEBBLE's pre-training, `holdout 0` where no labels were
+    """What a row (or spec) added to its query sampler, in words: its `screen` where the labels were distrusted
+    (`rime`, `rime grace 1`, `label noise 0.6`), `surf 0.95` where SURF added pseudo-labels, `pretrain 30000` after PEBBLE's pre-training, `holdout 0` where no labels were
     held out of reward training, `upfront 0.5` where half the labels were asked before any policy learning,
     `inputs obs+act+act_sq` where the reward saw other inputs than state and action, `n_envs 4` where the learner
     stepped several envs (records from before an option have no key for it)."""

@@ -292,7 +292,7 @@ def llm_multi() -> str:
 
 def efficiency() -> str:
     """Preference PPO at few labels, per env and query sampler, and the IQM over envs and seeds."""
-    summary = json.loads((RESULTS / "efficiency" / "efficiency_summary.json").read_text())
+    summary = _load("efficiency/efficiency_summary.json")
     rows = [[r["env"], r["method"], str(r["labels"]), _ms(r["true_return_mean"], r["true_return_std"]),
              _ms(r["ratio_mean"], r["ratio_std"], 2)] for r in summary["rows"]]
     agg = "; ".join(f"{a['method']} ({a['labels']} labels) {a['iqm']:.2f} [{a['ci95'][0]:.2f}, {a['ci95'][1]:.2f}]"
@@ -304,7 +304,7 @@ def efficiency() -> str:
 
 def efficiency_default() -> str:
     """prefrl's default at each label budget: the score per env (mean ± sample std, seeds), then the IQM over envs."""
-    summary = json.loads((RESULTS / "efficiency" / "efficiency_summary.json").read_text())
+    summary = _load("efficiency/efficiency_summary.json")
     name = summary["default_method"]
     rows = [r for r in summary["rows"] if r["method"] == name]
     budgets = sorted({r["labels"] for r in rows})
@@ -320,7 +320,8 @@ def efficiency_default() -> str:
         f"in brackets); target {summary['target']}.")
 
 
-BLOCKS: dict[str, Callable[[], str]] = {"efficiency": efficiency, "efficiency_default": efficiency_default, "mujoco": mujoco, "demo": demo, "llm": llm, "aihf": aihf,
+BLOCKS: dict[str, Callable[[], str]] = {"efficiency": efficiency, "efficiency_default": efficiency_default,
+                                        "mujoco": mujoco, "demo": demo, "llm": llm, "aihf": aihf,
                                         "aihf_offline": aihf_offline, "aihf_ablation": aihf_ablation, "llm_speed": llm_speed,
                                         "llm_review": llm_review, "soups": soups, "llm_multi": llm_multi}
 
