@@ -5,7 +5,8 @@ confidence intervals) beside the per-env mean ± sample std.
     python benchmarks/mujoco_sweep.py --envs Hopper-v5,Walker2d-v5 --labels 0,100 --teachers oracle \\
         --samplers uniform,policy_aligned --seeds 0,1,2 --steps 300000 --workers 2 \\
         --results-dir benchmarks/results/efficiency
-    python benchmarks/efficiency.py --results-dir benchmarks/results/efficiency
+    python benchmarks/efficiency.py --results-dir benchmarks/results/efficiency \\
+        --aggregate-envs Hopper-v5,HalfCheetah-v5,Walker2d-v5,Ant-v5
 
 The first command trains (or reuses) the runs: `mujoco_sweep.py`'s records, one per run, in
 `<results-dir>/runs/`; the true-reward baselines (`--labels 0`) are the same runs as the main sweep's (their records
@@ -15,8 +16,10 @@ final true return divided by the mean final true return of all the true-reward r
 baseline's seeds 0-4 where those ran: the best estimate of its mean; a task run with its own env or learner arguments
 is named with them, `Ant-v5 (log_std_init=-1)`). True-reward runs after PEBBLE's pre-training (`--labels 0
 --pretrain N`) are its control, not a baseline. A run's method is its query sampler, then its teacher and label
-screening where not the defaults (`uniform, mistake0.3, rime`: 30% of answers flipped, `--robust rime`). Per (method, labels): the IQM of all runs'
-scores with a 95% stratified bootstrap CI (strata = envs, 2000 resamples); per (env, method, labels): mean ± sample
+screening where not the defaults (`uniform, mistake0.3, rime`: 30% of answers flipped, `--robust rime`). Per (method,
+labels): the IQM of the runs' scores with a 95% stratified bootstrap CI (strata = envs, 2000 resamples), over the envs
+of `--aggregate-envs` (default: every env with records; the committed summary counts prefrl's four target envs,
+Hopper, HalfCheetah, Walker2d and Ant, and shows Swimmer per env only); per (env, method, labels): mean ± sample
 std (ddof=1) over seeds. Claim checked per env and method: score >= 0.9 with the oracle teacher (prefrl's target
 at 200 labels, checked here at every budget run), >= 0.8 with a teacher that flips answers. Each teacher that flips
 answers gets a table of its own (`noisy` in the summary): per env and label budget, plain Bradley-Terry beside each
@@ -125,8 +128,16 @@ def load(results: Path) -> list[dict[str, Any]]:
     return records
 
 
-def summarize(results: Path, command: str) -> dict[str, Any]:
+def summarize(results: Path, command: str, aggregate_envs: list[str] | None = None) -> dict[str, Any]:
+    """Score every run; the aggregate (IQM, CI, performance profile) counts the runs of `aggregate_envs` (env ids;
+    None: every env of the records) and the per-env rows every run."""
     records = load(results)
+    if aggregate_envs is not None:
+        known = {r["spec"]["env"] for r in records}
+        missing = [e for e in aggregate_envs if e not in known]
+        if missing:
+            raise ValueError(f"--aggregate-envs {','.join(missing)}: no run records of that env in {results / 'runs'} "
+                             f"(they hold {', '.join(sorted(known))})")
     base: dict[str, list[float]] = {}
     for r in records:
         if is_baseline(r["spec"]):
@@ -167,18 +178,22 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
         goal = target(parts[name][0])
         claims.append({"claim": f"{env}, {name}: ratio >= {goal} at {labels} labels", "ratio_mean": rm,
                        "holds": bool(rm >= goal)})
-    for (name, labels), per_env in sorted(scores.items()):
+    counted = {key: {t: v for t, v in per_env.items() if aggregate_envs is None or env_of[t] in aggregate_envs}
+               for key, per_env in scores.items()}
+    counted = {key: per_env for key, per_env in counted.items() if per_env}
+    for (name, labels), per_env in sorted(counted.items()):
         point, low, high = stratified_bootstrap_ci(per_env)
         aggregate.append({"method": name, "labels": labels, "envs": sorted(per_env),
                           "runs": sum(len(v) for v in per_env.values()), "iqm": point, "ci95": [low, high]})
     noisy = noisy_table(rows, parts)
-    summary = {"command": command, "target": TARGET, "default_method": default_method(), "rows": rows,
+    envs = sorted({env_of[t] for per_env in counted.values() for t in per_env})
+    summary = {"command": command, "target": TARGET, "default_method": default_method(), "aggregate_envs": envs, "rows": rows,
                "aggregate": aggregate, "noisy": noisy, "claims": claims}
     write_json(results / "efficiency_summary.json", summary)
     lines = ["# Feedback efficiency: preference PPO / true-reward PPO", "", f"Command: `{command}`", "",
              "Score = final true return / mean final true return of PPO on the true reward (same env and steps, all of "
              "its seeds).",
-             "", "## Aggregate (IQM over envs x seeds, 95% stratified bootstrap CI)", "",
+             "", f"## Aggregate (IQM over envs x seeds, 95% stratified bootstrap CI): {', '.join(envs)}", "",
              *markdown_table(["method", "labels", "runs", "IQM", "95% CI"],
                              [[a["method"], a["labels"], a["runs"], f"{a['iqm']:.2f}",
                                f"[{a['ci95'][0]:.2f}, {a['ci95'][1]:.2f}]"] for a in aggregate]),
@@ -203,10 +218,10 @@ def summarize(results: Path, command: str) -> dict[str, Any]:
                if any(settings(r["spec"]) for r in records) else []),
              *noisy_markdown(noisy),
              "", "Also: `efficiency.png` (score against the label budget) and `efficiency_profile.png` (the share of "
-             "runs above each score, all envs and seeds)."]
+             "runs above each score, the aggregate's envs and seeds)."]
     (results / "efficiency.md").write_text("\n".join(lines) + "\n")
-    plot(results / "efficiency.png", rows, aggregate)
-    plot_profiles(results / "efficiency_profile.png", scores)
+    plot(results / "efficiency.png", rows, aggregate, envs)
+    plot_profiles(results / "efficiency_profile.png", counted, envs)
     return summary
 
 
@@ -217,9 +232,9 @@ def colours(n: int) -> list[Any]:
     return [order[i % len(order)] for i in range(n)]
 
 
-def plot(path: Path, rows: list[dict[str, Any]], aggregate: list[dict[str, Any]]) -> None:
+def plot(path: Path, rows: list[dict[str, Any]], aggregate: list[dict[str, Any]], aggregate_envs: list[str]) -> None:
     """Christiano et al.'s figure: score against the label budget, one line per method; the first panel is the
-    IQM over envs and seeds with its 95% CI, then one panel per env with ± the sample std over seeds. A method keeps
+    IQM over the envs of `aggregate_envs` and their seeds with its 95% CI, then one panel per env with ± the sample std over seeds. A method keeps
     its colour in every panel; teachers that flip answers are drawn dashed with hollow markers. prefrl's default
     (`default_method()`) is drawn first in the legend, bold, with its band; the others thin, without one."""
     default = default_method()
@@ -229,7 +244,7 @@ def plot(path: Path, rows: list[dict[str, Any]], aggregate: list[dict[str, Any]]
     budgets = sorted({r["labels"] for r in rows})
     envs = sorted({r["env"] for r in rows})
     panels: list[tuple[str, dict[str, list[tuple[int, float, float, float]]]]] = [
-        ("all envs: IQM, 95% CI", {n: [(a["labels"], a["iqm"], a["iqm"] - a["ci95"][0], a["ci95"][1] - a["iqm"])
+        (f"IQM, 95% CI: {', '.join(aggregate_envs)}", {n: [(a["labels"], a["iqm"], a["iqm"] - a["ci95"][0], a["ci95"][1] - a["iqm"])
                                         for a in aggregate if a["method"] == n] for n in names})]
     for env in envs:
         panels.append((env, {n: [(r["labels"], r["ratio_mean"], r["ratio_std"] or 0.0, r["ratio_std"] or 0.0)
@@ -269,10 +284,10 @@ def plot(path: Path, rows: list[dict[str, Any]], aggregate: list[dict[str, Any]]
     plt.close(fig)
 
 
-def plot_profiles(path: Path, scores: dict[tuple[str, int], dict[str, list[float]]],
+def plot_profiles(path: Path, scores: dict[tuple[str, int], dict[str, list[float]]], envs: list[str],
                   taus: np.ndarray = np.linspace(0.0, 2.5, 51)) -> None:
-    """rliable's performance profile: the share of runs (all envs and seeds) whose score exceeds tau, per method and
-    label budget, with a 95% stratified bootstrap band (strata = envs)."""
+    """rliable's performance profile: the share of runs (the aggregate's envs and seeds) whose score exceeds tau, per
+    method and label budget, with a 95% stratified bootstrap band (strata = envs)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     palette = colours(len(scores))
     for i, ((name, labels), per_env) in enumerate(sorted(scores.items())):
@@ -284,7 +299,7 @@ def plot_profiles(path: Path, scores: dict[tuple[str, int], dict[str, list[float
     ax.axvline(1.0, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("score tau (true return / true-reward PPO)")
     ax.set_ylabel("share of runs with score > tau")
-    ax.set_title("performance profile, all envs and seeds")
+    ax.set_title("\n".join(textwrap.wrap(f"performance profile: {', '.join(envs)}", 70)), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -295,10 +310,13 @@ def plot_profiles(path: Path, scores: dict[tuple[str, int], dict[str, list[float
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--results-dir", default=str(Path(__file__).resolve().parent / "results" / "efficiency"))
+    p.add_argument("--aggregate-envs", default=None, help="env ids the IQM, its CI and the performance profile count "
+                   "(comma-separated; default: every env of the records); the per-env rows show every env")
     args = p.parse_args(argv)
+    envs = None if args.aggregate_envs is None else [e.strip() for e in args.aggregate_envs.split(",") if e.strip()]
     command = "python benchmarks/efficiency.py " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
-        summary = summarize(Path(args.results_dir), command)
+        summary = summarize(Path(args.results_dir), command, envs)
     except ValueError as exc:
         print(f"efficiency.py: error: {exc}", file=sys.stderr)
         return 2

@@ -298,8 +298,8 @@ def efficiency() -> str:
     agg = "; ".join(f"{a['method']} ({a['labels']} labels) {a['iqm']:.2f} [{a['ci95'][0]:.2f}, {a['ci95'][1]:.2f}]"
                     for a in summary["aggregate"])
     return _table(["env", "method", "labels", "true return", "ratio to true-reward PPO"], rows) + (
-        f"\n\nMean ± sample std over seeds. Interquartile mean of the ratio over envs and seeds, 95% stratified "
-        f"bootstrap CI: {agg}.")
+        f"\n\nMean ± sample std over seeds. Interquartile mean of the ratio over the seeds of "
+        f"{', '.join(summary['aggregate_envs'])}, 95% stratified bootstrap CI: {agg}.")
 
 
 def efficiency_default() -> str:
@@ -312,12 +312,13 @@ def efficiency_default() -> str:
     text = lambda r: "–" if r is None else f"{_ms(r['ratio_mean'], r['ratio_std'], 2)} ({r['seeds']})"  # noqa: E731
     out = [[env, *[text(cell.get((env, n))) for n in budgets]] for env in sorted({r["env"] for r in rows})]
     agg = {a["labels"]: a for a in summary["aggregate"] if a["method"] == name}
-    out.append(["**IQM over envs and seeds** [95% CI]", *[
+    out.append(["**IQM** [95% CI]", *[
         "–" if n not in agg else f"**{agg[n]['iqm']:.2f}** [{agg[n]['ci95'][0]:.2f}, {agg[n]['ci95'][1]:.2f}]"
         for n in budgets]])
     return _table(["env", *[f"{n} labels" for n in budgets]], out) + (
         f"\n\nprefrl's defaults (`{name}`): true return over true-reward PPO's, mean ± sample std over seeds (seeds "
-        f"in brackets); target {summary['target']}.")
+        f"in brackets); target {summary['target']}. The IQM counts every seed of "
+        f"{', '.join(summary['aggregate_envs'])}.")
 
 
 BLOCKS: dict[str, Callable[[], str]] = {"efficiency": efficiency, "efficiency_default": efficiency_default,

@@ -451,6 +451,20 @@ def test_efficiency_summary_from_sweep_records(tmp_path, capsys):
     assert efficiency.main(["--results-dir", str(tmp_path)]) == 2
     assert ("policy_aligned at 100 labels has runs of one env under several settings (A-v0, A-v0 (log_std_init=-1))"
             in capsys.readouterr().err)
+    (runs / f"A-v0_100_policy_aligned_0{KW}.json").unlink()
+    for seed, ret in enumerate([10, 20, 30]):  # a fifth env, shown per env but left out of the aggregate it is not in
+        record("B-v0", 0, "-", seed, 100)
+        record("B-v0", 100, "uniform", seed, ret)
+    assert efficiency.main(["--results-dir", str(tmp_path)]) == 0
+    agg = {(a["method"], a["labels"]): a for a in json.loads((tmp_path / "efficiency_summary.json").read_text())["aggregate"]}
+    assert agg["uniform", 100]["envs"] == ["A-v0", "B-v0"] and agg["uniform", 100]["runs"] == 6
+    assert efficiency.main(["--results-dir", str(tmp_path), "--aggregate-envs", "A-v0"]) == 0
+    summary = json.loads((tmp_path / "efficiency_summary.json").read_text())
+    agg = {(a["method"], a["labels"]): a for a in summary["aggregate"]}
+    assert agg["uniform", 100]["envs"] == ["A-v0"] and agg["uniform", 100]["iqm"] == pytest.approx(0.8)
+    assert summary["aggregate_envs"] == ["A-v0"] and any(r["env"] == "B-v0" for r in summary["rows"])
+    assert efficiency.main(["--results-dir", str(tmp_path), "--aggregate-envs", "A-v0,C-v0"]) == 2
+    assert "--aggregate-envs C-v0: no run records of that env" in capsys.readouterr().err
 
 
 def test_reward_inputs_scores_each_input_choice_on_other_runs_pairs(tmp_path, capsys):
