@@ -323,10 +323,25 @@ def efficiency_default() -> str:
         f"{', '.join(summary['aggregate_envs'])}.")
 
 
+def pebble() -> str:
+    """SAC with PEBBLE (pre-training, labels, the replay buffer relabelled after each refit) beside SAC on the true
+    reward: one row per env and method, from the sweep's own summary."""
+    rows = _load("pebble/mujoco_summary.json")["rows"]
+    out = []
+    for r in sorted(rows, key=lambda r: (r["env"], r["labels"])):
+        what = "SAC, true reward" if r["labels"] == 0 else (
+            f"SAC + PEBBLE, {r['labels']} oracle labels, {r['pretrain']} steps of pre-training")
+        corr = "–" if r["reward_correlation_mean"] is None else f"{r['reward_correlation_mean']:.2f}"
+        out.append([r["env"], what, f"{r['steps']:,}", str(len(r["seeds"])), _ms(r["true_return_mean"], r["true_return_std"]),
+                    f"{r['ratio_to_true_reward']:.2f}", corr, f"{r['wall_seconds_mean'] / 60:.0f}"])
+    return _table(["env", "run", "steps", "seeds", "true return", "ratio to true-reward SAC", "reward corr.",
+                   "minutes"], out)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {"efficiency": efficiency, "efficiency_default": efficiency_default,
                                         "mujoco": mujoco, "demo": demo, "llm": llm, "aihf": aihf,
                                         "aihf_offline": aihf_offline, "aihf_ablation": aihf_ablation, "llm_speed": llm_speed,
-                                        "llm_review": llm_review, "soups": soups, "llm_multi": llm_multi}
+                                        "llm_review": llm_review, "soups": soups, "llm_multi": llm_multi, "pebble": pebble}
 
 
 def render(text: str) -> str:
