@@ -133,6 +133,8 @@ def summarize(results: Path, command: str, aggregate_envs: list[str] | None = No
     None: every env of the records) and the per-env rows every run."""
     records = load(results)
     if aggregate_envs is not None:
+        if not aggregate_envs:
+            raise ValueError("--aggregate-envs names no env: expected env ids, comma-separated (e.g. Hopper-v5,Ant-v5)")
         known = {r["spec"]["env"] for r in records}
         missing = [e for e in aggregate_envs if e not in known]
         if missing:
@@ -187,8 +189,8 @@ def summarize(results: Path, command: str, aggregate_envs: list[str] | None = No
                           "runs": sum(len(v) for v in per_env.values()), "iqm": point, "ci95": [low, high]})
     noisy = noisy_table(rows, parts)
     envs = sorted({env_of[t] for per_env in counted.values() for t in per_env})
-    summary = {"command": command, "target": TARGET, "default_method": default_method(), "aggregate_envs": envs, "rows": rows,
-               "aggregate": aggregate, "noisy": noisy, "claims": claims}
+    summary = {"command": command, "target": TARGET, "default_method": default_method(), "aggregate_envs": envs,
+               "rows": rows, "aggregate": aggregate, "noisy": noisy, "claims": claims}
     write_json(results / "efficiency_summary.json", summary)
     lines = ["# Feedback efficiency: preference PPO / true-reward PPO", "", f"Command: `{command}`", "",
              "Score = final true return / mean final true return of PPO on the true reward (same env and steps, all of "
@@ -234,8 +236,8 @@ def colours(n: int) -> list[Any]:
 
 def plot(path: Path, rows: list[dict[str, Any]], aggregate: list[dict[str, Any]], aggregate_envs: list[str]) -> None:
     """Christiano et al.'s figure: score against the label budget, one line per method; the first panel is the
-    IQM over the envs of `aggregate_envs` and their seeds with its 95% CI, then one panel per env with ± the sample std over seeds. A method keeps
-    its colour in every panel; teachers that flip answers are drawn dashed with hollow markers. prefrl's default
+    IQM over the envs of `aggregate_envs` and their seeds with its 95% CI, then one panel per env with ± the sample
+    std over seeds. A method keeps its colour in every panel; teachers that flip answers are drawn dashed with hollow markers. prefrl's default
     (`default_method()`) is drawn first in the legend, bold, with its band; the others thin, without one."""
     default = default_method()
     names = sorted({r["method"] for r in rows}, key=lambda n: (n != default, n))
@@ -244,8 +246,9 @@ def plot(path: Path, rows: list[dict[str, Any]], aggregate: list[dict[str, Any]]
     budgets = sorted({r["labels"] for r in rows})
     envs = sorted({r["env"] for r in rows})
     panels: list[tuple[str, dict[str, list[tuple[int, float, float, float]]]]] = [
-        (f"IQM, 95% CI: {', '.join(aggregate_envs)}", {n: [(a["labels"], a["iqm"], a["iqm"] - a["ci95"][0], a["ci95"][1] - a["iqm"])
-                                        for a in aggregate if a["method"] == n] for n in names})]
+        (f"IQM, 95% CI: {', '.join(aggregate_envs)}",
+         {n: [(a["labels"], a["iqm"], a["iqm"] - a["ci95"][0], a["ci95"][1] - a["iqm"])
+              for a in aggregate if a["method"] == n] for n in names})]
     for env in envs:
         panels.append((env, {n: [(r["labels"], r["ratio_mean"], r["ratio_std"] or 0.0, r["ratio_std"] or 0.0)
                                  for r in rows if r["env"] == env and r["method"] == n] for n in names}))

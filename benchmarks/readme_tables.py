@@ -332,8 +332,9 @@ def pebble() -> str:
         what = "SAC, true reward" if r["labels"] == 0 else (
             f"SAC + PEBBLE, {r['labels']} oracle labels, {r['pretrain']} steps of pre-training")
         corr = "–" if r["reward_correlation_mean"] is None else f"{r['reward_correlation_mean']:.2f}"
-        out.append([r["env"], what, f"{r['steps']:,}", str(len(r["seeds"])), _ms(r["true_return_mean"], r["true_return_std"]),
-                    f"{r['ratio_to_true_reward']:.2f}", corr, f"{r['wall_seconds_mean'] / 60:.0f}"])
+        out.append([r["env"], what, f"{r['steps']:,}", str(len(r["seeds"])),
+                    _ms(r["true_return_mean"], r["true_return_std"]), f"{r['ratio_to_true_reward']:.2f}", corr,
+                    f"{r['wall_seconds_mean'] / 60:.0f}"])
     return _table(["env", "run", "steps", "seeds", "true return", "ratio to true-reward SAC", "reward corr.",
                    "minutes"], out)
 

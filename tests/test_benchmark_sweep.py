@@ -465,6 +465,8 @@ def test_efficiency_summary_from_sweep_records(tmp_path, capsys):
     assert summary["aggregate_envs"] == ["A-v0"] and any(r["env"] == "B-v0" for r in summary["rows"])
     assert efficiency.main(["--results-dir", str(tmp_path), "--aggregate-envs", "A-v0,C-v0"]) == 2
     assert "--aggregate-envs C-v0: no run records of that env" in capsys.readouterr().err
+    assert efficiency.main(["--results-dir", str(tmp_path), "--aggregate-envs", ","]) == 2
+    assert "--aggregate-envs names no env" in capsys.readouterr().err
 
 
 def test_reward_inputs_scores_each_input_choice_on_other_runs_pairs(tmp_path, capsys):
