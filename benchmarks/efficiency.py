@@ -237,8 +237,9 @@ def colours(n: int) -> list[Any]:
 def plot(path: Path, rows: list[dict[str, Any]], aggregate: list[dict[str, Any]], aggregate_envs: list[str]) -> None:
     """Christiano et al.'s figure: score against the label budget, one line per method; the first panel is the
     IQM over the envs of `aggregate_envs` and their seeds with its 95% CI, then one panel per env with ± the sample
-    std over seeds. A method keeps its colour in every panel; teachers that flip answers are drawn dashed with hollow markers. prefrl's default
-    (`default_method()`) is drawn first in the legend, bold, with its band; the others thin, without one."""
+    std over seeds. A method keeps its colour in every panel; teachers that flip answers are drawn dashed with hollow
+    markers. prefrl's default (`default_method()`) is drawn first in the legend, bold, with its band; the others
+    thin, without one."""
     default = default_method()
     names = sorted({r["method"] for r in rows}, key=lambda n: (n != default, n))
     colour = dict(zip(names, colours(len(names))))

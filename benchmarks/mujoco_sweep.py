@@ -425,10 +425,10 @@ def screen(row: dict[str, Any]) -> str:
 
 def variants(row: dict[str, Any]) -> list[str]:
     """What a row (or spec) added to its query sampler, in words: its `screen` where the labels were distrusted
-    (`rime`, `rime grace 1`, `label noise 0.6`), `surf 0.95` where SURF added pseudo-labels, `pretrain 30000` after PEBBLE's pre-training, `holdout 0` where no labels were
-    held out of reward training, `upfront 0.5` where half the labels were asked before any policy learning,
-    `inputs obs+act+act_sq` where the reward saw other inputs than state and action, `n_envs 4` where the learner
-    stepped several envs (records from before an option have no key for it)."""
+    (`rime`, `rime grace 1`, `label noise 0.6`), `surf 0.95` where SURF added pseudo-labels, `pretrain 30000` after
+    PEBBLE's pre-training, `holdout 0` where no labels were held out of reward training, `upfront 0.5` where half the
+    labels were asked before any policy learning, `inputs obs+act+act_sq` where the reward saw other inputs than state
+    and action, `n_envs 4` where the learner stepped several envs (records from before an option have no key for it)."""
     robust, surf, pretrain = screen(row), row.get("surf"), row.get("pretrain", 0)
     holdout, upfront, inputs, n_envs = row.get("holdout"), row.get("upfront"), row.get("inputs"), row.get("n_envs", 1)
     return [*([robust] if robust != "none" else []), *([f"surf {surf:g}"] if surf else []),

@@ -310,10 +310,10 @@ def efficiency_default() -> str:
     budgets = sorted({r["labels"] for r in rows})
     cell = {(r["env"], r["labels"]): r for r in rows}
     text = lambda r: "–" if r is None else f"{_ms(r['ratio_mean'], r['ratio_std'], 2)} ({r['seeds']})"  # noqa: E731
-    counted = lambda env: env.split(" (")[0] in summary["aggregate_envs"]  # noqa: E731  (a task: env id, arguments)
-    out = [[env if counted(env) else f"{env}, not in the IQM", *[text(cell.get((env, n))) for n in budgets]]
-           for env in sorted({r["env"] for r in rows}, key=lambda e: (not counted(e), e))]
     agg = {a["labels"]: a for a in summary["aggregate"] if a["method"] == name}
+    counted = {env for a in agg.values() for env in a["envs"]}  # the tasks the IQM counts
+    out = [[env if env in counted else f"{env}, not in the IQM", *[text(cell.get((env, n))) for n in budgets]]
+           for env in sorted({r["env"] for r in rows}, key=lambda e: (e not in counted, e))]
     out.append(["**IQM** [95% CI]", *[
         "–" if n not in agg else f"**{agg[n]['iqm']:.2f}** [{agg[n]['ci95'][0]:.2f}, {agg[n]['ci95'][1]:.2f}]"
         for n in budgets]])
