@@ -123,6 +123,9 @@ class RunSpec:
     """With robust rime: fits a new label is trusted before the screen judges it (`prefrl train --rime-grace`)."""
     label_noise: float = 0.0
     """The share of answers the Bradley-Terry model takes for coin flips (`prefrl train --label-noise`)."""
+    renormalize: bool | None = None
+    """Whether the reward's inputs are re-standardized at every refit (`prefrl train --reward-renormalize`) or keep the
+    first fit's standardization (False); None: prefrl's default."""
 
     @property
     def input_kinds(self) -> list[str]:
@@ -151,6 +154,7 @@ class RunSpec:
         robust += pre + ("" if self.holdout is None else f"__ho{self.holdout:g}")
         robust += "" if self.upfront is None else f"__up{self.upfront:g}"
         robust += f"__in_{self.inputs}" if self.inputs else ""
+        robust += "" if self.renormalize is None else ("__renorm" if self.renormalize else "__fixin")
         return (f"{env}__{self.algo}__{self.teacher}__{self.sampler}{robust}{kw}__L{self.labels}__H{self.segment_len}"
                 f"__s{self.steps}__seed{self.seed}")
 
@@ -272,6 +276,10 @@ def _inputs(token: str) -> str:
     return "" if text == "+".join(OBS_ACT) else text
 
 
+RENORMALIZE = {"default": None, "every": True, "first": False}
+"""--reward-renormalize's values: when the reward's inputs are standardized."""
+
+
 def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     """Validate every option before any run starts, and expand the grid into runs."""
     envs = [e for e in args.envs.split(",") if e]
@@ -290,6 +298,9 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     holdouts = [_share("holdout", t) for t in args.holdout.split(",")]
     upfronts = [_share("upfront", t, top_included=True) for t in args.upfront.split(",")]
     inputs = [_inputs(t) for t in args.reward_inputs.split(",")]
+    renorms = args.reward_renormalize.split(",")
+    for r in renorms:
+        check_choice("reward-renormalize", r, RENORMALIZE)
     pretrains = _int_list("pretrain", args.pretrain, allow_zero=True)
     graces = _int_list("rime-grace", args.rime_grace, allow_zero=True)
     noises = [_share("label-noise", t) or 0.0 for t in args.label_noise.split(",")]
@@ -309,14 +320,15 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     specs: list[RunSpec] = []
     for env in envs:
         for n in labels:
-            combos = ([("-", "-", ("none", 0), 0.0, None, pre, None, None, "") for pre in pretrains] if n == 0 else
-                      [(t, s, r, ln, u, pre, h, up, i) for t in teachers for s in samplers for r in screens
-                       for ln in noises for u in surfs for pre in pretrains for h in holdouts for up in upfronts
-                       for i in inputs])
-            for teacher, sampler, (rob, grace), noise, surf, pre, holdout, upfront, inp in combos:
+            combos = ([("-", "-", ("none", 0), 0.0, None, pre, None, None, "", None) for pre in pretrains] if n == 0
+                      else [(t, s, r, ln, u, pre, h, up, i, RENORMALIZE[rn]) for t in teachers for s in samplers
+                            for r in screens for ln in noises for u in surfs for pre in pretrains for h in holdouts
+                            for up in upfronts for i in inputs for rn in renorms])
+            for teacher, sampler, (rob, grace), noise, surf, pre, holdout, upfront, inp, renorm in combos:
                 for seed in seeds:
                     specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, rob, surf,
-                                         pre, algo_kwargs, holdout, env_text, upfront, inp, n_envs, grace, noise))
+                                         pre, algo_kwargs, holdout, env_text, upfront, inp, n_envs, grace, noise,
+                                         renorm))
     return specs
 
 
@@ -336,6 +348,7 @@ def make_task(spec: RunSpec, results: Path, runs_dir: Path) -> Task:
         **({"n_envs": spec.n_envs} if spec.n_envs != 1 else {}),
         **({"rime_grace": spec.rime_grace} if spec.rime_grace else {}),
         **({"label_noise": spec.label_noise} if spec.label_noise else {}),
+        **({"reward_renormalize": spec.renormalize} if spec.renormalize is not None else {}),
     ))
     return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
 
@@ -347,7 +360,8 @@ def record_path(results: Path, spec: RunSpec) -> Path:
 
 # -------------------------------------------------------------------- aggregate
 ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "rime_grace", "label_noise", "surf", "pretrain",
-            "holdout", "upfront", "inputs", "labels", "steps", "segment_len", "algo_kwargs", "env_kwargs", "n_envs")
+            "holdout", "upfront", "inputs", "renormalize", "labels", "steps", "segment_len", "algo_kwargs", "env_kwargs",
+            "n_envs")
 """What makes runs one summary row (all but the seed)."""
 _OPTION_DEFAULTS = {f.name: f.default for f in dataclass_fields(RunSpec) if f.default is not MISSING}  # older records
 
@@ -374,7 +388,7 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 fields["robust"], fields["rime_grace"], fields["label_noise"], fields["surf"] or 0, fields["pretrain"],
                 fields["n_envs"], fields["algo_kwargs"],
                 -1 if fields["holdout"] is None else fields["holdout"], -1 if fields["upfront"] is None else fields["upfront"],
-                fields["inputs"])
+                fields["inputs"], -1 if fields["renormalize"] is None else int(fields["renormalize"]))
 
     groups = sorted(((dict(zip(ROW_KEYS, k)), v) for k, v in group_records(records, key).items()),
                     key=lambda group: order(group[0]))
@@ -428,12 +442,16 @@ def variants(row: dict[str, Any]) -> list[str]:
     (`rime`, `rime grace 1`, `label noise 0.6`), `surf 0.95` where SURF added pseudo-labels, `pretrain 30000` after
     PEBBLE's pre-training, `holdout 0` where no labels were held out of reward training, `upfront 0.5` where half the
     labels were asked before any policy learning, `inputs obs+act+act_sq` where the reward saw other inputs than state
-    and action, `n_envs 4` where the learner stepped several envs (records from before an option have no key for it)."""
+    and action, `inputs fixed` where the reward kept its first fit's input standardization (`inputs renormalized`
+    where it re-standardized at every refit against a default that does not), `n_envs 4` where the learner stepped
+    several envs (records from before an option have no key for it)."""
     robust, surf, pretrain = screen(row), row.get("surf"), row.get("pretrain", 0)
     holdout, upfront, inputs, n_envs = row.get("holdout"), row.get("upfront"), row.get("inputs"), row.get("n_envs", 1)
+    renorm = row.get("renormalize")
     return [*([robust] if robust != "none" else []), *([f"surf {surf:g}"] if surf else []),
             *([f"pretrain {pretrain}"] if pretrain else []), *([f"holdout {holdout:g}"] if holdout is not None else []),
             *([f"upfront {upfront:g}"] if upfront is not None else []), *([f"inputs {inputs}"] if inputs else []),
+            *([] if renorm is None else ["inputs renormalized" if renorm else "inputs fixed"]),
             *([f"n_envs {n_envs}"] if n_envs != 1 else [])]
 
 
@@ -474,6 +492,10 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) 
                 "act_sq: the action squared, the shape of the envs' control cost; obs+act+act_sq is prefrl's default "
                 "since these runs, obs+act was before)."]
                if any(r.get("inputs") for r in rows) else []),
+             *(["", "sampler + inputs fixed: the reward's inputs keep the standardization of its first fit "
+                "(`--no-reward-renormalize`) instead of being re-standardized from the labelled pairs at every refit "
+                "while the weights warm-start (prefrl's default for preference-only runs)."]
+               if any(r.get("renormalize") is not None for r in rows) else []),
              "", "std: sample standard deviation across seeds (ddof=1). ratio to true reward: mean true return over "
              "the baseline's (same env and env arguments, steps, seeds, learner arguments); undefined (–) where the baseline's mean return is not positive."]
     short = [f"{env_name(r)} ({r['labels']} {r['teacher']} labels, {queries(r)}: {r['ratio_to_true_reward']:.2f})"
@@ -573,6 +595,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learner arguments of every run, baseline included, as prefrl train --algo-kwargs takes them")
     p.add_argument("--env-kwargs", nargs="*", metavar="KEY=VALUE", default=None,
                    help="gym.make arguments of every env, baseline included, as prefrl train --env-kwargs takes them")
+    p.add_argument("--reward-renormalize", default="default", help="when the reward's inputs are standardized: "
+                   "default (prefrl's), every (each refit) or first (the first fit's kept), or several joined by ,")
     p.add_argument("--n-envs", default="1", help="envs each learner steps side by side, baseline included (prefrl "
                    "train --n-envs: PPO's 2048-step rollout is shared among them)")
     p.add_argument("--seeds", default="0,1,2")

@@ -138,16 +138,21 @@ def test_policy_reward_zero_at_the_absorbing_state_the_policy_mean_or_the_raw_ou
         RewardTrainer(model, demo_zero="start")
 
 
-def test_a_resumed_joint_run_keeps_the_input_standardization_of_its_first_fit(tmp_path, demo_file):
+@pytest.mark.parametrize("kind", ["joint", "preference, inputs fixed", "preference"])
+def test_a_resumed_run_keeps_the_input_standardization_of_its_first_fit(tmp_path, demo_file, kind):
+    """Where the inputs keep their first fit's standardization (the joint objective's default, or
+    --no-reward-renormalize), a resumed run keeps the saved model's; preference-only training redoes it."""
     from prefrl.runs.config import TrainConfig
     from prefrl.runs.train import build_feedback, build_teacher
     from prefrl.sb3.callback import LoopState
 
-    config = TrainConfig(env=FALL, demos=str(demo_file), labels=0, out=str(tmp_path))
+    config = (TrainConfig(env=FALL, demos=str(demo_file), labels=0, out=str(tmp_path)) if kind == "joint" else
+              TrainConfig(env=FALL, labels=10, out=str(tmp_path), reward_renormalize=None if kind == "preference" else False))
     for fitted in (False, True):
         feedback = build_feedback(config, tmp_path, _model(), build_teacher(config, tmp_path, None), ComparisonDataset(),
-                                  LoopState(fitted=fitted), config.load_demos())
-        assert feedback.trainer.inputs_fixed is fitted  # a fresh run standardizes at its first fit, a resumed one not
+                                  LoopState(fitted=fitted), config.load_demos() if config.demos else None)
+        # a fresh run standardizes at its first fit, a resumed one not (unless it standardizes at every fit)
+        assert feedback.trainer.inputs_fixed is (fitted and kind != "preference")
 
 
 def test_every_reward_loss_comes_from_the_loss_core(demo_file, random_data, monkeypatch):

@@ -227,6 +227,30 @@ def test_without_held_out_pairs_every_label_trains_until_each_member_ranks_its_o
     assert report.epochs == 300 // 2 and accuracy < 1.0  # out of reach: every update is spent (2 batches an epoch)
 
 
+@pytest.mark.parametrize("renormalize", [None, False])
+def test_input_standardization_is_redone_at_every_preference_fit_or_kept_from_the_first(renormalize):
+    """By default a preference fit re-standardizes the reward's inputs from its labelled pairs; with
+    `renormalize_inputs=False` the first fit's standardization stays while later labels come from elsewhere."""
+    rng = np.random.default_rng(4)
+    first = _oracle_dataset(rng, 40)
+    model = RewardModel(OBS, ACT, ensemble_size=2, seed=0)
+    trainer = RewardTrainer(model, seed=0, max_updates=20, renormalize_inputs=renormalize)
+    assert trainer.renormalize_inputs is (renormalize is None)
+    trainer.fit(first)
+    mean, std = model.in_mean.clone(), model.in_std.clone()
+    later = _oracle_dataset(rng, 40)
+    for segs in (later.segments_a, later.segments_b):  # the policy has moved: its states lie elsewhere
+        segs.obs += 5.0
+        segs.next_obs += 5.0
+    grown = first.subset(np.arange(40))
+    grown.add(later.segments_a, later.segments_b, later.labels, "oracle", 0)
+    trainer.fit(grown)
+    kept = torch.equal(model.in_mean, mean) and torch.equal(model.in_std, std)
+    assert kept is (renormalize is False)
+    if renormalize is None:
+        assert float(model.in_mean[0]) == pytest.approx(2.5, abs=0.5)  # half of the pairs' states moved by 5
+
+
 def test_predict_follows_weights_loaded_into_an_existing_model():
     rng = np.random.default_rng(8)
     a = RewardModel(OBS, ACT, ensemble_size=2, seed=0)

@@ -174,8 +174,7 @@ class RewardTrainer:
     segments against segments of the current policy). As in ML-IRL, the reward moves slowly
     against a policy that keeps up with it: `demo_updates` full-batch steps per refit (default 1)
     at `demo_lr` with weight decay `demo_weight_decay`, and the input normalization is fixed at the
-    first joint fit (re-standardizing inputs on every refit, `demo_renormalize`, would move the reward
-    more than a step does). `pref_fit="converge"` (the default) runs on two timescales: after the joint
+    first joint fit (re-standardizing inputs on every refit would move the reward more than a step does). `pref_fit="converge"` (the default) runs on two timescales: after the joint
     steps, the preference term alone is fitted as preference-only training fits it (epochs until held-out
     loss stops improving, the L2 weight tuned to the held-out/training ratio), while the demonstration
     term keeps ML-IRL's slow pace. With `pref_fit="shared"` both terms only share the joint steps, as in
@@ -195,6 +194,10 @@ class RewardTrainer:
     (distrusted pairs sit out, confidently contradicted ones are trained on reversed); `label_noise` is the
     loss core's other remedy, a floor on the predicted preference (B-Pref's mistake rate). With few labels,
     `surf` (a `Surf`) adds pseudo-labelled pairs of unlabelled segments and temporal crops to the same epochs.
+
+    `renormalize_inputs`: re-standardize the reward's inputs from the fit's data at every fit (True) or only at the
+    first, keeping that standardization for good (False). None: every fit for preference-only training (the
+    labelled pairs), the first fit for the joint objective (above).
     """
 
     def __init__(
@@ -218,7 +221,7 @@ class RewardTrainer:
         demo_batch: int | None = None,
         demo_weight_decay: float = 1e-3,
         demo_l2: float = 0.0,
-        demo_renormalize: bool = False,
+        renormalize_inputs: bool | None = None,
         demo_pool: int = 512,
         absorbing_lr: float = 1e-2,
         demo_zero: str = "absorbing",
@@ -251,7 +254,7 @@ class RewardTrainer:
             self.demo_optimizer = torch.optim.Adam(
                 [{"params": rest}, {"params": [model.absorbing], "lr": absorbing_lr}], lr=demo_lr,
                 weight_decay=demo_weight_decay)
-        self.demo_renormalize = demo_renormalize
+        self.renormalize_inputs = self.demos is None if renormalize_inputs is None else renormalize_inputs
         check_choice("demo_zero", demo_zero, DEMO_ZEROS)
         self.demo_zero = demo_zero
         check_choice("pref_fit", pref_fit, PREF_FITS)
@@ -261,7 +264,7 @@ class RewardTrainer:
         self.rime = RimeFilter(grace_fits=rime_grace) if robust == "rime" else None
         self.fit_sizes: list[int] = []  # labelled pairs at each fit so far: which labels RIME's grace still covers
         self.surf = surf
-        self.inputs_fixed = False  # set by the first joint fit (or by a resumed run whose model had one)
+        self.inputs_fixed = False  # set by the first fit (or by a resumed run whose model had one)
         if demos is not None:
             demos.check_env(model.observation_space, model.action_space)
 
@@ -357,7 +360,7 @@ class RewardTrainer:
         if n == 0:
             raise ValueError("cannot fit a reward model on an empty comparison dataset")
         pairs = _PairTensors.from_dataset(model, dataset)
-        model.set_input_normalization(pairs.real_features)
+        self._standardize_inputs(pairs.real_features)
 
         val, train = self.split(n)
         n_val = len(val)
@@ -403,6 +406,13 @@ class RewardTrainer:
         if not grace:
             return None
         return train >= (self.fit_sizes[-grace] if len(self.fit_sizes) >= grace else 0)
+
+    def _standardize_inputs(self, real_features: np.ndarray) -> None:
+        """Standardize the reward's inputs by this fit's real (not absorbing) steps: at the first fit, and at every
+        one with `renormalize_inputs`."""
+        if not self.inputs_fixed or self.renormalize_inputs:
+            self.model.set_input_normalization(real_features)
+            self.inputs_fixed = True
 
     def _tune_weight_decay(self, val_loss: float, train_loss: float) -> None:
         """Keep held-out loss within 1.1-1.5x the training loss (no change without held-out pairs)."""
@@ -477,9 +487,7 @@ class RewardTrainer:
             pairs = _PairTensors.from_dataset(model, dataset)
             real.append(pairs.real_features)
             weights = torch.as_tensor(self.bootstrap_counts(n), dtype=torch.float32)
-        if not self.inputs_fixed or self.demo_renormalize:
-            model.set_input_normalization(np.concatenate(real))
-            self.inputs_fixed = True
+        self._standardize_inputs(np.concatenate(real))
         demo_x, policy_x = torch.as_tensor(demo_x), torch.as_tensor(policy_x)
         for g in self.optimizer.param_groups:
             g["weight_decay"] = self.weight_decay

@@ -144,8 +144,10 @@ class TrainConfig:
     """With --demos: segments per side in a step of the IRL term (default: all of them, a full batch)."""
     demo_l2: float = 0.0
     """With --demos: penalty on the squared segment returns in the IRL term."""
-    demo_renormalize: bool = False
-    """With --demos: re-standardize the reward's inputs at every refit (as before ML-IRL's schedule; for ablations)."""
+    reward_renormalize: bool | None = None
+    """Re-standardize the reward's inputs from each refit's data (--reward-renormalize) or keep the first fit's
+    standardization (--no-reward-renormalize). Default: every refit without --demos, the first fit with them (ML-IRL's
+    schedule)."""
     policy_recent: int = 10_000
     """With --demos: the IRL term's policy segments come from this many newest transitions."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)

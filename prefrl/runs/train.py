@@ -174,13 +174,13 @@ def build_feedback(config: TrainConfig, out: Path, reward_model: RewardModel, te
                             demo_weight=config.demo_weight, pref_weight=config.pref_weight,
                             demo_lr=config.demo_lr, demo_updates=config.demo_updates, demo_batch=config.demo_batch,
                             demo_weight_decay=config.demo_weight_decay, demo_l2=config.demo_l2,
-                            demo_renormalize=config.demo_renormalize, absorbing_lr=config.demo_absorbing_lr,
+                            renormalize_inputs=config.reward_renormalize, absorbing_lr=config.demo_absorbing_lr,
                             demo_zero=config.demo_zero, pref_fit=config.pref_fit, robust=config.robust,
                             rime_grace=config.rime_grace, label_noise=config.label_noise,
                             holdout_fraction=config.reward_holdout,
                             surf=Surf(threshold=config.surf) if config.surf is not None else None)
-    if state.fitted and trainer.uses_demos:
-        trainer.inputs_fixed = True  # the saved model's input standardization is the first joint fit's: keep it
+    if state.fitted and not trainer.renormalize_inputs:
+        trainer.inputs_fixed = True  # the saved model's input standardization is the first fit's: keep it
     feedback = FeedbackConfig(total_labels=config.labels, total_steps=config.steps, sampler=config.sampler,
                               segment_len=config.segment_len, num_queries=config.num_queries,
                               initial_fraction=config.labels_upfront,
