@@ -92,14 +92,14 @@ OFFLINE_EPISODES = 4  # sampled-action episodes recorded of each expert candidat
 # 3e-4 per refit every 3000 steps, L2 0.1 on returns, inputs re-standardized every refit) to the prefrl setting,
 # and single changes back from it. Each is a set of TrainConfig overrides on top of the prefrl setting.
 BEFORE = {"reward_inputs": ["obs", "act"], "demo_updates": 100, "demo_lr": 3e-4, "demo_batch": 64,
-          "demo_weight_decay": 1e-4, "demo_l2": 0.1, "refit_every": 3000, "reward_renormalize": True}
+          "demo_weight_decay": 1e-4, "demo_l2": 0.1, "refit_every": 3000, "reward_renormalize": "every"}
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "before": ("the IRL term before this change", BEFORE),
     "before+state": ("before, with a state-only reward", {**BEFORE, "reward_inputs": ["obs"]}),
     "before+schedule": ("before, with ML-IRL's schedule (1 full-batch 1e-4 step per 2000 steps, inputs fixed)",
                         {"reward_inputs": ["obs", "act"]}),
     "now": ("state-only reward and ML-IRL's schedule (the prefrl setting)", {}),
-    "now-renorm": ("now, inputs re-standardized at every refit", {"reward_renormalize": True}),
+    "now-renorm": ("now, inputs re-standardized at every refit", {"reward_renormalize": "every"}),
     "now-minibatch": ("now, minibatches of 64 segments instead of the full batch", {"demo_batch": 64}),
     "now-100steps": ("now, 100 steps per refit", {"demo_updates": 100}),
     "now-refit5000": ("now, a refit every 5000 steps (ML-IRL's cadence)", {"refit_every": 5000}),

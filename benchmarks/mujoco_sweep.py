@@ -123,9 +123,9 @@ class RunSpec:
     """With robust rime: fits a new label is trusted before the screen judges it (`prefrl train --rime-grace`)."""
     label_noise: float = 0.0
     """The share of answers the Bradley-Terry model takes for coin flips (`prefrl train --label-noise`)."""
-    renormalize: bool | None = None
-    """Whether the reward's inputs are re-standardized at every refit (`prefrl train --reward-renormalize`) or keep the
-    first fit's standardization (False); None: prefrl's default."""
+    renormalize: str | None = None
+    """When the reward's inputs are standardized (`prefrl train --reward-renormalize`: every, first or preserve);
+    None: prefrl's default, `every` when the option came."""
 
     @property
     def input_kinds(self) -> list[str]:
@@ -154,7 +154,7 @@ class RunSpec:
         robust += pre + ("" if self.holdout is None else f"__ho{self.holdout:g}")
         robust += "" if self.upfront is None else f"__up{self.upfront:g}"
         robust += f"__in_{self.inputs}" if self.inputs else ""
-        robust += "" if self.renormalize is None else ("__renorm" if self.renormalize else "__fixin")
+        robust += "" if self.renormalize is None else RENORMALIZE_TAGS[self.renormalize]
         return (f"{env}__{self.algo}__{self.teacher}__{self.sampler}{robust}{kw}__L{self.labels}__H{self.segment_len}"
                 f"__s{self.steps}__seed{self.seed}")
 
@@ -276,8 +276,8 @@ def _inputs(token: str) -> str:
     return "" if text == "+".join(OBS_ACT) else text
 
 
-RENORMALIZE = {"default": None, "every": True, "first": False}
-"""--reward-renormalize's values: when the reward's inputs are standardized."""
+RENORMALIZE_TAGS = {"every": "__renorm", "first": "__fixin", "preserve": "__keepfn"}
+"""--reward-renormalize's values other than default, and how a run id names them."""
 
 
 def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
@@ -300,7 +300,7 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     inputs = [_inputs(t) for t in args.reward_inputs.split(",")]
     renorms = args.reward_renormalize.split(",")
     for r in renorms:
-        check_choice("reward-renormalize", r, RENORMALIZE)
+        check_choice("reward-renormalize", r, ("default", *RENORMALIZE_TAGS))
     pretrains = _int_list("pretrain", args.pretrain, allow_zero=True)
     graces = _int_list("rime-grace", args.rime_grace, allow_zero=True)
     noises = [_share("label-noise", t) or 0.0 for t in args.label_noise.split(",")]
@@ -321,7 +321,7 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     for env in envs:
         for n in labels:
             combos = ([("-", "-", ("none", 0), 0.0, None, pre, None, None, "", None) for pre in pretrains] if n == 0
-                      else [(t, s, r, ln, u, pre, h, up, i, RENORMALIZE[rn]) for t in teachers for s in samplers
+                      else [(t, s, r, ln, u, pre, h, up, i, None if rn == "default" else rn) for t in teachers for s in samplers
                             for r in screens for ln in noises for u in surfs for pre in pretrains for h in holdouts
                             for up in upfronts for i in inputs for rn in renorms])
             for teacher, sampler, (rob, grace), noise, surf, pre, holdout, upfront, inp, renorm in combos:
@@ -388,7 +388,7 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 fields["robust"], fields["rime_grace"], fields["label_noise"], fields["surf"] or 0, fields["pretrain"],
                 fields["n_envs"], fields["algo_kwargs"],
                 -1 if fields["holdout"] is None else fields["holdout"], -1 if fields["upfront"] is None else fields["upfront"],
-                fields["inputs"], -1 if fields["renormalize"] is None else int(fields["renormalize"]))
+                fields["inputs"], fields["renormalize"] or "")
 
     groups = sorted(((dict(zip(ROW_KEYS, k)), v) for k, v in group_records(records, key).items()),
                     key=lambda group: order(group[0]))
@@ -442,16 +442,16 @@ def variants(row: dict[str, Any]) -> list[str]:
     (`rime`, `rime grace 1`, `label noise 0.6`), `surf 0.95` where SURF added pseudo-labels, `pretrain 30000` after
     PEBBLE's pre-training, `holdout 0` where no labels were held out of reward training, `upfront 0.5` where half the
     labels were asked before any policy learning, `inputs obs+act+act_sq` where the reward saw other inputs than state
-    and action, `inputs fixed` where the reward kept its first fit's input standardization (`inputs renormalized`
-    where it re-standardized at every refit against a default that does not), `n_envs 4` where the learner stepped
-    several envs (records from before an option have no key for it)."""
+    and action, `standardize first` where the reward kept its first fit's input standardization (`standardize
+    preserve` where the first layer took each re-standardization in), `n_envs 4` where the learner stepped several envs
+    (records from before an option have no key for it)."""
     robust, surf, pretrain = screen(row), row.get("surf"), row.get("pretrain", 0)
     holdout, upfront, inputs, n_envs = row.get("holdout"), row.get("upfront"), row.get("inputs"), row.get("n_envs", 1)
     renorm = row.get("renormalize")
     return [*([robust] if robust != "none" else []), *([f"surf {surf:g}"] if surf else []),
             *([f"pretrain {pretrain}"] if pretrain else []), *([f"holdout {holdout:g}"] if holdout is not None else []),
             *([f"upfront {upfront:g}"] if upfront is not None else []), *([f"inputs {inputs}"] if inputs else []),
-            *([] if renorm is None else ["inputs renormalized" if renorm else "inputs fixed"]),
+            *([f"standardize {renorm}"] if renorm else []),
             *([f"n_envs {n_envs}"] if n_envs != 1 else [])]
 
 
@@ -492,9 +492,10 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) 
                 "act_sq: the action squared, the shape of the envs' control cost; obs+act+act_sq is prefrl's default "
                 "since these runs, obs+act was before)."]
                if any(r.get("inputs") for r in rows) else []),
-             *(["", "sampler + inputs fixed: the reward's inputs keep the standardization of its first fit "
-                "(`--no-reward-renormalize`) instead of being re-standardized from the labelled pairs at every refit "
-                "while the weights warm-start (prefrl's default for preference-only runs)."]
+             *(["", "sampler + standardize M: when the reward's inputs were standardized (`--reward-renormalize M`): "
+                "at the first fit only (first), or at every refit with the first layer taking the change in so the "
+                "reward starts each fit as the same function (preserve); prefrl's default for preference-only runs "
+                "re-standardizes from the labelled pairs at every refit while the weights warm-start (every)."]
                if any(r.get("renormalize") is not None for r in rows) else []),
              "", "std: sample standard deviation across seeds (ddof=1). ratio to true reward: mean true return over "
              "the baseline's (same env and env arguments, steps, seeds, learner arguments); undefined (–) where the baseline's mean return is not positive."]
@@ -596,7 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env-kwargs", nargs="*", metavar="KEY=VALUE", default=None,
                    help="gym.make arguments of every env, baseline included, as prefrl train --env-kwargs takes them")
     p.add_argument("--reward-renormalize", default="default", help="when the reward's inputs are standardized: "
-                   "default (prefrl's), every (each refit) or first (the first fit's kept), or several joined by ,")
+                   "default (prefrl's), every (each refit), first (the first fit's kept) or preserve (each refit, the "
+                   "reward kept the same function), or several joined by ,")
     p.add_argument("--n-envs", default="1", help="envs each learner steps side by side, baseline included (prefrl "
                    "train --n-envs: PPO's 2048-step rollout is shared among them)")
     p.add_argument("--seeds", default="0,1,2")

@@ -147,7 +147,7 @@ def test_a_resumed_run_keeps_the_input_standardization_of_its_first_fit(tmp_path
     from prefrl.sb3.callback import LoopState
 
     config = (TrainConfig(env=FALL, demos=str(demo_file), labels=0, out=str(tmp_path)) if kind == "joint" else
-              TrainConfig(env=FALL, labels=10, out=str(tmp_path), reward_renormalize=None if kind == "preference" else False))
+              TrainConfig(env=FALL, labels=10, out=str(tmp_path), reward_renormalize=None if kind == "preference" else "first"))
     for fitted in (False, True):
         feedback = build_feedback(config, tmp_path, _model(), build_teacher(config, tmp_path, None), ComparisonDataset(),
                                   LoopState(fitted=fitted), config.load_demos() if config.demos else None)

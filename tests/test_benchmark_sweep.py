@@ -118,7 +118,7 @@ def test_a_failed_run_is_recorded_and_does_not_stop_the_others(tmp_path, capsys)
         (["--steps", "1e5"], "--steps value '1e5' is invalid"),
         (["--labels", "0,-5"], "--labels value '-5' is invalid"),
         (["--labels", "seven"], "--labels value 'seven' is invalid"),
-        (["--reward-renormalize", "fixed"], "unknown reward-renormalize 'fixed': expected one of default, every, first"),
+        (["--reward-renormalize", "fixed"], "unknown reward-renormalize 'fixed': expected one of default, every, first, preserve"),
     ],
 )
 def test_bad_input_is_refused_before_any_run(tmp_path, capsys, extra, message):
@@ -245,20 +245,20 @@ def test_reward_inputs_are_named_apart_and_reach_each_runs_config(tmp_path):
 
 def test_when_the_rewards_inputs_are_standardized_is_named_apart_and_reaches_each_runs_config(tmp_path):
     args = sweep.build_parser().parse_args(["--envs", ENV, "--labels", "0,50", "--reward-renormalize",
-                                            "default,first,every", "--seeds", "0", "--steps", "1000"])
+                                            "default,first,every,preserve", "--seeds", "0", "--steps", "1000"])
     specs = sweep.parse_specs(args)
-    assert len(specs) == 1 + 3  # the baseline has no reward model
+    assert len(specs) == 1 + 4  # the baseline has no reward model
     configs = {s.run_id: sweep.make_task(s, tmp_path, tmp_path).config for s in specs}
     env = ENV.replace('/', '_')
-    assert configs[f"{env}__ppo__oracle__uniform__fixin__L50__H50__s1000__seed0"]["reward_renormalize"] is False
-    assert configs[f"{env}__ppo__oracle__uniform__renorm__L50__H50__s1000__seed0"]["reward_renormalize"] is True
+    for tag, mode in (("fixin", "first"), ("renorm", "every"), ("keepfn", "preserve")):
+        assert configs[f"{env}__ppo__oracle__uniform__{tag}__L50__H50__s1000__seed0"]["reward_renormalize"] == mode
     plain = configs[f"{env}__ppo__oracle__uniform__L50__H50__s1000__seed0"]  # the id from before the option unchanged
     assert plain["reward_renormalize"] is None
-    assert sweep.queries({"sampler": "uniform", "renormalize": False}) == "uniform + inputs fixed"
+    assert sweep.queries({"sampler": "uniform", "renormalize": "first"}) == "uniform + standardize first"
     assert sweep.queries({"sampler": "uniform", "renormalize": None}) == "uniform"
     rows = sweep.aggregate([{"spec": asdict(s), "method": s.method,
                              "metrics": {"true_return": 10.0, "wall_seconds": 1.0}} for s in specs])
-    assert sorted(str(r["renormalize"]) for r in rows) == ["False", "None", "None", "True"]  # each its own row
+    assert sorted(str(r["renormalize"]) for r in rows) == ["None", "None", "every", "first", "preserve"]  # own rows
 
 
 def test_learner_arguments_reach_every_run_and_pair_each_run_with_its_own_baseline(tmp_path):

@@ -227,15 +227,15 @@ def test_without_held_out_pairs_every_label_trains_until_each_member_ranks_its_o
     assert report.epochs == 300 // 2 and accuracy < 1.0  # out of reach: every update is spent (2 batches an epoch)
 
 
-@pytest.mark.parametrize("renormalize", [None, False])
+@pytest.mark.parametrize("renormalize", [None, "first", "preserve"])
 def test_input_standardization_is_redone_at_every_preference_fit_or_kept_from_the_first(renormalize):
-    """By default a preference fit re-standardizes the reward's inputs from its labelled pairs; with
-    `renormalize_inputs=False` the first fit's standardization stays while later labels come from elsewhere."""
+    """By default a preference fit re-standardizes the reward's inputs from its labelled pairs (so does `preserve`);
+    with `first` the first fit's standardization stays while later labels come from elsewhere."""
     rng = np.random.default_rng(4)
     first = _oracle_dataset(rng, 40)
     model = RewardModel(OBS, ACT, ensemble_size=2, seed=0)
     trainer = RewardTrainer(model, seed=0, max_updates=20, renormalize_inputs=renormalize)
-    assert trainer.renormalize_inputs is (renormalize is None)
+    assert trainer.renormalize_inputs == (renormalize or "every")
     trainer.fit(first)
     mean, std = model.in_mean.clone(), model.in_std.clone()
     later = _oracle_dataset(rng, 40)
@@ -246,9 +246,27 @@ def test_input_standardization_is_redone_at_every_preference_fit_or_kept_from_th
     grown.add(later.segments_a, later.segments_b, later.labels, "oracle", 0)
     trainer.fit(grown)
     kept = torch.equal(model.in_mean, mean) and torch.equal(model.in_std, std)
-    assert kept is (renormalize is False)
-    if renormalize is None:
+    assert kept is (renormalize == "first")
+    if renormalize != "first":
         assert float(model.in_mean[0]) == pytest.approx(2.5, abs=0.5)  # half of the pairs' states moved by 5
+    with pytest.raises(ValueError, match="renormalize_inputs 'never': expected one of every, first, preserve"):
+        RewardTrainer(model, renormalize_inputs="never")
+
+
+def test_restandardizing_with_keep_function_leaves_every_members_reward_as_it_was():
+    rng = np.random.default_rng(5)
+    model = RewardModel(OBS, ACT, ensemble_size=3, seed=0)
+    model.set_input_normalization(rng.normal(size=(200, model.in_dim)))
+    x = torch.as_tensor(rng.normal(scale=3.0, size=(50, model.in_dim)), dtype=torch.float32)
+    with torch.no_grad():
+        before = model.member_rewards(x)
+        model.set_input_normalization(rng.normal(2.0, 4.0, size=(200, model.in_dim)), keep_function=True)
+        kept = model.member_rewards(x)
+        model.set_input_normalization(rng.normal(-1.0, 0.5, size=(200, model.in_dim)))
+        moved = model.member_rewards(x)
+    assert float(model.in_mean.mean()) == pytest.approx(-1.0, abs=0.2)  # the standardization itself did change
+    torch.testing.assert_close(kept, before, rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(moved, before, atol=0.1)  # without it the same weights compute another reward
 
 
 def test_predict_follows_weights_loaded_into_an_existing_model():

@@ -220,10 +220,19 @@ class RewardModel(nn.Module):
         """(N, H, in_dim) raw features of a batch of segments."""
         return self.features(segs.obs, segs.acts, segs.next_obs)
 
-    def set_input_normalization(self, x: np.ndarray) -> None:
-        """Standardize inputs with the mean/std of sample features x (M, in_dim)."""
-        self.in_mean.copy_(torch.as_tensor(x.mean(0)))
-        self.in_std.copy_(torch.as_tensor(x.std(0) + 1e-6))
+    def set_input_normalization(self, x: np.ndarray, keep_function: bool = False) -> None:
+        """Standardize inputs with the mean/std of sample features x (M, in_dim). With `keep_function`, the first layer
+        takes the change in, so every member computes the same function of the raw inputs as before: the new
+        standardization only conditions later training."""
+        mean = torch.as_tensor(x.mean(0), dtype=self.in_mean.dtype)
+        std = torch.as_tensor(x.std(0) + 1e-6, dtype=self.in_std.dtype)
+        if keep_function:
+            with torch.no_grad():  # z_old = (std z_new + mean - old mean) / old std, folded into W and b
+                w, b = self.net.weights[0], self.net.biases[0]  # (K, in, h), (K, 1, h)
+                b += torch.einsum("i,kih->kh", (mean - self.in_mean) / self.in_std, w)[:, None, :]
+                w *= (std / self.in_std)[None, :, None]
+        self.in_mean.copy_(mean)
+        self.in_std.copy_(std)
         self._np_params = None
 
     # ------------------------------------------------------------- forward

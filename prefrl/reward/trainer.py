@@ -44,6 +44,9 @@ HOLDOUT = 1 / math.e
 """Share of the labelled pairs held out for early stopping and the L2 tuning (Christiano et al. 2017)."""
 DEMO_ZEROS = ("absorbing", "policy", "raw")
 PREF_FITS = ("shared", "converge")
+RENORMALIZE = ("every", "first", "preserve")
+"""When a fit standardizes the reward's inputs: at every fit, at the first only, or at every fit with the first layer
+taking the change in (the reward stays the same function of its raw inputs)."""
 ROBUST = ("none", "rime")
 
 
@@ -195,9 +198,11 @@ class RewardTrainer:
     loss core's other remedy, a floor on the predicted preference (B-Pref's mistake rate). With few labels,
     `surf` (a `Surf`) adds pseudo-labelled pairs of unlabelled segments and temporal crops to the same epochs.
 
-    `renormalize_inputs`: re-standardize the reward's inputs from the fit's data at every fit (True) or only at the
-    first, keeping that standardization for good (False). None: every fit for preference-only training (the
-    labelled pairs), the first fit for the joint objective (above).
+    `renormalize_inputs` (RENORMALIZE): standardize the reward's inputs from the fit's data at `every` fit (the
+    warm-started weights then see shifted inputs, so the reward moves before any step), at the `first` only, keeping
+    that standardization for good, or at every fit with the first layer taking the change in (`preserve`: the reward
+    starts each fit as the same function of its raw inputs). None: `every` for preference-only training (the labelled
+    pairs), `first` for the joint objective (above).
     """
 
     def __init__(
@@ -221,7 +226,7 @@ class RewardTrainer:
         demo_batch: int | None = None,
         demo_weight_decay: float = 1e-3,
         demo_l2: float = 0.0,
-        renormalize_inputs: bool | None = None,
+        renormalize_inputs: str | None = None,
         demo_pool: int = 512,
         absorbing_lr: float = 1e-2,
         demo_zero: str = "absorbing",
@@ -254,7 +259,9 @@ class RewardTrainer:
             self.demo_optimizer = torch.optim.Adam(
                 [{"params": rest}, {"params": [model.absorbing], "lr": absorbing_lr}], lr=demo_lr,
                 weight_decay=demo_weight_decay)
-        self.renormalize_inputs = self.demos is None if renormalize_inputs is None else renormalize_inputs
+        if renormalize_inputs is not None:
+            check_choice("renormalize_inputs", renormalize_inputs, RENORMALIZE)
+        self.renormalize_inputs = renormalize_inputs or ("every" if self.demos is None else "first")
         check_choice("demo_zero", demo_zero, DEMO_ZEROS)
         self.demo_zero = demo_zero
         check_choice("pref_fit", pref_fit, PREF_FITS)
@@ -408,10 +415,11 @@ class RewardTrainer:
         return train >= (self.fit_sizes[-grace] if len(self.fit_sizes) >= grace else 0)
 
     def _standardize_inputs(self, real_features: np.ndarray) -> None:
-        """Standardize the reward's inputs by this fit's real (not absorbing) steps: at the first fit, and at every
-        one with `renormalize_inputs`."""
-        if not self.inputs_fixed or self.renormalize_inputs:
-            self.model.set_input_normalization(real_features)
+        """Standardize the reward's inputs by this fit's real (not absorbing) steps: at the first fit, and after it
+        as `renormalize_inputs` says."""
+        if not self.inputs_fixed or self.renormalize_inputs != "first":
+            self.model.set_input_normalization(real_features,
+                                               keep_function=self.inputs_fixed and self.renormalize_inputs == "preserve")
             self.inputs_fixed = True
 
     def _tune_weight_decay(self, val_loss: float, train_loss: float) -> None:

@@ -18,7 +18,7 @@ from prefrl.core.validation import check_choice, check_positive_int, check_share
 from prefrl.feedback.samplers import SAMPLERS
 from prefrl.feedback.teachers import TEACHERS, make_teacher
 from prefrl.reward.model import DEFAULT_INPUTS, input_kinds
-from prefrl.reward.trainer import DEMO_ZEROS, HOLDOUT, PREF_FITS, ROBUST, Surf, check_rime_grace
+from prefrl.reward.trainer import DEMO_ZEROS, HOLDOUT, PREF_FITS, RENORMALIZE, ROBUST, Surf, check_rime_grace
 from prefrl.sb3.envs import check_env_id, make_env
 from prefrl.sb3.objectives import env_reward_terms, parse_objective
 from prefrl.sb3.policies import ALGOS
@@ -144,10 +144,10 @@ class TrainConfig:
     """With --demos: segments per side in a step of the IRL term (default: all of them, a full batch)."""
     demo_l2: float = 0.0
     """With --demos: penalty on the squared segment returns in the IRL term."""
-    reward_renormalize: bool | None = None
-    """Re-standardize the reward's inputs from each refit's data (--reward-renormalize) or keep the first fit's
-    standardization (--no-reward-renormalize). Default: every refit without --demos, the first fit with them (ML-IRL's
-    schedule)."""
+    reward_renormalize: str | None = None
+    """When the reward's inputs are standardized: at every refit from its data (every), at the first fit only (first),
+    or at every refit with the network's first layer taking the change in, so the reward stays the same function of
+    its inputs (preserve). Default: every without --demos, first with them (ML-IRL's schedule)."""
     policy_recent: int = 10_000
     """With --demos: the IRL term's policy segments come from this many newest transitions."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -181,6 +181,8 @@ class TrainConfig:
         check_choice("demo_zero", self.demo_zero, DEMO_ZEROS)
         check_choice("pref_fit", self.pref_fit, PREF_FITS)
         check_choice("robust", self.robust, ROBUST)
+        if self.reward_renormalize is not None:
+            check_choice("reward_renormalize", self.reward_renormalize, RENORMALIZE)
         check_rime_grace(self.rime_grace, self.robust)
         check_share("label_noise", self.label_noise)
         check_share("reward_holdout", self.reward_holdout)
