@@ -106,6 +106,8 @@ def test_true_reward_baseline_and_overlay_plot(tmp_path, capsys):
         (["--env", "prefrl/PointMass-v0", "--teacher", "human", "--teacher-kwargs", "mistake=0.3"],
          "set a synthetic teacher's answers: expected none with --teacher human"),
         (["--env", "prefrl/PointMass-v0", "--pref-fit", "x"], "unknown pref_fit 'x': expected one of shared, converge"),
+        (["--env", "prefrl/PointMass-v0", "--reward-renormalize", "never"],
+         "unknown reward_renormalize 'never': expected one of every, first, preserve"),
         (["--env", "prefrl/PointMass-v0", "--surf", "0.3"], "surf threshold 0.3: expected a probability in \\[0.5, 1\\]"),
         (["--env", "prefrl/PointMass-v0", "--surf", "0.95", "--reward", "true"],
          "surf 0.95: SURF labels unlabelled pairs beside the run's labels; expected labels"),
