@@ -321,9 +321,9 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     for env in envs:
         for n in labels:
             combos = ([("-", "-", ("none", 0), 0.0, None, pre, None, None, "", None) for pre in pretrains] if n == 0
-                      else [(t, s, r, ln, u, pre, h, up, i, None if rn == "default" else rn) for t in teachers for s in samplers
-                            for r in screens for ln in noises for u in surfs for pre in pretrains for h in holdouts
-                            for up in upfronts for i in inputs for rn in renorms])
+                      else [(t, s, r, ln, u, pre, h, up, i, None if rn == "default" else rn) for t in teachers
+                            for s in samplers for r in screens for ln in noises for u in surfs for pre in pretrains
+                            for h in holdouts for up in upfronts for i in inputs for rn in renorms])
             for teacher, sampler, (rob, grace), noise, surf, pre, holdout, upfront, inp, renorm in combos:
                 for seed in seeds:
                     specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, rob, surf,

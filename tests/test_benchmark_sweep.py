@@ -118,7 +118,8 @@ def test_a_failed_run_is_recorded_and_does_not_stop_the_others(tmp_path, capsys)
         (["--steps", "1e5"], "--steps value '1e5' is invalid"),
         (["--labels", "0,-5"], "--labels value '-5' is invalid"),
         (["--labels", "seven"], "--labels value 'seven' is invalid"),
-        (["--reward-renormalize", "fixed"], "unknown reward-renormalize 'fixed': expected one of default, every, first, preserve"),
+        (["--reward-renormalize", "fixed"],
+         "unknown reward-renormalize 'fixed': expected one of default, every, first, preserve"),
     ],
 )
 def test_bad_input_is_refused_before_any_run(tmp_path, capsys, extra, message):

@@ -177,8 +177,8 @@ class RewardTrainer:
     segments against segments of the current policy). As in ML-IRL, the reward moves slowly
     against a policy that keeps up with it: `demo_updates` full-batch steps per refit (default 1)
     at `demo_lr` with weight decay `demo_weight_decay`, and the input normalization is fixed at the
-    first joint fit (re-standardizing inputs on every refit would move the reward more than a step does). `pref_fit="converge"` (the default) runs on two timescales: after the joint
-    steps, the preference term alone is fitted as preference-only training fits it (epochs until held-out
+    first joint fit (re-standardizing inputs on every refit would move the reward more than a step does).
+    `pref_fit="converge"` (the default) runs on two timescales: after the joint steps, the preference term alone is fitted as preference-only training fits it (epochs until held-out
     loss stops improving, the L2 weight tuned to the held-out/training ratio), while the demonstration
     term keeps ML-IRL's slow pace. With `pref_fit="shared"` both terms only share the joint steps, as in
     the authors' code (`W_P` plays their `alpha`), so in short runs the preference term is fitted far less
