@@ -196,8 +196,8 @@ def summarize(results: Path, command: str, aggregate_envs: list[str] | None = No
              "Score = final true return / mean final true return of PPO on the true reward (same env and steps, all of "
              "its seeds).",
              "", f"## Aggregate (IQM over envs x seeds, 95% stratified bootstrap CI): {', '.join(envs)}", "",
-             *markdown_table(["method", "labels", "runs", "IQM", "95% CI"],
-                             [[a["method"], a["labels"], a["runs"], f"{a['iqm']:.2f}",
+             *markdown_table(["method", "labels", "envs", "runs", "IQM", "95% CI"],
+                             [[a["method"], a["labels"], len(a["envs"]), a["runs"], f"{a['iqm']:.2f}",
                                f"[{a['ci95'][0]:.2f}, {a['ci95'][1]:.2f}]"] for a in aggregate]),
              "", "## Per env (mean ± sample std over seeds)", "",
              *markdown_table(["env", "method", "labels", "true return", "score", "target", "met"],

@@ -295,8 +295,10 @@ def efficiency() -> str:
     summary = _load("efficiency/efficiency_summary.json")
     rows = [[r["env"], r["method"], str(r["labels"]), _ms(r["true_return_mean"], r["true_return_std"]),
              _ms(r["ratio_mean"], r["ratio_std"], 2)] for r in summary["rows"]]
-    agg = "; ".join(f"{a['method']} ({a['labels']} labels) {a['iqm']:.2f} [{a['ci95'][0]:.2f}, {a['ci95'][1]:.2f}]"
-                    for a in summary["aggregate"])
+    every = len(summary["aggregate_envs"])
+    part = lambda a: "" if len(a["envs"]) == every else f", {len(a['envs'])} of the {every} envs"  # noqa: E731
+    agg = "; ".join(f"{a['method']} ({a['labels']} labels{part(a)}) {a['iqm']:.2f} [{a['ci95'][0]:.2f}, "
+                    f"{a['ci95'][1]:.2f}]" for a in summary["aggregate"])
     return _table(["env", "method", "labels", "true return", "ratio to true-reward PPO"], rows) + (
         f"\n\nMean ± sample std over seeds. Interquartile mean of the ratio over the seeds of "
         f"{', '.join(summary['aggregate_envs'])}, 95% stratified bootstrap CI: {agg}.")

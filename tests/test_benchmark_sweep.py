@@ -478,6 +478,7 @@ def test_efficiency_summary_from_sweep_records(tmp_path, capsys):
     assert efficiency.main(["--results-dir", str(tmp_path)]) == 0
     agg = {(a["method"], a["labels"]): a for a in json.loads((tmp_path / "efficiency_summary.json").read_text())["aggregate"]}
     assert agg["uniform", 100]["envs"] == ["A-v0", "B-v0"] and agg["uniform", 100]["runs"] == 6
+    assert "| uniform | 100 | 2 | 6 |" in (tmp_path / "efficiency.md").read_text()  # how many envs an IQM counts
     assert efficiency.main(["--results-dir", str(tmp_path), "--aggregate-envs", "A-v0"]) == 0
     summary = json.loads((tmp_path / "efficiency_summary.json").read_text())
     agg = {(a["method"], a["labels"]): a for a in summary["aggregate"]}
