@@ -138,15 +138,16 @@ def test_policy_reward_zero_at_the_absorbing_state_the_policy_mean_or_the_raw_ou
         RewardTrainer(model, demo_zero="start")
 
 
-@pytest.mark.parametrize("kind", ["joint", "preference, inputs fixed", "preference"])
+@pytest.mark.parametrize("kind", ["joint", "preference, inputs fixed", "preference, preserve", "preference"])
 def test_a_resumed_run_keeps_the_input_standardization_of_its_first_fit(tmp_path, demo_file, kind):
     """Where the inputs keep their first fit's standardization (the joint objective's default, or
-    --reward-renormalize first), a resumed run keeps the saved model's; preference-only training redoes it."""
+    --reward-renormalize first), a resumed run keeps the saved model's; with preserve it folds its first re-
+    standardization into the saved model's, as a run that was never stopped would; by default it redoes it."""
     from prefrl.runs.config import TrainConfig
     from prefrl.runs.train import build_feedback, build_teacher
     from prefrl.sb3.callback import LoopState
 
-    mode = None if kind == "preference" else "first"
+    mode = {"preference": None, "preference, preserve": "preserve"}.get(kind, "first")
     config = (TrainConfig(env=FALL, demos=str(demo_file), labels=0, out=str(tmp_path)) if kind == "joint" else
               TrainConfig(env=FALL, labels=10, out=str(tmp_path), reward_renormalize=mode))
     for fitted in (False, True):

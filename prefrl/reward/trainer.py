@@ -178,11 +178,12 @@ class RewardTrainer:
     against a policy that keeps up with it: `demo_updates` full-batch steps per refit (default 1)
     at `demo_lr` with weight decay `demo_weight_decay`, and the input normalization is fixed at the
     first joint fit (re-standardizing inputs on every refit would move the reward more than a step does).
-    `pref_fit="converge"` (the default) runs on two timescales: after the joint steps, the preference term alone is fitted as preference-only training fits it (epochs until held-out
-    loss stops improving, the L2 weight tuned to the held-out/training ratio), while the demonstration
-    term keeps ML-IRL's slow pace. With `pref_fit="shared"` both terms only share the joint steps, as in
-    the authors' code (`W_P` plays their `alpha`), so in short runs the preference term is fitted far less
-    than in preference-only training (benchmarks/aihf.md, "The joint objective" and "two timescales").
+    `pref_fit="converge"` (the default) runs on two timescales: after the joint steps, the preference term alone
+    is fitted as preference-only training fits it (epochs until held-out loss stops improving, the L2 weight tuned
+    to the held-out/training ratio), while the demonstration term keeps ML-IRL's slow pace. With
+    `pref_fit="shared"` both terms only share the joint steps, as in the authors' code (`W_P` plays their
+    `alpha`), so in short runs the preference term is fitted far less than in preference-only training
+    (benchmarks/aihf.md, "The joint objective" and "two timescales").
     Where the reward handed to the policy has its zero (`demo_zero`): at the learned absorbing reward, as in
     preference-only training (ending an episode is worth exactly what the model learned), or at the mean
     reward of the states the policy visits (its recent segments and the labelled ones), so ending an
@@ -418,8 +419,8 @@ class RewardTrainer:
         """Standardize the reward's inputs by this fit's real (not absorbing) steps: at the first fit, and after it
         as `renormalize_inputs` says."""
         if not self.inputs_fixed or self.renormalize_inputs != "first":
-            self.model.set_input_normalization(real_features,
-                                               keep_function=self.inputs_fixed and self.renormalize_inputs == "preserve")
+            keep = self.inputs_fixed and self.renormalize_inputs == "preserve"
+            self.model.set_input_normalization(real_features, keep_function=keep)
             self.inputs_fixed = True
 
     def _tune_weight_decay(self, val_loss: float, train_loss: float) -> None:

@@ -179,8 +179,8 @@ def build_feedback(config: TrainConfig, out: Path, reward_model: RewardModel, te
                             rime_grace=config.rime_grace, label_noise=config.label_noise,
                             holdout_fraction=config.reward_holdout,
                             surf=Surf(threshold=config.surf) if config.surf is not None else None)
-    if state.fitted and trainer.renormalize_inputs == "first":
-        trainer.inputs_fixed = True  # the saved model's input standardization is the first fit's: keep it
+    if state.fitted and trainer.renormalize_inputs != "every":
+        trainer.inputs_fixed = True  # the saved model is standardized: `first` keeps it, `preserve` folds changes in
     feedback = FeedbackConfig(total_labels=config.labels, total_steps=config.steps, sampler=config.sampler,
                               segment_len=config.segment_len, num_queries=config.num_queries,
                               initial_fraction=config.labels_upfront,
