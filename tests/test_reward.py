@@ -269,6 +269,23 @@ def test_restandardizing_with_keep_function_leaves_every_members_reward_as_it_wa
     assert not torch.allclose(moved, before, atol=0.1)  # without it the same weights compute another reward
 
 
+def test_restandardizing_with_keep_function_keeps_a_feature_once_constant_at_its_seen_value():
+    rng = np.random.default_rng(6)
+    model = RewardModel(OBS, ACT, ensemble_size=2, seed=0)
+    first = rng.normal(size=(200, model.in_dim))
+    first[:, 0] = 3.0  # seen at one value only: its std is the floor
+    model.set_input_normalization(first)
+    seen = torch.as_tensor(first[:50], dtype=torch.float32)
+    w0 = model.net.weights[0].detach().clone()
+    with torch.no_grad():
+        before = model.member_rewards(seen)
+        model.set_input_normalization(rng.normal(1.0, 2.0, size=(200, model.in_dim)), keep_function=True)
+        kept = model.member_rewards(seen)
+    torch.testing.assert_close(kept, before, rtol=1e-4, atol=1e-4)  # where the reward was fitted, it is unchanged
+    # the once-constant feature's weights are not scaled by its new std over the floor (~2e6)
+    assert float(model.net.weights[0].detach()[:, 0].abs().max()) < 10 * float(w0.abs().max())
+
+
 def test_predict_follows_weights_loaded_into_an_existing_model():
     rng = np.random.default_rng(8)
     a = RewardModel(OBS, ACT, ensemble_size=2, seed=0)

@@ -31,6 +31,7 @@ INPUT_KINDS = ("obs", "act", "act_sq", "next_obs")
 # labels it lifted Ant-v5 from 0.75 to 1.14 of true-reward PPO, within the seeds' spread elsewhere
 # (benchmarks/results/efficiency/efficiency.md).
 DEFAULT_INPUTS = ("obs", "act", "act_sq")
+_STD_FLOOR = 1e-6  # added to every input std, so a constant feature standardizes to 0 rather than dividing by 0
 REWARD_ZEROS = ("absorbing", "mean", "raw")
 MODEL_FORMAT_VERSION = 1
 
@@ -223,14 +224,17 @@ class RewardModel(nn.Module):
     def set_input_normalization(self, x: np.ndarray, keep_function: bool = False) -> None:
         """Standardize inputs with the mean/std of sample features x (M, in_dim). With `keep_function`, the first layer
         takes the change in, so every member computes the same function of the raw inputs as before: the new
-        standardization only conditions later training."""
+        standardization only conditions later training. A feature that was constant under the old standardization
+        (its std at the floor) is kept as it was at its one seen value only: folding it whole would multiply its
+        weights by its new std over the floor, ~1e6."""
         mean = torch.as_tensor(x.mean(0), dtype=self.in_mean.dtype)
-        std = torch.as_tensor(x.std(0) + 1e-6, dtype=self.in_std.dtype)
+        std = torch.as_tensor(x.std(0) + _STD_FLOOR, dtype=self.in_std.dtype)
         if keep_function:
+            old_std = torch.where(self.in_std < 2 * _STD_FLOOR, std, self.in_std)
             with torch.no_grad():  # z_old = (std z_new + mean - old mean) / old std, folded into W and b
                 w, b = self.net.weights[0], self.net.biases[0]  # (K, in, h), (K, 1, h)
-                b += torch.einsum("i,kih->kh", (mean - self.in_mean) / self.in_std, w)[:, None, :]
-                w *= (std / self.in_std)[None, :, None]
+                b += torch.einsum("i,kih->kh", (mean - self.in_mean) / old_std, w)[:, None, :]
+                w *= (std / old_std)[None, :, None]
         self.in_mean.copy_(mean)
         self.in_std.copy_(std)
         self._np_params = None
