@@ -30,3 +30,26 @@ def test_readme_numbers_match_the_committed_summaries():
     assert readme_tables.render(text) == text, "run: python benchmarks/readme_tables.py"
     for name in readme_tables.BLOCKS:
         assert f"<!-- results:{name} -->" in text
+
+
+def test_per_seed_returns_quoted_in_the_prose_are_committed_runs():
+    """The MuJoCo results' prose quotes per-seed true returns as 'a / b / c'; each such run of three or more whole
+    numbers must be final returns of committed run records (benchmarks/results/**.json) of one env, to the unit."""
+    import json
+
+    returns: dict[str, set[int]] = {}
+    for path in (README.parent / "benchmarks" / "results").rglob("*.json"):
+        record = json.loads(path.read_text())
+        metrics = record.get("metrics") if isinstance(record, dict) else None
+        if isinstance(metrics, dict) and isinstance(metrics.get("true_return"), (int, float)):
+            returns.setdefault(metrics["env"], set()).add(round(metrics["true_return"]))
+    assert len(returns) >= 4, f"found run records of {sorted(returns)} only"
+    mujoco = README.read_text().split("## Results", 1)[1].split("### Language models", 1)[0]
+    quoted = re.findall(r"(?<![\d.])-?\d+(?: / -?\d+){2,}(?![\d.])", mujoco)
+    assert len(quoted) > 50  # the check reads what it should
+
+    def committed(numbers: list[int]) -> bool:  # a mean rounded the other way counts: 1 either side
+        return any(all({n - 1, n, n + 1} & seen for n in numbers) for seen in returns.values())
+
+    unmatched = [q for q in quoted if not committed([int(x) for x in q.split(" / ")])]
+    assert not unmatched, f"per-seed returns in README.md that no env's committed runs ended with: {unmatched}"
