@@ -45,11 +45,11 @@ def test_per_seed_returns_quoted_in_the_prose_are_committed_runs():
             returns.setdefault(metrics["env"], set()).add(round(metrics["true_return"]))
     assert len(returns) >= 4, f"found run records of {sorted(returns)} only"
     mujoco = README.read_text().split("## Results", 1)[1].split("### Language models", 1)[0]
-    quoted = re.findall(r"(?<![\d.])-?\d+(?: / -?\d+){2,}(?![\d.])", mujoco)
+    quoted = re.findall(r"(?<![\d.])-?\d+(?:\s/\s-?\d+){2,}(?![\d.])", mujoco)  # a run may wrap a line
     assert len(quoted) > 50  # the check reads what it should
 
     def committed(numbers: list[int]) -> bool:  # a mean rounded the other way counts: 1 either side
         return any(all({n - 1, n, n + 1} & seen for n in numbers) for seen in returns.values())
 
-    unmatched = [q for q in quoted if not committed([int(x) for x in q.split(" / ")])]
+    unmatched = [q for q in quoted if not committed([int(x) for x in re.split(r"\s/\s", q)])]
     assert not unmatched, f"per-seed returns in README.md that no env's committed runs ended with: {unmatched}"
