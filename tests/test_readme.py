@@ -1,4 +1,5 @@
-"""The README's 'wrap your own environment' example runs as printed (with fewer steps)."""
+"""The README: its 'wrap your own environment' example runs as printed (with fewer steps), and the figures it quotes
+come from the committed results."""
 
 import re
 from pathlib import Path
