@@ -212,7 +212,8 @@ def summarize(results: Path, command: str, aggregate_envs: list[str] | None = No
              "PEBBLE's pre-training (pretrain N: N env steps on a state-entropy reward before the first labels), and "
              "the share of labels held out of reward training where not 1/e (holdout 0: every label trained on), and the "
              "share of labels asked before any policy learning where not 0.25 (upfront F), and what the reward sees "
-             "where not the state and action (inputs obs+act+act_sq: also the action squared). "
+             "where not the state and action (inputs obs+act+act_sq: also the action squared), and RUNE's exploration "
+             "bonus (rune B: B times the std of the ensemble members' rewards added to the policy's reward). "
              f"prefrl's default: {default_method()}. "
              f"Targets: {TARGET} with oracle labels, {NOISY_TARGET} with a teacher that flips answers.",
              *(["", "env (arguments): the preference runs and the true-reward runs they are scored against both ran "

@@ -15,7 +15,8 @@ first labels; the true-reward baseline too, as the control, scored against the b
 al.) and with none (every label trained on, as PEBBLE does), and `--upfront default,0.5` with prefrl's share of the
 labels asked before any policy learning (a quarter) and with half of them, and
 `--reward-inputs obs+act,default` with the reward seeing the state and action and with prefrl's default (state,
-action and the action squared; `prefrl train --reward-inputs`). The sweep's own default stays obs+act, the inputs
+action and the action squared; `prefrl train --reward-inputs`), `--rune 0,0.05` without and with RUNE's exploration
+bonus on the learned reward (`prefrl train --rune`). The sweep's own default stays obs+act, the inputs
 of every run before the option, so the commands that made the committed runs make the same runs again; every
 preference run names its inputs in its config, and a run id and summary row name them unless they are obs+act.
 `--algo-kwargs KEY=VALUE ...` sets learner arguments of every run, baseline included (e.g.
@@ -81,6 +82,7 @@ from prefrl.runs.sweep import (
 from prefrl.sb3.envs import check_env_id, make_env
 from prefrl.sb3.hyperparams import parse_algo_kwargs
 from prefrl.sb3.policies import ALGOS
+from prefrl.sb3.wrappers import UncertaintyBonus
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASELINE = "true_reward"
@@ -126,6 +128,8 @@ class RunSpec:
     renormalize: str | None = None
     """When the reward's inputs are standardized (`prefrl train --reward-renormalize`: every, first or preserve);
     None: prefrl's default, `every` when the option came."""
+    rune: float = 0.0
+    """RUNE's exploration bonus on the learned reward (`prefrl train --rune`, with its default decay); 0: off."""
 
     @property
     def input_kinds(self) -> list[str]:
@@ -155,6 +159,7 @@ class RunSpec:
         robust += "" if self.upfront is None else f"__up{self.upfront:g}"
         robust += f"__in_{self.inputs}" if self.inputs else ""
         robust += "" if self.renormalize is None else RENORMALIZE_TAGS[self.renormalize]
+        robust += f"__rune{self.rune:g}" if self.rune else ""
         return (f"{env}__{self.algo}__{self.teacher}__{self.sampler}{robust}{kw}__L{self.labels}__H{self.segment_len}"
                 f"__s{self.steps}__seed{self.seed}")
 
@@ -254,6 +259,14 @@ def _surf(token: str) -> float | None:
         raise ValueError(f"--surf value {token!r} is invalid: expected none or a threshold in [0.5, 1]") from None
 
 
+def _bonus(token: str) -> float:
+    """RUNE's bonus weight: 0 (off) or a finite number above it."""
+    try:
+        return UncertaintyBonus(float(token)).beta
+    except ValueError:
+        raise ValueError(f"--rune value {token!r} is invalid: expected 0 (off) or a finite weight above 0") from None
+
+
 def _share(option: str, token: str, top_included: bool = False) -> float | None:
     """`default` (prefrl's), or a share in [0, 1) ([0, 1] with `top_included`)."""
     if token == "default":
@@ -304,6 +317,7 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     pretrains = _int_list("pretrain", args.pretrain, allow_zero=True)
     graces = _int_list("rime-grace", args.rime_grace, allow_zero=True)
     noises = [_share("label-noise", t) or 0.0 for t in args.label_noise.split(",")]
+    runes = [_bonus(t) for t in args.rune.split(",")]
     screens = [(r, g) for r in robust for g in graces if r == "rime" or g == 0]
     labels = _int_list("labels", args.labels, allow_zero=True)
     seeds = _int_list("seeds", args.seeds, allow_zero=True)
@@ -320,15 +334,16 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     specs: list[RunSpec] = []
     for env in envs:
         for n in labels:
-            combos = ([("-", "-", ("none", 0), 0.0, None, pre, None, None, "", None) for pre in pretrains] if n == 0
-                      else [(t, s, r, ln, u, pre, h, up, i, None if rn == "default" else rn) for t in teachers
-                            for s in samplers for r in screens for ln in noises for u in surfs for pre in pretrains
-                            for h in holdouts for up in upfronts for i in inputs for rn in renorms])
-            for teacher, sampler, (rob, grace), noise, surf, pre, holdout, upfront, inp, renorm in combos:
+            combos = ([("-", "-", ("none", 0), 0.0, None, pre, None, None, "", None, 0.0) for pre in pretrains]
+                      if n == 0 else
+                      [(t, s, r, ln, u, pre, h, up, i, None if rn == "default" else rn, b) for t in teachers
+                       for s in samplers for r in screens for ln in noises for u in surfs for pre in pretrains
+                       for h in holdouts for up in upfronts for i in inputs for rn in renorms for b in runes])
+            for teacher, sampler, (rob, grace), noise, surf, pre, holdout, upfront, inp, renorm, rune in combos:
                 for seed in seeds:
                     specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, rob, surf,
                                          pre, algo_kwargs, holdout, env_text, upfront, inp, n_envs, grace, noise,
-                                         renorm))
+                                         renorm, rune))
     return specs
 
 
@@ -349,6 +364,7 @@ def make_task(spec: RunSpec, results: Path, runs_dir: Path) -> Task:
         **({"rime_grace": spec.rime_grace} if spec.rime_grace else {}),
         **({"label_noise": spec.label_noise} if spec.label_noise else {}),
         **({"reward_renormalize": spec.renormalize} if spec.renormalize is not None else {}),
+        **({"rune": spec.rune} if spec.rune else {}),
     ))
     return Task(spec.run_id, config, str(record_path(results, spec)), {"spec": asdict(spec), "method": spec.method})
 
@@ -360,7 +376,7 @@ def record_path(results: Path, spec: RunSpec) -> Path:
 
 # -------------------------------------------------------------------- aggregate
 ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "rime_grace", "label_noise", "surf", "pretrain",
-            "holdout", "upfront", "inputs", "renormalize", "labels", "steps", "segment_len", "algo_kwargs", "env_kwargs",
+            "holdout", "upfront", "inputs", "renormalize", "rune", "labels", "steps", "segment_len", "algo_kwargs", "env_kwargs",
             "n_envs")
 """What makes runs one summary row (all but the seed)."""
 _OPTION_DEFAULTS = {f.name: f.default for f in dataclass_fields(RunSpec) if f.default is not MISSING}  # older records
@@ -388,7 +404,7 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 fields["robust"], fields["rime_grace"], fields["label_noise"], fields["surf"] or 0, fields["pretrain"],
                 fields["n_envs"], fields["algo_kwargs"],
                 -1 if fields["holdout"] is None else fields["holdout"], -1 if fields["upfront"] is None else fields["upfront"],
-                fields["inputs"], fields["renormalize"] or "")
+                fields["inputs"], fields["renormalize"] or "", fields["rune"])
 
     groups = sorted(((dict(zip(ROW_KEYS, k)), v) for k, v in group_records(records, key).items()),
                     key=lambda group: order(group[0]))
@@ -443,15 +459,16 @@ def variants(row: dict[str, Any]) -> list[str]:
     PEBBLE's pre-training, `holdout 0` where no labels were held out of reward training, `upfront 0.5` where half the
     labels were asked before any policy learning, `inputs obs+act+act_sq` where the reward saw other inputs than state
     and action, `standardize first` where the reward kept its first fit's input standardization (`standardize
-    preserve` where the first layer took each re-standardization in), `n_envs 4` where the learner stepped several envs
-    (records from before an option have no key for it)."""
+    preserve` where the first layer took each re-standardization in), `rune 0.05` where RUNE's exploration bonus was
+    added to the learned reward, `n_envs 4` where the learner stepped several envs (records from before an option have
+    no key for it)."""
     robust, surf, pretrain = screen(row), row.get("surf"), row.get("pretrain", 0)
     holdout, upfront, inputs, n_envs = row.get("holdout"), row.get("upfront"), row.get("inputs"), row.get("n_envs", 1)
-    renorm = row.get("renormalize")
+    renorm, rune = row.get("renormalize"), row.get("rune")
     return [*([robust] if robust != "none" else []), *([f"surf {surf:g}"] if surf else []),
             *([f"pretrain {pretrain}"] if pretrain else []), *([f"holdout {holdout:g}"] if holdout is not None else []),
             *([f"upfront {upfront:g}"] if upfront is not None else []), *([f"inputs {inputs}"] if inputs else []),
-            *([f"standardize {renorm}"] if renorm else []),
+            *([f"standardize {renorm}"] if renorm else []), *([f"rune {rune:g}"] if rune else []),
             *([f"n_envs {n_envs}"] if n_envs != 1 else [])]
 
 
@@ -497,6 +514,9 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, commands: list[str]) 
                 "reward starts each fit as the same function (preserve); prefrl's default for preference-only runs "
                 "re-standardizes from the labelled pairs at every refit while the weights warm-start (every)."]
                if any(r.get("renormalize") is not None for r in rows) else []),
+             *(["", "sampler + rune B: RUNE's exploration bonus (`--rune B`): the policy's reward is the learned reward "
+                "plus B times the std of the ensemble members' rewards, B shrinking by 1e-5 per env step."]
+               if any(r.get("rune") for r in rows) else []),
              "", "std: sample standard deviation across seeds (ddof=1). ratio to true reward: mean true return over "
              "the baseline's (same env and env arguments, steps, seeds, learner arguments); undefined (–) where the baseline's mean return is not positive."]
     short = [f"{env_name(r)} ({r['labels']} {r['teacher']} labels, {queries(r)}: {r['ratio_to_true_reward']:.2f})"
@@ -596,6 +616,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learner arguments of every run, baseline included, as prefrl train --algo-kwargs takes them")
     p.add_argument("--env-kwargs", nargs="*", metavar="KEY=VALUE", default=None,
                    help="gym.make arguments of every env, baseline included, as prefrl train --env-kwargs takes them")
+    p.add_argument("--rune", default="0", help="RUNE's exploration bonus on the learned reward (prefrl train --rune): "
+                   "0 (off) and/or weights, comma-separated (0,0.05)")
     p.add_argument("--reward-renormalize", default="default", help="when the reward's inputs are standardized: "
                    "default (prefrl's), every (each refit), first (the first fit's kept) or preserve (each refit, the "
                    "reward kept the same function), or several joined by ,")

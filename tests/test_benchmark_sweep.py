@@ -171,6 +171,20 @@ def test_a_label_noise_floor_is_named_apart_reaches_the_run_and_refuses_a_bad_sh
     assert "--label-noise value '1' is invalid: expected default or a share in [0, 1)" in capsys.readouterr().err
 
 
+def test_runes_bonus_is_named_apart_reaches_the_run_and_refuses_a_bad_weight(tmp_path, capsys):
+    args = sweep.build_parser().parse_args(["--envs", ENV, "--labels", "0,50", "--rune", "0,0.05", "--seeds", "0"])
+    specs = sweep.parse_specs(args)
+    configs = {s.run_id: sweep.make_task(s, tmp_path, tmp_path).config for s in specs}
+    env = ENV.replace('/', '_')
+    assert {k: c["rune"] for k, c in configs.items()} == {  # the baseline has no learned reward to explore with
+        f"{env}__ppo__true__s300000__seed0": 0.0,
+        f"{env}__ppo__oracle__uniform__L50__H50__s300000__seed0": 0.0,
+        f"{env}__ppo__oracle__uniform__rune0.05__L50__H50__s300000__seed0": 0.05}
+    assert sweep.queries(asdict(next(s for s in specs if s.rune))) == "uniform + rune 0.05"
+    assert sweep.main(["--envs", ENV, "--labels", "50", "--rune", "-1", "--results-dir", str(tmp_path)]) == 2
+    assert "--rune value '-1' is invalid: expected 0 (off) or a finite weight above 0" in capsys.readouterr().err
+
+
 def test_surf_and_pretraining_runs_are_named_apart_and_reach_each_runs_config(tmp_path):
     args = sweep.build_parser().parse_args(["--envs", ENV, "--labels", "0,50", "--surf", "none,0.95", "--pretrain",
                                             "0,500", "--seeds", "0", "--steps", "1000"])

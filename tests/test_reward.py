@@ -72,7 +72,8 @@ def test_trained_ensemble_ranks_true_better_segments_higher():
 @pytest.mark.parametrize("absorbing", [False, True])
 def test_predict_matches_torch_forward_and_is_normalized(absorbing):
     """After a fit, each member is scaled to unit std on the fitted (real) steps and shifted: to mean 0,
-    or, when episodes end in the data, so the absorbing state is worth exactly 0; predict averages them."""
+    or, when episodes end in the data, so the absorbing state is worth exactly 0; predict averages them, and
+    predict_members gives them one by one."""
     rng = np.random.default_rng(3)
     model = RewardModel(OBS, ACT, ensemble_size=2, seed=1)
     ds = _oracle_dataset(rng, 60, absorbing=absorbing)
@@ -93,9 +94,11 @@ def test_predict_matches_torch_forward_and_is_normalized(absorbing):
         np.testing.assert_allclose(absorbing_reward, 0.0, atol=1e-5)  # ending an episode is worth 0
     else:
         np.testing.assert_allclose(members.mean(axis=1), 0.0, atol=1e-3)
-    # the policy-facing numpy path: the mean of the normalized members, on the fitted steps and elsewhere
+    # the policy-facing numpy path: the mean of the normalized members, on the fitted steps and elsewhere; and the
+    # members one by one (RUNE's bonus takes their std)
     fitted = model.predict(obs, acts, nxt)
     np.testing.assert_allclose(fitted, members.mean(0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(model.predict_members(obs, acts, nxt), members, rtol=1e-4, atol=1e-4)
     assert 0.7 < fitted.std() <= 1.0 + 1e-3  # a mean of unit-std members that largely agree
     obs, acts = rng.normal(size=(100, 3)).astype(np.float32), rng.uniform(-1, 1, (100, 2)).astype(np.float32)
     fast = model.predict(obs, acts, obs)

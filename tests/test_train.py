@@ -52,6 +52,27 @@ def test_surf_run_pseudo_labels_its_own_segments_at_every_fit(tmp_path):
     assert json.loads((out / "config.json").read_text())["surf"] == 0.9
 
 
+def test_rune_run_gives_its_policy_the_bonus_and_a_resumed_run_goes_on_where_it_faded(tmp_path):
+    """`--rune`: the training env's learned reward carries RUNE's bonus (the evaluation env's does not); a resumed
+    run's bonus starts at the learner's step count, not at full weight again."""
+    from prefrl.runs.config import TrainConfig
+    from prefrl.runs.train import Run
+    from prefrl.sb3.wrappers import LearnedRewardVecEnv, find_wrapper
+
+    out, m = _train(tmp_path, "rune", "--env", "prefrl/PointMass-v0", "--labels", "20", "--steps", "1024",
+                    "--algo-kwargs", "n_steps=512", "batch_size=64", "--evals", "1", "--eval-episodes", "1",
+                    "--rune", "0.05", "--rune-decay", "0.001")
+    config = TrainConfig.from_json(out / "config.json")
+    assert (config.rune, config.rune_decay) == (0.05, 0.001)
+    (out / "metrics.json").unlink()  # as if killed after its last checkpoint
+    run = Run(config, resume=True)
+    bonus = find_wrapper(run.venv, LearnedRewardVecEnv).relabel.bonus
+    assert bonus.steps == run.model.num_timesteps >= 1024 and bonus.weight == pytest.approx(0.05 * 0.999 ** bonus.steps)
+    assert find_wrapper(run.eval_env, LearnedRewardVecEnv).relabel.bonus is None
+    fresh = Run(TrainConfig(env="prefrl/PointMass-v0", out=str(tmp_path / "fresh"), labels=20, steps=1024))
+    assert find_wrapper(fresh.venv, LearnedRewardVecEnv).relabel.bonus is None  # off by default
+
+
 def test_true_reward_after_pebble_pretraining(tmp_path):
     from prefrl.runs.config import TrainConfig
     from prefrl.sb3.policies import read_normalization
@@ -111,6 +132,11 @@ def test_true_reward_baseline_and_overlay_plot(tmp_path, capsys):
         (["--env", "prefrl/PointMass-v0", "--surf", "0.3"], "surf threshold 0.3: expected a probability in \\[0.5, 1\\]"),
         (["--env", "prefrl/PointMass-v0", "--surf", "0.95", "--reward", "true"],
          "surf 0.95: SURF labels unlabelled pairs beside the run's labels; expected labels"),
+        (["--env", "prefrl/PointMass-v0", "--rune", "0.05", "--reward", "true"],
+         "rune 0.05: the bonus is on the learned reward's members, expected --reward learned, got 'true'"),
+        (["--env", "prefrl/PointMass-v0", "--rune", "-1"], "rune must be a finite number >= 0, got -1.0"),
+        (["--env", "prefrl/PointMass-v0", "--rune", "0.05", "--rune-decay", "1"],
+         "rune_decay 1.0: expected a share in \\[0, 1\\)"),
         (["--env", "prefrl/PointMass-v0", "--steps", "1000", "--pretrain-steps", "1000"],
          "pretrain_steps=1000: expected 0, or a number of env steps below --steps \\(1000\\)"),
         (["--env", "prefrl/PointMass-v0", "--segment-len", "150"],

@@ -8,7 +8,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from prefrl.core.data import TrajectoryBuffer
 from prefrl.reward.model import RewardModel
-from prefrl.sb3.wrappers import LearnedRewardVecEnv, LearnedRewardWrapper
+from prefrl.sb3.wrappers import LearnedRewardVecEnv, LearnedRewardWrapper, UncertaintyBonus
 
 
 class ToyEnv(gym.Env):
@@ -128,6 +128,39 @@ def test_true_reward_source_is_the_baseline_path():
         wrapped.set_reward_source("learned")
     with pytest.raises(ValueError, match="reward source"):
         wrapped.set_reward_source("bogus")
+
+
+def test_runes_bonus_adds_the_members_std_with_a_weight_that_fades_per_env_step():
+    """The policy's reward is the members' mean plus beta (1 - decay)^t times their std, t counting env steps over
+    all envs; the evaluation's learned return (another wrapper, no bonus) is the mean alone."""
+    venv = DummyVecEnv([lambda: ToyEnv(length=50) for _ in range(2)])
+    model = RewardModel(venv.observation_space, venv.action_space, ensemble_size=3, seed=0)
+    wrapped = LearnedRewardVecEnv(venv, model, TrajectoryBuffer(2))
+    bonus = UncertaintyBonus(beta=0.5, decay=0.1)
+    wrapped.set_exploration_bonus(bonus)
+    obs = wrapped.reset()
+    act = np.full((2, 1), 0.3, np.float32)
+    for step in range(3):
+        flat = obs.astype(np.float32)
+        members = model.predict_members(flat, act, flat + [[1, 0]])  # the toy env's next t; noise is redrawn
+        assert np.allclose(members.mean(0), model.predict(flat, act, flat + [[1, 0]]), atol=1e-5)
+        obs, rewards, _, infos = wrapped.step(act)
+        nxt = np.array([[step + 1, info_obs[1]] for info_obs in obs], np.float32)
+        members = model.predict_members(flat, act, nxt)
+        weight = 0.5 * 0.9 ** (2 * step)
+        np.testing.assert_allclose(rewards, members.mean(0) + weight * members.std(0), rtol=1e-5)
+        assert np.all(members.std(0) > 0)  # an untrained ensemble disagrees: the bonus is not zero
+    assert bonus.steps == 6 and bonus.weight == pytest.approx(0.5 * 0.9 ** 6)
+    wrapped.set_exploration_bonus(None)
+    obs_before = obs.astype(np.float32)
+    obs, rewards, _, _ = wrapped.step(act)
+    nxt = np.array([[4, o[1]] for o in obs], np.float32)
+    np.testing.assert_allclose(rewards, model.predict(obs_before, act, nxt), rtol=1e-5)
+    with pytest.raises(ValueError, match="needs a reward model"):
+        LearnedRewardVecEnv(DummyVecEnv([lambda: ToyEnv()]), None).set_exploration_bonus(bonus)
+    for bad in ({"beta": -0.1}, {"beta": float("nan")}, {"beta": 0.1, "decay": 1.0}):
+        with pytest.raises(ValueError, match="exploration bonus"):
+            UncertaintyBonus(**bad)
 
 
 @pytest.mark.parametrize("kind", ["reward", "obs"])

@@ -288,7 +288,8 @@ class RewardModel(nn.Module):
         """Fold input and output normalization and the member average into plain numpy weights.
 
         The first layers of all members share the input, so they become one (in, K*h) matmul;
-        the last layers and the mean over normalized members become one dot product.
+        the last layers and the mean over normalized members become one dot product (and, for the members one
+        by one, one per member).
         """
         k = self.ensemble_size
         ws = [w.detach().cpu().double().numpy() for w in self.net.weights]
@@ -298,17 +299,18 @@ class RewardModel(nn.Module):
         w1 = ws[0] / std[None, :, None]
         b1 = bs[0][:, 0, :] - np.einsum("i,kih->kh", mean / std, ws[0])
         first = (w1.transpose(1, 0, 2).reshape(w1.shape[1], -1), b1.reshape(-1))
-        w_last = ws[-1][..., 0] / (k * scale[:, None])  # (K, h_L)
-        c = float(np.sum((bs[-1][:, 0, 0] - shift) / (k * scale)))
+        w_member = ws[-1][..., 0] / scale[:, None]  # (K, h_L): each member's last layer, normalized
+        c_member = (bs[-1][:, 0, 0] - shift) / scale  # (K,)
         f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
         middle = [(f32(w), f32(b)) for w, b in zip(ws[1:-1], bs[1:-1])]
-        return [(f32(first[0]), f32(first[1])), middle, f32(w_last), np.float32(c)]
+        return [(f32(first[0]), f32(first[1])), middle, f32(w_member / k), np.float32(c_member.sum() / k),
+                f32(w_member), f32(c_member)]
 
-    def predict(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
-        """Normalized ensemble-mean reward for a batch of flat transitions, shape (B,). Numpy fast path."""
+    def _last_hidden(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+        """Every member's last hidden layer (K, B, h_L) for a batch of flat transitions, on the numpy weights."""
         if self._np_params is None:
             self._np_params = self._compile_numpy()
-        (w1, b1), middle, w_last, c = self._np_params
+        (w1, b1), middle = self._np_params[:2]
         slope, k = self.net.negative_slope, self.ensemble_size
         h = self.features(obs, acts, next_obs) @ w1 + b1  # all members' first layers at once: (B, K*h1)
         h = np.maximum(h, slope * h)
@@ -316,7 +318,19 @@ class RewardModel(nn.Module):
         for w, b in middle:
             h = np.matmul(h, w) + b
             h = np.maximum(h, slope * h)
-        return np.einsum("kbh,kh->b", h, w_last) + c
+        return h
+
+    def predict(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+        """Normalized ensemble-mean reward for a batch of flat transitions, shape (B,). Numpy fast path."""
+        h = self._last_hidden(obs, acts, next_obs)
+        w_mean, c_mean = self._np_params[2:4]
+        return np.einsum("kbh,kh->b", h, w_mean) + c_mean
+
+    def predict_members(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+        """Each member's normalized reward for a batch of flat transitions, shape (K, B); their mean is `predict`'s."""
+        h = self._last_hidden(obs, acts, next_obs)
+        w_member, c_member = self._np_params[4:]
+        return np.einsum("kbh,kh->kb", h, w_member) + c_member[:, None]
 
     def invalidate_cache(self) -> None:
         """Drop the numpy copy of the weights (call after changing parameters in place by hand)."""

@@ -87,6 +87,11 @@ class TrainConfig:
     pretrain_steps: int = 0
     """PEBBLE unsupervised pre-training: env steps on a state-entropy reward before the first labels (PPO: after
     the random-action warm-up); with --reward true, before the true reward (the control of a run with labels)."""
+    rune: float = 0.0
+    """RUNE's exploration bonus (Liang et al. 2022): the policy's reward is the learned reward plus this weight times
+    the std of the ensemble members' rewards, where they disagree (0: off; the authors' PEBBLE setting: 0.05)."""
+    rune_decay: float = 1e-5
+    """With --rune: the bonus's weight shrinks by this share per env step (1e-5: to 5% after 300k steps)."""
     reward_hidden: list[int] = field(default_factory=lambda: [64, 64])
     """Hidden layer sizes of each reward ensemble member."""
     reward_inputs: list[str] | None = None
@@ -249,6 +254,15 @@ class TrainConfig:
                 not 0 <= self.pretrain_steps < self.steps:
             raise ValueError(f"pretrain_steps={self.pretrain_steps!r}: expected 0, or a number of env steps below "
                              f"--steps ({self.steps})")
+        if self.rune:
+            if self.reward != "learned":
+                raise ValueError(f"rune {self.rune}: the bonus is on the learned reward's members, expected --reward "
+                                 f"learned, got {self.reward!r}")
+        for name, value in (("rune", self.rune), ("rune_decay", self.rune_decay)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not self.rune_decay < 1:
+            raise ValueError(f"rune_decay {self.rune_decay!r}: expected a share in [0, 1)")
         if self.pretrain_steps and not (self.reward == "true" or (self.reward == "learned" and self.labels > 0)):
             raise ValueError(f"pretrain_steps={self.pretrain_steps}: pre-training comes before the first labels, "
                              "expected --reward learned with --labels N, or --reward true (the same pre-training "

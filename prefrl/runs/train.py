@@ -42,7 +42,7 @@ from prefrl.sb3.exploration import StateEntropyPretraining
 from prefrl.sb3.hyperparams import ZooHyperparams, load_zoo_hyperparams, parse_algo_kwargs
 from prefrl.sb3.objectives import objective_wrapper
 from prefrl.sb3.policies import ALGOS, normalization_stats, read_normalization, save_normalization, start_from
-from prefrl.sb3.wrappers import LearnedRewardVecEnv
+from prefrl.sb3.wrappers import LearnedRewardVecEnv, UncertaintyBonus
 
 __all__ = ["Run", "TrainConfig", "resume", "train"]
 
@@ -293,6 +293,8 @@ class Run:
         self.venv = VecNormalize(train_env, **norm)
         self.eval_env = VecNormalize(eval_env, training=False, norm_obs=self.venv.norm_obs, norm_reward=False)
         self.model = build_learner(config, settings, self.venv, out, resume)
+        if config.rune:  # a resumed run's bonus has faded as far as its steps say
+            train_env.set_exploration_bonus(UncertaintyBonus(config.rune, config.rune_decay, self.model.num_timesteps))
         if config.init_policy is not None:
             start_from(self.model, self.venv, Path(config.init_policy), load_policy=not resume)
         if resume:

@@ -9,6 +9,7 @@ into a TrajectoryBuffer, handle early termination and any episode length, and re
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -56,6 +57,37 @@ def find_wrapper(venv: VecEnv, cls: type) -> Any:
         env = env.venv
 
 
+@dataclass
+class UncertaintyBonus:
+    """RUNE's exploration bonus (Liang et al. 2022): the policy's reward is the ensemble's mean reward plus
+    beta_t times the std of its members' rewards, beta_t = beta (1 - decay)^t after t env steps. The members
+    disagree where the labels have not told them apart, often behaviour no query has shown yet; the bonus fades
+    as training goes on. The authors' PEBBLE setting is beta 0.05, decay 1e-5."""
+
+    beta: float
+    decay: float = 1e-5
+    steps: int = 0
+    """Env steps the bonus has been given so far (a resumed run starts it at the learner's step count)."""
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.beta) and self.beta >= 0):
+            raise ValueError(f"exploration bonus weight {self.beta!r}: expected a finite number >= 0")
+        if not 0 <= self.decay < 1:
+            raise ValueError(f"exploration bonus decay {self.decay!r}: expected a share in [0, 1)")
+
+    @property
+    def weight(self) -> float:
+        """beta_t, the weight of the members' std now."""
+        return self.beta * (1.0 - self.decay) ** self.steps
+
+    def __call__(self, reward_model: RewardModel, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+        """The mean reward plus the weighted std of the members' rewards for a batch of flat transitions."""
+        members = reward_model.predict_members(obs, acts, next_obs)
+        rewards = members.mean(axis=0) + self.weight * members.std(axis=0)
+        self.steps += len(rewards)
+        return rewards
+
+
 class _Relabeller:
     """The shared step logic of both wrappers: flatten, check, compute reward, record."""
 
@@ -74,6 +106,7 @@ class _Relabeller:
         self.reward_model, self.buffer = reward_model, buffer
         # "learned" (default), "true" (the baseline: same path, true reward), or a callable override.
         self.source: str | RewardFn = "learned" if reward_model is not None else "true"
+        self.bonus: UncertaintyBonus | None = None  # added to the learned reward where set
 
     def flatten_obs(self, obs: Any) -> np.ndarray:
         """Flatten a batch of observations and refuse NaN/inf in it."""
@@ -96,6 +129,8 @@ class _Relabeller:
             rewards = true_rewards
         elif callable(self.source):
             rewards = np.asarray(self.source(flat_prev, flat_act, flat_next), dtype=np.float64)
+        elif self.bonus is not None:
+            rewards = self.bonus(self.reward_model, flat_prev, flat_act, flat_next)
         else:
             rewards = self.reward_model.predict(flat_prev, flat_act, flat_next)
         if self.buffer is not None:
@@ -145,6 +180,12 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         if source == "learned" and self.relabel.reward_model is None:
             raise ValueError("reward source 'learned' needs a reward model")
         self.relabel.source = source
+
+    def set_exploration_bonus(self, bonus: UncertaintyBonus | None) -> None:
+        """Add RUNE's bonus to the learned reward from now on (None: the learned reward alone)."""
+        if bonus is not None and self.relabel.reward_model is None:
+            raise ValueError("an exploration bonus on the learned reward needs a reward model")
+        self.relabel.bonus = bonus
 
     def reset(self):
         """Reset all envs; episodes in progress are recorded as cut off (truncated)."""
