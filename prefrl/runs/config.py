@@ -22,6 +22,7 @@ from prefrl.reward.trainer import DEMO_ZEROS, HOLDOUT, PREF_FITS, RENORMALIZE, R
 from prefrl.sb3.envs import check_env_id, make_env
 from prefrl.sb3.objectives import env_reward_terms, parse_objective
 from prefrl.sb3.policies import ALGOS
+from prefrl.sb3.wrappers import UncertaintyBonus
 
 REWARDS = ("learned", "true", "frozen")
 
@@ -254,15 +255,10 @@ class TrainConfig:
                 not 0 <= self.pretrain_steps < self.steps:
             raise ValueError(f"pretrain_steps={self.pretrain_steps!r}: expected 0, or a number of env steps below "
                              f"--steps ({self.steps})")
-        if self.rune:
-            if self.reward != "learned":
-                raise ValueError(f"rune {self.rune}: the bonus is on the learned reward's members, expected --reward "
-                                 f"learned, got {self.reward!r}")
-        for name, value in (("rune", self.rune), ("rune_decay", self.rune_decay)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if not self.rune_decay < 1:
-            raise ValueError(f"rune_decay {self.rune_decay!r}: expected a share in [0, 1)")
+        UncertaintyBonus(self.rune, self.rune_decay)  # refuses a weight or decay it could not use
+        if self.rune and self.reward != "learned":
+            raise ValueError(f"rune {self.rune}: the bonus is on the learned reward's members, expected --reward "
+                             f"learned, got {self.reward!r}")
         if self.pretrain_steps and not (self.reward == "true" or (self.reward == "learned" and self.labels > 0)):
             raise ValueError(f"pretrain_steps={self.pretrain_steps}: pre-training comes before the first labels, "
                              "expected --reward learned with --labels N, or --reward true (the same pre-training "
