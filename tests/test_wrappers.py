@@ -158,7 +158,8 @@ def test_runes_bonus_adds_the_members_std_with_a_weight_that_fades_per_env_step(
     np.testing.assert_allclose(rewards, model.predict(obs_before, act, nxt), rtol=1e-5)
     with pytest.raises(ValueError, match="needs a reward model"):
         LearnedRewardVecEnv(DummyVecEnv([lambda: ToyEnv()]), None).set_exploration_bonus(bonus)
-    for bad in ({"beta": -0.1}, {"beta": float("nan")}, {"beta": 0.1, "decay": 1.0}):
+    for bad in ({"beta": -0.1}, {"beta": float("nan")}, {"beta": "0.1"}, {"beta": 0.1, "decay": 1.0},
+                {"beta": 0.1, "decay": None}):
         with pytest.raises(ValueError, match="exploration bonus"):
             UncertaintyBonus(**bad)
 

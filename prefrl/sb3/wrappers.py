@@ -70,9 +70,10 @@ class UncertaintyBonus:
     """Env steps the bonus has been given so far (a resumed run starts it at the learner's step count)."""
 
     def __post_init__(self) -> None:
-        if not (np.isfinite(self.beta) and self.beta >= 0):
+        number = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)  # noqa: E731
+        if not (number(self.beta) and np.isfinite(self.beta) and self.beta >= 0):
             raise ValueError(f"exploration bonus weight {self.beta!r}: expected a finite number >= 0")
-        if not 0 <= self.decay < 1:
+        if not (number(self.decay) and 0 <= self.decay < 1):
             raise ValueError(f"exploration bonus decay {self.decay!r}: expected a share in [0, 1)")
 
     @property
