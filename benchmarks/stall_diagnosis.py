@@ -94,9 +94,9 @@ def diagnose(results: Path, runs_dir: Path, pattern: str, refs: int = 3, episode
     ref_true = float(np.mean([r["metrics"]["true_return"] for r in references]))
     for row in rows:
         row["course"] = course(row, ref_true)
-        own, ref = row["own"], row["refs"]
-        row["learned_ratio"] = own["learned"] / ref["learned"] if ref["learned"] > 0 else None
-        row["true_ratio"] = own["true"] / ref["true"]
+        for kind in ("learned", "true"):  # a ratio of returns means nothing below 0
+            ref = row["refs"][kind]
+            row[f"{kind}_ratio"] = row["own"][kind] / ref if ref > 0 else None
     return {"env": env_id, "pattern": pattern, "references": [r["run_id"] for r in references],
             "reference_mean_return": ref_true, "episodes": episodes, "env_seed": seed, "runs": rows}
 
@@ -116,10 +116,10 @@ def markdown(summary: dict[str, Any], command: str) -> str:
     body = []
     for r in sorted(summary["runs"], key=lambda r: (r["labels"], r["seed"])):
         own, ref = r["own"], r["refs"]
-        ratio = "–" if r["learned_ratio"] is None else f"{r['learned_ratio']:.2f}"
+        ratios = ", ".join("–" if r[k] is None else f"{r[k]:.2f}" for k in ("learned_ratio", "true_ratio"))
         body.append([r["labels"], r["seed"], r["course"], f"{r['peak']:.0f} / {r['final']:.0f}",
                      f"{own['true']:.0f}, {own['learned']:.0f} ({own['length']:.0f} steps)",
-                     f"{ref['true']:.0f}, {ref['learned']:.0f}", f"{ratio}, {r['true_ratio']:.2f}"])
+                     f"{ref['true']:.0f}, {ref['learned']:.0f}", ratios])
     refs = ", ".join(f"`{r}`" for r in summary["references"])
     return "\n".join([
         f"# Stalled runs of {summary['env']}: the reward or the policy?", "",
