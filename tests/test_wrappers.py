@@ -230,6 +230,32 @@ def test_single_env_wrapper_matches_and_records():
         LearnedRewardWrapper(ToyEnv(), None, TrajectoryBuffer(2))
 
 
+def test_single_env_wrapper_switches_reward_source_and_bonus_as_the_vec_wrapper_does():
+    env = ToyEnv(length=20)
+    model = RewardModel(env.observation_space, env.action_space, ensemble_size=3, seed=0)
+    wrapped = LearnedRewardWrapper(env, model)
+    bonus = UncertaintyBonus(beta=0.5, decay=0.1)
+    wrapped.set_exploration_bonus(bonus)
+    obs, _ = wrapped.reset(seed=0)
+    act = np.array([0.3], np.float32)
+    for step in range(3):
+        nxt, r, _, _, _ = wrapped.step(act)
+        members = model.predict_members(obs[None], act[None], nxt[None])[:, 0]
+        assert r == pytest.approx(members.mean() + 0.5 * 0.9**step * members.std(), rel=1e-5)
+        obs = nxt
+    wrapped.set_exploration_bonus(None)
+    wrapped.set_reward_source("true")
+    _, r, _, _, info = wrapped.step(act)
+    assert r == info["true_reward"]
+    wrapped.set_reward_source(lambda o, a, n: np.full(len(o), 7.0))
+    assert wrapped.step(act)[1] == 7.0
+    bare = LearnedRewardWrapper(ToyEnv(), None)
+    with pytest.raises(ValueError, match="needs a reward model"):
+        bare.set_exploration_bonus(bonus)
+    with pytest.raises(ValueError, match="needs a reward model"):
+        bare.set_reward_source("learned")
+
+
 def _qpos_qvel(env):
     data = env.unwrapped.data
     return np.concatenate([data.qpos, data.qvel]).astype(np.float32)

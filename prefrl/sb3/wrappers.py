@@ -3,7 +3,9 @@
 `LearnedRewardVecEnv` (an SB3 VecEnvWrapper) computes the learned reward with one batched
 forward per vector step; `LearnedRewardWrapper` is the single-env Gymnasium version. Both record
 transitions (and MuJoCo qpos/qvel, so clips can be rendered later without rendering every step)
-into a TrajectoryBuffer, handle early termination and any episode length, and refuse NaN/inf.
+into a TrajectoryBuffer, handle early termination and any episode length, and refuse NaN/inf. Both can switch
+mid-run what the policy is paid (`set_reward_source`: the learned, the true or any reward function) and add RUNE's
+exploration bonus to the learned reward (`set_exploration_bonus`).
 """
 
 from __future__ import annotations
@@ -139,7 +141,27 @@ class _Relabeller:
         return rewards
 
 
-class LearnedRewardVecEnv(VecEnvWrapper):
+class _RewardControls:
+    """What the policy is paid, switchable mid-run; shared by both wrappers (each holds a `_Relabeller`)."""
+
+    relabel: _Relabeller
+
+    def set_reward_source(self, source: str | RewardFn) -> None:
+        """'learned', 'true', or a callable (obs, act, next_obs) -> rewards (e.g. an intrinsic reward)."""
+        if source not in ("learned", "true") and not callable(source):
+            raise ValueError(f"reward source {source!r} invalid: expected 'learned', 'true' or a callable")
+        if source == "learned" and self.relabel.reward_model is None:
+            raise ValueError("reward source 'learned' needs a reward model")
+        self.relabel.source = source
+
+    def set_exploration_bonus(self, bonus: UncertaintyBonus | None) -> None:
+        """Add RUNE's bonus to the learned reward from now on (None: the learned reward alone)."""
+        if bonus is not None and self.relabel.reward_model is None:
+            raise ValueError("an exploration bonus on the learned reward needs a reward model")
+        self.relabel.bonus = bonus
+
+
+class LearnedRewardVecEnv(_RewardControls, VecEnvWrapper):
     """SB3 VecEnv wrapper: reward = learned ensemble's, info['true_reward'] = the env's own.
 
     Also sets info['learned_return'] at episode end (the learned reward summed over the episode),
@@ -173,20 +195,6 @@ class LearnedRewardVecEnv(VecEnvWrapper):
     def buffer(self) -> TrajectoryBuffer | None:
         """Where transitions are recorded."""
         return self.relabel.buffer
-
-    def set_reward_source(self, source: str | RewardFn) -> None:
-        """'learned', 'true', or a callable (obs, act, next_obs) -> rewards (e.g. an intrinsic reward)."""
-        if source not in ("learned", "true") and not callable(source):
-            raise ValueError(f"reward source {source!r} invalid: expected 'learned', 'true' or a callable")
-        if source == "learned" and self.relabel.reward_model is None:
-            raise ValueError("reward source 'learned' needs a reward model")
-        self.relabel.source = source
-
-    def set_exploration_bonus(self, bonus: UncertaintyBonus | None) -> None:
-        """Add RUNE's bonus to the learned reward from now on (None: the learned reward alone)."""
-        if bonus is not None and self.relabel.reward_model is None:
-            raise ValueError("an exploration bonus on the learned reward needs a reward model")
-        self.relabel.bonus = bonus
 
     def reset(self):
         """Reset all envs; episodes in progress are recorded as cut off (truncated)."""
@@ -228,7 +236,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         return obs, rewards.astype(np.float32), dones, infos
 
 
-class LearnedRewardWrapper(gym.Wrapper):
+class LearnedRewardWrapper(_RewardControls, gym.Wrapper):
     """Gymnasium wrapper for a single env: reward = learned, info['true_reward'] = the env's own."""
 
     def __init__(self, env: gym.Env, reward_model: RewardModel | None, buffer: TrajectoryBuffer | None = None):
