@@ -10,7 +10,9 @@ all), and the run's own final reward scores them all: if a run's reward gives th
 learned return than its own policy's, as the true reward does, the reward already knows better behaviour than its
 policy found, and what holds the run back is the policy's learning. Each run's evaluation history (in its record)
 says how it got there: `fell back` where its final return is below 0.6 of its best evaluation (and that best was
-above 0.6 of the references' mean), `never took off` where its best stayed below 0.6 of the references' mean.
+above 0.6 of the references' mean), `never took off` where its best stayed below 0.6 of the references' mean. A run
+that fell back did so `on its final reward` where its best evaluation came after the reward's last refit (from the
+run directory's `pref_state.json`): the reward no longer moved under the policy that fell.
 
 Writes `<results-dir>/stalls.json` (every run: its history's peak and final return, and the mean true and learned
 return of its own and of the references' episodes) and `stalls.md`. A few minutes on CPU per 20 runs.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,6 +62,21 @@ def episodes_of(env_id: str, run_dir: Path, n: int, seed: int) -> list[Any]:
     return record_demos(env_id, str(run_dir), n, seed=seed).episodes
 
 
+def last_refit(run_dir: Path) -> int | None:
+    """Env steps (the random warm-up included, as the evaluation history counts them) at the run's last reward fit;
+    None where the run directory keeps no loop state."""
+    path = run_dir / "pref_state.json"
+    if not path.is_file():
+        return None
+    try:
+        state = json.loads(path.read_text())
+        fits = [int(f["env_steps"]) for f in state.get("fit_reports", [])]
+        warmup = int(state.get("warmup_steps", 0))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path} is corrupt: {exc}") from exc
+    return max(fits) + warmup if fits else None
+
+
 def scored(reward: RewardModel, episodes: list[Any]) -> dict[str, float]:
     """Mean true return, learned return (the policy-facing reward summed over each episode) and length."""
     learned = [float(reward.predict(e.obs, e.acts, e.next_obs).sum()) for e in episodes]
@@ -83,10 +101,13 @@ def diagnose(results: Path, runs_dir: Path, pattern: str, refs: int = 3, episode
         run_id = rec["run_id"]
         reward = RewardModel.load(runs_dir / run_id / "reward_model.pt", env.observation_space, env.action_space)
         others = [scored(reward, play[r["run_id"]]) for r in references if r["run_id"] != run_id]
-        history = [h["true_return"] for h in rec["metrics"]["history"]]
+        evals = rec["metrics"]["history"]
+        history = [h["true_return"] for h in evals]
+        best = max(range(len(evals)), key=history.__getitem__) if evals else None
         rows.append({
             "run_id": run_id, "labels": rec["spec"]["labels"], "seed": rec["spec"]["seed"],
             "final": rec["metrics"]["true_return"], "peak": max(history + [rec["metrics"]["true_return"]]),
+            "peak_step": None if best is None else evals[best]["env_steps"], "last_refit": last_refit(runs_dir / run_id),
             "history": history, "own": scored(reward, play[run_id]),
             "refs": {k: float(np.mean([o[k] for o in others])) for k in ("true", "learned", "length")},
         })
@@ -102,11 +123,14 @@ def diagnose(results: Path, runs_dir: Path, pattern: str, refs: int = 3, episode
 
 
 def course(row: dict[str, Any], ref_true: float) -> str:
-    """How the run's evaluations went: `fell back` from a peak, `never took off`, or `climbed`."""
+    """How the run's evaluations went: `fell back` from a peak (`on its final reward` where the peak came after the
+    last refit), `never took off`, or `climbed`."""
     if row["peak"] < TOOK_OFF * ref_true:
         return "never took off"
     if row["final"] < FELL_BACK * row["peak"]:
-        return "fell back"
+        fixed = row.get("last_refit") is not None and row.get("peak_step") is not None \
+            and row["peak_step"] >= row["last_refit"]
+        return "fell back on its final reward" if fixed else "fell back"
     return "climbed"
 
 
@@ -129,7 +153,7 @@ def markdown(summary: dict[str, Any], command: str) -> str:
         f"(env seed {summary['env_seed']}); each run's own final reward scores its own policy's episodes and the "
         f"references' (a reference is not its own reference). Course: from the run's evaluation history "
         f"(`never took off`: best below {TOOK_OFF} of the references' mean; `fell back`: final below {FELL_BACK} of "
-        f"its best).", "",
+        f"its best; `on its final reward`: its best came after the reward's last refit).", "",
         *markdown_table(header, body), ""])
 
 

@@ -43,7 +43,13 @@ def test_each_run_is_scored_by_its_own_reward_against_the_best_other_runs(tmp_pa
     # a reference is not its own reference: its references' episodes are the other reference's own
     assert row["refs"]["true"] == pytest.approx(by_seed[best[0]]["own"]["true"])
     assert row["true_ratio"] == pytest.approx(row["own"]["true"] / row["refs"]["true"])
-    assert all(r["course"] in ("climbed", "fell back", "never took off") for r in summary["runs"])
+    assert all(r["course"] in ("climbed", "fell back", "fell back on its final reward", "never took off")
+               for r in summary["runs"])
+    # the last refit in env steps as the history counts them: the loop's own step count plus the random warm-up
+    state = json.loads((runs / row["run_id"] / "pref_state.json").read_text())
+    assert row["last_refit"] == state["fit_reports"][-1]["env_steps"] + state["warmup_steps"] > 0
+    evals = json.loads((results / "runs" / f"{row['run_id']}.json").read_text())["metrics"]["history"]
+    assert row["peak_step"] == max(evals, key=lambda h: h["true_return"])["env_steps"]
     assert "| labels | seed | course |" in (results / "stalls_test.md").read_text()
     capsys.readouterr()
 
@@ -57,3 +63,14 @@ def test_a_runs_course_says_whether_it_never_took_off_or_fell_back_from_its_best
     assert stalls.course({"peak": 500, "final": 480}, ref_true=3000) == "never took off"
     assert stalls.course({"peak": 3000, "final": 900}, ref_true=3000) == "fell back"
     assert stalls.course({"peak": 3000, "final": 2900}, ref_true=3000) == "climbed"
+    late = {"peak": 3000, "final": 900, "peak_step": 246_000}
+    assert stalls.course({**late, "last_refit": 239_472}, ref_true=3000) == "fell back on its final reward"
+    assert stalls.course({**late, "last_refit": 250_000}, ref_true=3000) == "fell back"
+    assert stalls.course({**late, "last_refit": None}, ref_true=3000) == "fell back"
+
+
+def test_a_corrupt_loop_state_is_named(tmp_path):
+    (tmp_path / "pref_state.json").write_text("{not json")
+    with pytest.raises(ValueError, match="pref_state.json is corrupt"):
+        stalls.last_refit(tmp_path)
+    assert stalls.last_refit(tmp_path / "absent") is None
