@@ -19,8 +19,10 @@ is named with them, `Ant-v5 (log_std_init=-1)`). True-reward runs after PEBBLE's
 screening where not the defaults (`uniform, mistake0.3, rime`: 30% of answers flipped, `--robust rime`). Per (method,
 labels): the IQM of the runs' scores with a 95% stratified bootstrap CI (strata = envs, 2000 resamples), over the envs
 of `--aggregate-envs` (default: every env with records; the committed summary counts prefrl's four target envs,
-Hopper, HalfCheetah, Walker2d and Ant, and shows Swimmer per env only); per (env, method, labels): mean ± sample
-std (ddof=1) over seeds. Claim checked per env and method: score >= 0.9 with the oracle teacher (prefrl's target
+Hopper, HalfCheetah, Walker2d and Ant, and shows Swimmer per env only); each method with the oracle's answers
+against prefrl's defaults at the same label budget, over the same envs: rliable's probability of improvement
+P(method > defaults) with a 95% stratified bootstrap CI (`versus_default` in the summary); per (env, method,
+labels): mean ± sample std (ddof=1) over seeds. Claim checked per env and method: score >= 0.9 with the oracle teacher (prefrl's target
 at 200 labels, checked here at every budget run), >= 0.8 with a teacher that flips answers. Each teacher that flips
 answers gets a table of its own (`noisy` in the summary): per env and label budget, plain Bradley-Terry beside each
 label screening, and the same method with the oracle's answers.
@@ -54,7 +56,14 @@ from benchmarks.mujoco_sweep import is_baseline, screen, settings, unscreened, v
 from prefrl.core.data import write_json  # noqa: E402
 from prefrl.reward.model import DEFAULT_INPUTS  # noqa: E402
 from prefrl.runs.config import TrainConfig  # noqa: E402
-from prefrl.runs.sweep import markdown_table, mean_std_text, read_record, seed_stats, stratified_bootstrap_ci  # noqa: E402
+from prefrl.runs.sweep import (  # noqa: E402
+    markdown_table,
+    mean_std_text,
+    probability_of_improvement,
+    read_record,
+    seed_stats,
+    stratified_bootstrap_ci,
+)
 
 TARGET = 0.9  # oracle labels
 NOISY_TARGET = 0.8  # a teacher that flips answers
@@ -71,6 +80,38 @@ def method(spec: dict[str, Any]) -> str:
 def default_method() -> str:
     """`method()`'s words for what `prefrl train` does by default (its sampler, its reward inputs, the oracle)."""
     return method({"sampler": TrainConfig.sampler, "inputs": "+".join(DEFAULT_INPUTS)})
+
+
+def versus_default(counted: dict[tuple[str, int], dict[str, list[float]]],
+                   parts: dict[str, tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """Each method with the oracle's labels against prefrl's defaults at the same label budget: rliable's probability
+    of improvement P(method > defaults) with its stratified bootstrap CI, over the envs both ran."""
+    default, rows = default_method(), []
+    for (name, labels), per_env in sorted(counted.items()):
+        base = counted.get((default, labels))
+        if name == default or parts[name][0] != "oracle" or base is None:
+            continue
+        common = sorted(t for t in per_env if t in base)
+        if not common:
+            continue
+        point, low, high = probability_of_improvement(per_env, base)
+        rows.append({"method": name, "labels": labels, "envs": common, "runs": sum(len(per_env[t]) for t in common),
+                     "default_runs": sum(len(base[t]) for t in common), "poi": point, "ci95": [low, high]})
+    return rows
+
+
+def versus_markdown(versus: list[dict[str, Any]]) -> list[str]:
+    if not versus:
+        return []
+    return ["", f"## Against prefrl's defaults ({default_method()}): probability of improvement", "",
+            *markdown_table(["method", "labels", "envs", "runs (method / defaults)", "P(method > defaults)", "95% CI"],
+                            [[v["method"], v["labels"], len(v["envs"]), f"{v['runs']} / {v['default_runs']}",
+                              f"{v['poi']:.2f}", f"[{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]"] for v in versus]),
+            "", "rliable's average probability of improvement (Agarwal et al. 2021): per env, the chance that a run of "
+            "the method ends above a run of the defaults with the same labels (ties count half), averaged over the "
+            "envs both ran; 95% CI from a bootstrap that resamples each method's runs within each env. An interval "
+            "that holds 0.5 does not tell the method from the defaults. A method that differs from the defaults in "
+            "more than one respect (its name says which) is compared as a whole."]
 
 
 def noisy_table(rows: list[dict[str, Any]], parts: dict[str, tuple[str, str, str]]) -> list[dict[str, Any]]:
@@ -188,9 +229,10 @@ def summarize(results: Path, command: str, aggregate_envs: list[str] | None = No
         aggregate.append({"method": name, "labels": labels, "envs": sorted(per_env),
                           "runs": sum(len(v) for v in per_env.values()), "iqm": point, "ci95": [low, high]})
     noisy = noisy_table(rows, parts)
+    versus = versus_default(counted, parts)
     envs = sorted({env_of[t] for per_env in counted.values() for t in per_env})
     summary = {"command": command, "target": TARGET, "default_method": default_method(), "aggregate_envs": envs,
-               "rows": rows, "aggregate": aggregate, "noisy": noisy, "claims": claims}
+               "rows": rows, "aggregate": aggregate, "versus_default": versus, "noisy": noisy, "claims": claims}
     write_json(results / "efficiency_summary.json", summary)
     lines = ["# Feedback efficiency: preference PPO / true-reward PPO", "", f"Command: `{command}`", "",
              "Score = final true return / mean final true return of PPO on the true reward (same env and steps, all of "
@@ -199,6 +241,7 @@ def summarize(results: Path, command: str, aggregate_envs: list[str] | None = No
              *markdown_table(["method", "labels", "envs", "runs", "IQM", "95% CI"],
                              [[a["method"], a["labels"], len(a["envs"]), a["runs"], f"{a['iqm']:.2f}",
                                f"[{a['ci95'][0]:.2f}, {a['ci95'][1]:.2f}]"] for a in aggregate]),
+             *versus_markdown(versus),
              "", "## Per env (mean ± sample std over seeds)", "",
              *markdown_table(["env", "method", "labels", "true return", "score", "target", "met"],
                              [[r["env"], r["method"], r["labels"], mean_std_text(r["true_return_mean"],

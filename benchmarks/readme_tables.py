@@ -325,6 +325,17 @@ def efficiency_default() -> str:
         f"{', '.join(summary['aggregate_envs'])}.")
 
 
+def efficiency_versus() -> str:
+    """Each option with the oracle's labels against prefrl's defaults: rliable's probability of improvement."""
+    summary = _load("efficiency/efficiency_summary.json")
+    rows = [[v["method"], str(v["labels"]), str(len(v["envs"])), f"{v['runs']} / {v['default_runs']}",
+             f"{v['poi']:.2f} [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]"] for v in summary["versus_default"]]
+    return _table(["method", "labels", "envs", "runs (method / defaults)", "P(method > defaults) [95% CI]"], rows) + (
+        f"\n\nThe chance that a run of the method ends above a run of prefrl's defaults (`{summary['default_method']}`)"
+        f" with the same labels on the same env, averaged over the envs both ran (of "
+        f"{', '.join(summary['aggregate_envs'])}); 95% stratified bootstrap CI. 0.5: no better, no worse.")
+
+
 def pebble() -> str:
     """SAC with PEBBLE (pre-training, labels, the replay buffer relabelled after each refit) beside SAC on the true
     reward: one row per env and method, from the sweep's own summary."""
@@ -342,6 +353,7 @@ def pebble() -> str:
 
 
 BLOCKS: dict[str, Callable[[], str]] = {"efficiency": efficiency, "efficiency_default": efficiency_default,
+                                        "efficiency_versus": efficiency_versus,
                                         "mujoco": mujoco, "demo": demo, "llm": llm, "aihf": aihf,
                                         "aihf_offline": aihf_offline, "aihf_ablation": aihf_ablation, "llm_speed": llm_speed,
                                         "llm_review": llm_review, "soups": soups, "llm_multi": llm_multi, "pebble": pebble}

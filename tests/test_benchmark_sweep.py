@@ -414,7 +414,52 @@ def test_iqm_and_stratified_bootstrap():
         iqm([])
 
 
+def test_probability_of_improvement_per_task_then_averaged():
+    from prefrl.runs.sweep import probability_of_improvement
+
+    # task a: X above Y in 3 of 4 run pairs; task b: every X run ties every Y run (half); task c: only X ran
+    point, low, high = probability_of_improvement({"a": [2.0, 0.0], "b": [1.0, 1.0], "c": [9.0]},
+                                                  {"a": [1.0, -1.0], "b": [1.0]})
+    assert point == pytest.approx((0.75 + 0.5) / 2)
+    assert low <= point <= high and 0.25 <= low and high <= 0.75  # task b is 0.5 in every resample
+    assert probability_of_improvement({"a": [3.0, 4.0]}, {"a": [1.0, 2.0]}) == (1.0, 1.0, 1.0)
+    assert probability_of_improvement({"a": [1.0, 2.0]}, {"a": [3.0, 4.0]})[0] == 0.0
+    with pytest.raises(ValueError, match="no task with runs of both"):
+        probability_of_improvement({"a": [1.0]}, {"b": [1.0]})
+
+
 KW = '{"policy_kwargs": {"log_std_init": -1}}'
+
+
+def test_efficiency_compares_each_oracle_method_with_the_defaults(tmp_path):
+    from benchmarks import efficiency
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    default = {"inputs": "obs+act+act_sq"}  # prefrl's defaults: uniform queries, these reward inputs
+
+    def record(labels, sampler, seed, ret, **spec):
+        run_id = f"A-v0_{labels}_{sampler}_{seed}_{'_'.join(map(str, spec.values()))}"
+        (runs / f"{run_id}.json").write_text(json.dumps({
+            "format_version": 1, "run_id": run_id, "status": "ok", "metrics": {"true_return": ret, "history": []},
+            "spec": {"env": "A-v0", "labels": labels, "sampler": sampler, "seed": seed, **spec}}))
+
+    for seed, (dflt, qpa, plain) in enumerate([(50, 80, 55), (60, 90, 65), (70, 100, 40)]):
+        record(0, "-", seed, 100)
+        record(100, "uniform", seed, dflt, **default)
+        record(100, "policy_aligned", seed, qpa, **default)
+        record(100, "uniform", seed, plain)
+        record(100, "uniform", seed, qpa, teacher="mistake0.3", **default)  # another teacher: not against the oracle's
+        record(200, "policy_aligned", seed, qpa, **default)  # no defaults' runs at 200 labels: nothing to compare
+    assert efficiency.main(["--results-dir", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "efficiency_summary.json").read_text())
+    versus = {(v["method"], v["labels"]): v for v in summary["versus_default"]}
+    assert sorted(versus) == [("policy_aligned, inputs obs+act+act_sq", 100), ("uniform", 100)]
+    qpa = versus["policy_aligned, inputs obs+act+act_sq", 100]
+    assert (qpa["poi"], qpa["ci95"], qpa["runs"], qpa["default_runs"]) == (1.0, [1.0, 1.0], 3, 3)
+    # plain uniform's 55 / 65 / 40 above the defaults' 50 / 60 / 70 in 1 + 2 + 0 of 9 pairs
+    assert versus["uniform", 100]["poi"] == pytest.approx(3 / 9) and versus["uniform", 100]["envs"] == ["A-v0"]
+    assert "| uniform | 100 | 1 | 3 / 3 | 0.33 |" in (tmp_path / "efficiency.md").read_text()
 
 
 def test_efficiency_summary_from_sweep_records(tmp_path, capsys):
