@@ -25,7 +25,8 @@ P(method > defaults) with a 95% stratified bootstrap CI (`versus_default` in the
 labels): mean ± sample std (ddof=1) over seeds. Claim checked per env and method: score >= 0.9 with the oracle teacher (prefrl's target
 at 200 labels, checked here at every budget run), >= 0.8 with a teacher that flips answers. Each teacher that flips
 answers gets a table of its own (`noisy` in the summary): per env and label budget, plain Bradley-Terry beside each
-label screening, and the same method with the oracle's answers.
+label screening, and the same method with the oracle's answers; and each screening against plain Bradley-Terry under
+the same teacher, as a probability of improvement (`screening_versus_plain`).
 
 Writes `<results-dir>/efficiency_summary.json`, `efficiency.md`, `efficiency.png` (score vs label budget: the IQM
 over envs with its CI, then one panel per env, one line per method, ± the sample std over seeds as error bars and
@@ -39,6 +40,7 @@ import argparse
 import json
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,31 +84,54 @@ def default_method() -> str:
     return method({"sampler": TrainConfig.sampler, "inputs": "+".join(DEFAULT_INPUTS)})
 
 
-def versus_default(counted: dict[tuple[str, int], dict[str, list[float]]],
-                   parts: dict[str, tuple[str, str, str]]) -> list[dict[str, Any]]:
-    """Each method with the oracle's labels against prefrl's defaults at the same label budget: rliable's probability
-    of improvement P(method > defaults) with its stratified bootstrap CI, over the envs both ran."""
-    default, rows = default_method(), []
+def versus(counted: dict[tuple[str, int], dict[str, list[float]]], baseline_of: Callable[[str], str | None]
+           ) -> list[dict[str, Any]]:
+    """Each method against its baseline (`baseline_of(method)`; None: not compared) at the same label budget:
+    rliable's probability of improvement P(method > baseline) with its stratified bootstrap CI, over the envs both
+    ran."""
+    rows = []
     for (name, labels), per_env in sorted(counted.items()):
-        base = counted.get((default, labels))
-        if name == default or parts[name][0] != "oracle" or base is None:
-            continue
-        common = sorted(t for t in per_env if t in base)
+        baseline = baseline_of(name)
+        base = counted.get((baseline, labels)) if baseline is not None else None
+        common = sorted(t for t in per_env if base is not None and t in base)
         if not common:
             continue
         point, low, high = probability_of_improvement(per_env, base)
-        rows.append({"method": name, "labels": labels, "envs": common, "runs": sum(len(per_env[t]) for t in common),
-                     "default_runs": sum(len(base[t]) for t in common), "poi": point, "ci95": [low, high]})
+        rows.append({"method": name, "baseline": baseline, "labels": labels, "envs": common,
+                     "runs": sum(len(per_env[t]) for t in common), "baseline_runs": sum(len(base[t]) for t in common),
+                     "poi": point, "ci95": [low, high]})
     return rows
+
+
+def versus_default(counted: dict[tuple[str, int], dict[str, list[float]]],
+                   parts: dict[str, tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """Each method with the oracle's labels against prefrl's defaults (`versus`)."""
+    default = default_method()
+    return versus(counted, lambda name: default if name != default and parts[name][0] == "oracle" else None)
+
+
+def versus_plain(counted: dict[tuple[str, int], dict[str, list[float]]],
+                 parts: dict[str, tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """Each label screening or label-noise floor against plain Bradley-Terry under the same teacher and otherwise the
+    same method (`versus`)."""
+    plain = {(teacher, base): name for name, (teacher, robust, base) in parts.items() if robust == "none"}
+    return versus(counted, lambda name: plain.get((parts[name][0], parts[name][2])) if parts[name][1] != "none"
+                  else None)
+
+
+def _versus_table(rows: list[dict[str, Any]], first: list[str], cells: Callable[[dict[str, Any]], list[Any]],
+                  against: str) -> list[str]:
+    return markdown_table([*first, "labels", "envs", f"runs (method / {against})", f"P(method > {against})",
+                           "95% CI"],
+                          [[*cells(v), v["labels"], len(v["envs"]), f"{v['runs']} / {v['baseline_runs']}",
+                            f"{v['poi']:.2f}", f"[{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]"] for v in rows])
 
 
 def versus_markdown(versus: list[dict[str, Any]]) -> list[str]:
     if not versus:
         return []
     return ["", f"## Against prefrl's defaults ({default_method()}): probability of improvement", "",
-            *markdown_table(["method", "labels", "envs", "runs (method / defaults)", "P(method > defaults)", "95% CI"],
-                            [[v["method"], v["labels"], len(v["envs"]), f"{v['runs']} / {v['default_runs']}",
-                              f"{v['poi']:.2f}", f"[{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]"] for v in versus]),
+            *_versus_table(versus, ["method"], lambda v: [v["method"]], "defaults"),
             "", "rliable's average probability of improvement (Agarwal et al. 2021): per env, the chance that a run of "
             "the method ends above a run of the defaults with the same labels (ties count half), averaged over the "
             "envs both ran; 95% CI from a bootstrap that resamples each method's runs within each env. An interval "
@@ -133,7 +158,7 @@ def noisy_table(rows: list[dict[str, Any]], parts: dict[str, tuple[str, str, str
             for (env, teacher, labels, base), by in sorted(groups.items())]
 
 
-def noisy_markdown(noisy: list[dict[str, Any]]) -> list[str]:
+def noisy_markdown(noisy: list[dict[str, Any]], screened: list[dict[str, Any]]) -> list[str]:
     if not noisy:
         return []
     kinds = sorted({k for n in noisy for k in n["robust"]}, key=lambda k: (k != "none", k))
@@ -145,7 +170,11 @@ def noisy_markdown(noisy: list[dict[str, Any]]) -> list[str]:
             *markdown_table(["env", "teacher", "labels", "method", *heads, "oracle labels"], table), "",
             f"Each teacher's runs with plain Bradley-Terry and with each screening of the labels (`--robust`) or "
             f"label-noise floor (`--label-noise`), beside the same method with the oracle's answers. "
-            f"Target: {NOISY_TARGET}."]
+            f"Target: {NOISY_TARGET}.",
+            *(["", "Each screening or floor against plain Bradley-Terry under the same teacher, run against run (the "
+               "probability of improvement, as above):", "",
+               *_versus_table(screened, ["method", "plain Bradley-Terry"], lambda v: [v["method"], v["baseline"]],
+                              "plain")] if screened else [])]
 
 
 def task(spec: dict[str, Any]) -> str:
@@ -229,10 +258,11 @@ def summarize(results: Path, command: str, aggregate_envs: list[str] | None = No
         aggregate.append({"method": name, "labels": labels, "envs": sorted(per_env),
                           "runs": sum(len(v) for v in per_env.values()), "iqm": point, "ci95": [low, high]})
     noisy = noisy_table(rows, parts)
-    versus = versus_default(counted, parts)
+    versus, screened = versus_default(counted, parts), versus_plain(counted, parts)
     envs = sorted({env_of[t] for per_env in counted.values() for t in per_env})
     summary = {"command": command, "target": TARGET, "default_method": default_method(), "aggregate_envs": envs,
-               "rows": rows, "aggregate": aggregate, "versus_default": versus, "noisy": noisy, "claims": claims}
+               "rows": rows, "aggregate": aggregate, "versus_default": versus, "noisy": noisy,
+               "screening_versus_plain": screened, "claims": claims}
     write_json(results / "efficiency_summary.json", summary)
     lines = ["# Feedback efficiency: preference PPO / true-reward PPO", "", f"Command: `{command}`", "",
              "Score = final true return / mean final true return of PPO on the true reward (same env and steps, all of "
@@ -262,7 +292,7 @@ def summarize(results: Path, command: str, aggregate_envs: list[str] | None = No
              *(["", "env (arguments): the preference runs and the true-reward runs they are scored against both ran "
                 "with these env and learner arguments (`mujoco_sweep.py --env-kwargs`, `--algo-kwargs`)."]
                if any(settings(r["spec"]) for r in records) else []),
-             *noisy_markdown(noisy),
+             *noisy_markdown(noisy, screened),
              "", "Also: `efficiency.png` (score against the label budget) and `efficiency_profile.png` (the share of "
              "runs above each score, the aggregate's envs and seeds)."]
     (results / "efficiency.md").write_text("\n".join(lines) + "\n")

@@ -328,7 +328,7 @@ def efficiency_default() -> str:
 def efficiency_versus() -> str:
     """Each option with the oracle's labels against prefrl's defaults: rliable's probability of improvement."""
     summary = _load("efficiency/efficiency_summary.json")
-    rows = [[v["method"], str(v["labels"]), str(len(v["envs"])), f"{v['runs']} / {v['default_runs']}",
+    rows = [[v["method"], str(v["labels"]), str(len(v["envs"])), f"{v['runs']} / {v['baseline_runs']}",
              f"{v['poi']:.2f} [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]"] for v in summary["versus_default"]]
     return _table(["method", "labels", "envs", "runs (method / defaults)", "P(method > defaults) [95% CI]"], rows) + (
         f"\n\nThe chance that a run of the method ends above a run of prefrl's defaults (`{summary['default_method']}`)"

@@ -450,16 +450,22 @@ def test_efficiency_compares_each_oracle_method_with_the_defaults(tmp_path):
         record(100, "policy_aligned", seed, qpa, **default)
         record(100, "uniform", seed, plain)
         record(100, "uniform", seed, qpa, teacher="mistake0.3", **default)  # another teacher: not against the oracle's
+        record(100, "uniform", seed, [85, 95, 75][seed], teacher="mistake0.3", robust="rime", **default)  # but this
         record(200, "policy_aligned", seed, qpa, **default)  # no defaults' runs at 200 labels: nothing to compare
     assert efficiency.main(["--results-dir", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "efficiency_summary.json").read_text())
     versus = {(v["method"], v["labels"]): v for v in summary["versus_default"]}
     assert sorted(versus) == [("policy_aligned, inputs obs+act+act_sq", 100), ("uniform", 100)]
     qpa = versus["policy_aligned, inputs obs+act+act_sq", 100]
-    assert (qpa["poi"], qpa["ci95"], qpa["runs"], qpa["default_runs"]) == (1.0, [1.0, 1.0], 3, 3)
+    assert (qpa["poi"], qpa["ci95"], qpa["runs"], qpa["baseline_runs"]) == (1.0, [1.0, 1.0], 3, 3)
     # plain uniform's 55 / 65 / 40 above the defaults' 50 / 60 / 70 in 1 + 2 + 0 of 9 pairs
     assert versus["uniform", 100]["poi"] == pytest.approx(3 / 9) and versus["uniform", 100]["envs"] == ["A-v0"]
     assert "| uniform | 100 | 1 | 3 / 3 | 0.33 |" in (tmp_path / "efficiency.md").read_text()
+    # a screening against plain Bradley-Terry under the same teacher: 85 / 95 / 75 above 80 / 90 / 100 in 3 of 9 pairs
+    (rime,) = summary["screening_versus_plain"]
+    assert (rime["method"], rime["baseline"]) == ("uniform, mistake0.3, rime, inputs obs+act+act_sq",
+                                                  "uniform, mistake0.3, inputs obs+act+act_sq")
+    assert rime["poi"] == pytest.approx(3 / 9) and rime["baseline_runs"] == 3
 
 
 def test_efficiency_summary_from_sweep_records(tmp_path, capsys):
