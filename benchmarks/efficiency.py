@@ -22,11 +22,11 @@ of `--aggregate-envs` (default: every env with records; the committed summary co
 Hopper, HalfCheetah, Walker2d and Ant, and shows Swimmer per env only); each method with the oracle's answers
 against prefrl's defaults at the same label budget, over the same envs: rliable's probability of improvement
 P(method > defaults) with a 95% stratified bootstrap CI (`versus_default` in the summary); per (env, method,
-labels): mean ± sample std (ddof=1) over seeds. Claim checked per env and method: score >= 0.9 with the oracle teacher (prefrl's target
-at 200 labels, checked here at every budget run), >= 0.8 with a teacher that flips answers. Each teacher that flips
-answers gets a table of its own (`noisy` in the summary): per env and label budget, plain Bradley-Terry beside each
-label screening, and the same method with the oracle's answers; and each screening against plain Bradley-Terry under
-the same teacher, as a probability of improvement (`screening_versus_plain`).
+labels): mean ± sample std (ddof=1) over seeds. Claim checked per env and method: score >= 0.9 with the oracle
+teacher (prefrl's target at 200 labels, checked here at every budget run), >= 0.8 with a teacher that flips answers.
+Each teacher that flips answers gets a table of its own (`noisy` in the summary): per env and label budget, plain
+Bradley-Terry beside each label screening, and the same method with the oracle's answers; and each screening against
+plain Bradley-Terry under the same teacher, as a probability of improvement (`screening_versus_plain`).
 
 Writes `<results-dir>/efficiency_summary.json`, `efficiency.md`, `efficiency.png` (score vs label budget: the IQM
 over envs with its CI, then one panel per env, one line per method, ± the sample std over seeds as error bars and
