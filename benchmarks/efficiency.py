@@ -21,7 +21,8 @@ labels): the IQM of the runs' scores with a 95% stratified bootstrap CI (strata 
 of `--aggregate-envs` (default: every env with records; the committed summary counts prefrl's four target envs,
 Hopper, HalfCheetah, Walker2d and Ant, and shows Swimmer per env only); each method with the oracle's answers
 against prefrl's defaults at the same label budget, over the same envs: rliable's probability of improvement
-P(method > defaults) with a 95% stratified bootstrap CI (`versus_default` in the summary); per (env, method,
+P(method > defaults) with a 95% stratified bootstrap CI (`versus_default` in the summary), and the defaults against
+true-reward PPO's own runs the same way (`default_versus_true_reward`); per (env, method,
 labels): mean ± sample std (ddof=1) over seeds. Claim checked per env and method: score >= 0.9 with the oracle
 teacher (prefrl's target at 200 labels, checked here at every budget run), >= 0.8 with a teacher that flips answers.
 Each teacher that flips answers gets a table of its own (`noisy` in the summary): per env and label budget, plain
@@ -69,6 +70,7 @@ from prefrl.runs.sweep import (  # noqa: E402
 
 TARGET = 0.9  # oracle labels
 NOISY_TARGET = 0.8  # a teacher that flips answers
+TRUE_REWARD = "true-reward PPO"
 
 
 def method(spec: dict[str, Any]) -> str:
@@ -127,11 +129,11 @@ def _versus_table(rows: list[dict[str, Any]], first: list[str], cells: Callable[
                             f"{v['poi']:.2f}", f"[{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]"] for v in rows])
 
 
-def versus_markdown(versus: list[dict[str, Any]]) -> list[str]:
-    if not versus:
+def versus_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
         return []
     return ["", f"## Against prefrl's defaults ({default_method()}): probability of improvement", "",
-            *_versus_table(versus, ["method"], lambda v: [v["method"]], "defaults"),
+            *_versus_table(rows, ["method"], lambda v: [v["method"]], "defaults"),
             "", "rliable's average probability of improvement (Agarwal et al. 2021): per env, the chance that a run of "
             "the method ends above a run of the defaults with the same labels (ties count half), averaged over the "
             "envs both ran; 95% CI from a bootstrap that resamples each method's runs within each env. An interval "
@@ -258,10 +260,17 @@ def summarize(results: Path, command: str, aggregate_envs: list[str] | None = No
         aggregate.append({"method": name, "labels": labels, "envs": sorted(per_env),
                           "runs": sum(len(v) for v in per_env.values()), "iqm": point, "ci95": [low, high]})
     noisy = noisy_table(rows, parts)
-    versus, screened = versus_default(counted, parts), versus_plain(counted, parts)
+    beside_default, screened = versus_default(counted, parts), versus_plain(counted, parts)
+    # true-reward PPO's runs scored as the preference runs are (their own return over their mean): run against run
+    true_runs = {t: [v / float(np.mean(base[t])) for v in base[t]] for t in env_of if t in base}
+    labels_run = sorted({labels for _, labels in counted})
+    default = default_method()
+    against_true = versus({**counted, **{(TRUE_REWARD, n): true_runs for n in labels_run}},
+                          lambda name: TRUE_REWARD if name == default else None)
     envs = sorted({env_of[t] for per_env in counted.values() for t in per_env})
     summary = {"command": command, "target": TARGET, "default_method": default_method(), "aggregate_envs": envs,
-               "rows": rows, "aggregate": aggregate, "versus_default": versus, "noisy": noisy,
+               "rows": rows, "aggregate": aggregate, "versus_default": beside_default,
+               "default_versus_true_reward": against_true, "noisy": noisy,
                "screening_versus_plain": screened, "claims": claims}
     write_json(results / "efficiency_summary.json", summary)
     lines = ["# Feedback efficiency: preference PPO / true-reward PPO", "", f"Command: `{command}`", "",
@@ -271,7 +280,11 @@ def summarize(results: Path, command: str, aggregate_envs: list[str] | None = No
              *markdown_table(["method", "labels", "envs", "runs", "IQM", "95% CI"],
                              [[a["method"], a["labels"], len(a["envs"]), a["runs"], f"{a['iqm']:.2f}",
                                f"[{a['ci95'][0]:.2f}, {a['ci95'][1]:.2f}]"] for a in aggregate]),
-             *versus_markdown(versus),
+             *versus_markdown(beside_default),
+             *(["", f"Run against run, prefrl's defaults against {TRUE_REWARD} (its runs scored as the preference "
+                 "runs are): P(defaults > true reward) "
+                 + "; ".join(f"{v['labels']} labels {v['poi']:.2f} [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]"
+                             for v in against_true) + "."] if against_true else []),
              "", "## Per env (mean ± sample std over seeds)", "",
              *markdown_table(["env", "method", "labels", "true return", "score", "target", "met"],
                              [[r["env"], r["method"], r["labels"], mean_std_text(r["true_return_mean"],

@@ -461,6 +461,9 @@ def test_efficiency_compares_each_oracle_method_with_the_defaults(tmp_path):
     # plain uniform's 55 / 65 / 40 above the defaults' 50 / 60 / 70 in 1 + 2 + 0 of 9 pairs
     assert versus["uniform", 100]["poi"] == pytest.approx(3 / 9) and versus["uniform", 100]["envs"] == ["A-v0"]
     assert "| uniform | 100 | 1 | 3 / 3 | 0.33 |" in (tmp_path / "efficiency.md").read_text()
+    # the defaults against true-reward PPO's own runs (100 / 100 / 100: each scored 1.0), run against run
+    (true,) = summary["default_versus_true_reward"]
+    assert (true["baseline"], true["labels"], true["poi"], true["baseline_runs"]) == ("true-reward PPO", 100, 0.0, 3)
     # a screening against plain Bradley-Terry under the same teacher: 85 / 95 / 75 above 80 / 90 / 100 in 3 of 9 pairs
     (rime,) = summary["screening_versus_plain"]
     assert (rime["method"], rime["baseline"]) == ("uniform, mistake0.3, rime, inputs obs+act+act_sq",
