@@ -90,7 +90,7 @@ def versus(counted: dict[tuple[str, int], dict[str, list[float]]], baseline_of: 
            ) -> list[dict[str, Any]]:
     """Each method against its baseline (`baseline_of(method)`; None: not compared) at the same label budget:
     rliable's probability of improvement P(method > baseline) with its stratified bootstrap CI, over the envs both
-    ran."""
+    ran, and each env's own (`per_env`, point estimates)."""
     rows = []
     for (name, labels), per_env in sorted(counted.items()):
         baseline = baseline_of(name)
@@ -101,7 +101,8 @@ def versus(counted: dict[tuple[str, int], dict[str, list[float]]], baseline_of: 
         point, low, high = probability_of_improvement(per_env, base)
         rows.append({"method": name, "baseline": baseline, "labels": labels, "envs": common,
                      "runs": sum(len(per_env[t]) for t in common), "baseline_runs": sum(len(base[t]) for t in common),
-                     "poi": point, "ci95": [low, high]})
+                     "poi": point, "ci95": [low, high],
+                     "per_env": {t: probability_of_improvement({t: per_env[t]}, {t: base[t]}, reps=1)[0] for t in common}})
     return rows
 
 

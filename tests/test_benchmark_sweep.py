@@ -460,6 +460,7 @@ def test_efficiency_compares_each_oracle_method_with_the_defaults(tmp_path):
     assert (qpa["poi"], qpa["ci95"], qpa["runs"], qpa["baseline_runs"]) == (1.0, [1.0, 1.0], 3, 3)
     # plain uniform's 55 / 65 / 40 above the defaults' 50 / 60 / 70 in 1 + 2 + 0 of 9 pairs
     assert versus["uniform", 100]["poi"] == pytest.approx(3 / 9) and versus["uniform", 100]["envs"] == ["A-v0"]
+    assert versus["uniform", 100]["per_env"] == {"A-v0": pytest.approx(3 / 9)}
     assert "| uniform | 100 | 1 | 3 / 3 | 0.33 |" in (tmp_path / "efficiency.md").read_text()
     # the defaults against true-reward PPO's own runs (100 / 100 / 100: each scored 1.0), run against run
     (true,) = summary["default_versus_true_reward"]
