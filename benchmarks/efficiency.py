@@ -27,7 +27,8 @@ labels): mean ± sample std (ddof=1) over seeds. Claim checked per env and metho
 teacher (prefrl's target at 200 labels, checked here at every budget run), >= 0.8 with a teacher that flips answers.
 Each teacher that flips answers gets a table of its own (`noisy` in the summary): per env and label budget, plain
 Bradley-Terry beside each label screening, and the same method with the oracle's answers; and each screening against
-plain Bradley-Terry under the same teacher, as a probability of improvement (`screening_versus_plain`).
+plain Bradley-Terry under the same teacher, as a probability of improvement (`screening_versus_plain`). Last, how
+many runs fell back from a peak, preference and true-reward runs apart (`falls`).
 
 Writes `<results-dir>/efficiency_summary.json`, `efficiency.md`, `efficiency.png` (score vs label budget: the IQM
 over envs with its CI, then one panel per env, one line per method, ± the sample std over seeds as error bars and
@@ -56,6 +57,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from benchmarks.mujoco_sweep import is_baseline, screen, settings, unscreened, variants  # noqa: E402
+from benchmarks.stall_diagnosis import FELL_BACK, TOOK_OFF  # noqa: E402
 from prefrl.core.data import write_json  # noqa: E402
 from prefrl.reward.model import DEFAULT_INPUTS  # noqa: E402
 from prefrl.runs.config import TrainConfig  # noqa: E402
@@ -180,6 +182,36 @@ def noisy_markdown(noisy: list[dict[str, Any]], screened: list[dict[str, Any]]) 
                               "plain")] if screened else [])]
 
 
+def falls(records: list[dict[str, Any]], base: dict[str, list[float]]) -> dict[str, dict[str, list[int]]]:
+    """Runs that fell back from a peak, per kind ("preference", "true reward") and task: [falls, runs with an
+    evaluation history]. A run fell back where its final return is below FELL_BACK of its best evaluation and that
+    best reached TOOK_OFF of its task's mean true-reward return (`stall_diagnosis.py`'s words)."""
+    out: dict[str, dict[str, list[int]]] = {"preference": {}, "true reward": {}}
+    for r in records:
+        spec, metrics = r["spec"], r["metrics"]
+        history = [h["true_return"] for h in metrics.get("history") or []]
+        if not history or task(spec) not in base or (spec["labels"] == 0 and not is_baseline(spec)):
+            continue
+        peak = max(history)
+        fell = peak >= TOOK_OFF * float(np.mean(base[task(spec)])) and metrics["true_return"] < FELL_BACK * peak
+        cell = out["true reward" if spec["labels"] == 0 else "preference"].setdefault(task(spec), [0, 0])
+        cell[0] += int(fell)
+        cell[1] += 1
+    return out
+
+
+def falls_markdown(fell: dict[str, dict[str, list[int]]]) -> list[str]:
+    if not any(fell.values()):
+        return []
+    tally = lambda kind: ", ".join(f"{t} {f} of {n}" for t, (f, n) in sorted(fell[kind].items()))  # noqa: E731
+    total = lambda kind: [sum(c[i] for c in fell[kind].values()) for i in (0, 1)]  # noqa: E731
+    return ["", "## Falls from a peak", "",
+            f"Runs whose final true return is below {FELL_BACK} of their best evaluation, that best at least "
+            f"{TOOK_OFF} of their env's mean true-reward return: preference runs (every method and teacher) "
+            f"{'{} of {}'.format(*total('preference'))} ({tally('preference')}); true-reward PPO "
+            f"{'{} of {}'.format(*total('true reward'))} ({tally('true reward')})."]
+
+
 def task(spec: dict[str, Any]) -> str:
     """The env a run's score is measured on, with its env and learner arguments where set
     (`Ant-v5 (log_std_init=-1)`): each is scored against true-reward runs of the same env and arguments."""
@@ -262,6 +294,7 @@ def summarize(results: Path, command: str, aggregate_envs: list[str] | None = No
                           "runs": sum(len(v) for v in per_env.values()), "iqm": point, "ci95": [low, high]})
     noisy = noisy_table(rows, parts)
     beside_default, screened = versus_default(counted, parts), versus_plain(counted, parts)
+    fell = falls(records, base)
     # true-reward PPO's runs scored as the preference runs are (their own return over their mean): run against run
     true_runs = {t: [v / float(np.mean(base[t])) for v in base[t]] for t in env_of if t in base}
     labels_run = sorted({labels for _, labels in counted})
@@ -272,7 +305,7 @@ def summarize(results: Path, command: str, aggregate_envs: list[str] | None = No
     summary = {"command": command, "target": TARGET, "default_method": default_method(), "aggregate_envs": envs,
                "rows": rows, "aggregate": aggregate, "versus_default": beside_default,
                "default_versus_true_reward": against_true, "noisy": noisy,
-               "screening_versus_plain": screened, "claims": claims}
+               "screening_versus_plain": screened, "falls": fell, "claims": claims}
     write_json(results / "efficiency_summary.json", summary)
     lines = ["# Feedback efficiency: preference PPO / true-reward PPO", "", f"Command: `{command}`", "",
              "Score = final true return / mean final true return of PPO on the true reward (same env and steps, all of "
@@ -307,6 +340,7 @@ def summarize(results: Path, command: str, aggregate_envs: list[str] | None = No
                 "with these env and learner arguments (`mujoco_sweep.py --env-kwargs`, `--algo-kwargs`)."]
                if any(settings(r["spec"]) for r in records) else []),
              *noisy_markdown(noisy, screened),
+             *falls_markdown(fell),
              "", "Also: `efficiency.png` (score against the label budget) and `efficiency_profile.png` (the share of "
              "runs above each score, the aggregate's envs and seeds)."]
     (results / "efficiency.md").write_text("\n".join(lines) + "\n")

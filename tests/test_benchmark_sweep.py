@@ -472,6 +472,30 @@ def test_efficiency_compares_each_oracle_method_with_the_defaults(tmp_path):
     assert rime["poi"] == pytest.approx(3 / 9) and rime["baseline_runs"] == 3
 
 
+def test_efficiency_counts_falls_from_a_peak(tmp_path):
+    from benchmarks import efficiency
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    evals = lambda *xs: [{"env_steps": 1000 * (i + 1), "true_return": x} for i, x in enumerate(xs)]  # noqa: E731
+    cases = [  # (labels, history, final): the true-reward runs' mean is 100
+        (0, evals(50, 100), 100), (0, evals(50, 100), 100),
+        (100, evals(20, 90, 50), 50),  # fell: 50 < 0.6 * 90 and 90 >= 0.6 * 100
+        (100, evals(20, 50, 20), 20),  # never took off: its best 50 < 60
+        (100, evals(20, 90, 60), 60),  # held: 60 >= 0.6 * 90
+        (100, [], 10),  # no history: not counted
+    ]
+    for i, (labels, history, final) in enumerate(cases):
+        (runs / f"r{i}.json").write_text(json.dumps({
+            "format_version": 1, "run_id": f"r{i}", "status": "ok",
+            "spec": {"env": "A-v0", "labels": labels, "sampler": "uniform" if labels else "-", "seed": i},
+            "metrics": {"true_return": final, "history": history}}))
+    assert efficiency.main(["--results-dir", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "efficiency_summary.json").read_text())
+    assert summary["falls"] == {"preference": {"A-v0": [1, 3]}, "true reward": {"A-v0": [0, 2]}}
+    assert "preference runs (every method and teacher) 1 of 3 (A-v0 1 of 3)" in (tmp_path / "efficiency.md").read_text()
+
+
 def test_efficiency_summary_from_sweep_records(tmp_path, capsys):
     from benchmarks import efficiency
 
