@@ -62,6 +62,7 @@ from prefrl.core.data import write_json  # noqa: E402
 from prefrl.reward.model import DEFAULT_INPUTS  # noqa: E402
 from prefrl.runs.config import TrainConfig  # noqa: E402
 from prefrl.runs.sweep import (  # noqa: E402
+    chance_above,
     markdown_table,
     mean_std_text,
     probability_of_improvement,
@@ -104,7 +105,7 @@ def versus(counted: dict[tuple[str, int], dict[str, list[float]]], baseline_of: 
         rows.append({"method": name, "baseline": baseline, "labels": labels, "envs": common,
                      "runs": sum(len(per_env[t]) for t in common), "baseline_runs": sum(len(base[t]) for t in common),
                      "poi": point, "ci95": [low, high],
-                     "per_env": {t: probability_of_improvement({t: per_env[t]}, {t: base[t]}, reps=1)[0] for t in common}})
+                     "per_env": {t: chance_above(per_env[t], base[t]) for t in common}})
     return rows
 
 

@@ -415,7 +415,7 @@ def test_iqm_and_stratified_bootstrap():
 
 
 def test_probability_of_improvement_per_task_then_averaged():
-    from prefrl.runs.sweep import probability_of_improvement
+    from prefrl.runs.sweep import chance_above, probability_of_improvement
 
     # task a: X above Y in 3 of 4 run pairs; task b: every X run ties every Y run (half); task c: only X ran
     point, low, high = probability_of_improvement({"a": [2.0, 0.0], "b": [1.0, 1.0], "c": [9.0]},
@@ -424,6 +424,7 @@ def test_probability_of_improvement_per_task_then_averaged():
     assert low <= point <= high and 0.25 <= low and high <= 0.75  # task b is 0.5 in every resample
     assert probability_of_improvement({"a": [3.0, 4.0]}, {"a": [1.0, 2.0]}) == (1.0, 1.0, 1.0)
     assert probability_of_improvement({"a": [1.0, 2.0]}, {"a": [3.0, 4.0]})[0] == 0.0
+    assert chance_above([2.0, 0.0], [1.0, -1.0]) == 0.75 and chance_above([1.0], [1.0, 1.0]) == 0.5
     with pytest.raises(ValueError, match="no task with runs of both"):
         probability_of_improvement({"a": [1.0]}, {"b": [1.0]})
 

@@ -238,15 +238,17 @@ def probability_of_improvement(x: dict[str, list[float]], y: dict[str, list[floa
     if not tasks:
         raise ValueError(f"no task with runs of both methods (X: {sorted(x)}, Y: {sorted(y)})")
     pairs = [(np.asarray(x[t], dtype=np.float64), np.asarray(y[t], dtype=np.float64)) for t in tasks]
-
-    def poi(samples: list[tuple[np.ndarray, np.ndarray]]) -> float:
-        return float(np.mean([((a[:, None] > b[None, :]) + 0.5 * (a[:, None] == b[None, :])).mean()
-                              for a, b in samples]))
-
+    poi = lambda samples: float(np.mean([chance_above(a, b) for a, b in samples]))  # noqa: E731
     rng = np.random.default_rng(seed)
     draw = lambda v: v[rng.integers(0, v.size, v.size)]  # noqa: E731
     stats = np.array([poi([(draw(a), draw(b)) for a, b in pairs]) for _ in range(reps)])
     return (poi(pairs), *_percentiles(stats, level))
+
+
+def chance_above(a: Iterable[float], b: Iterable[float]) -> float:
+    """On one task: the share of (a run of a, a run of b) pairs where a's run scores higher, ties counting half."""
+    a, b = np.asarray(list(a), dtype=np.float64), np.asarray(list(b), dtype=np.float64)
+    return float(((a[:, None] > b[None, :]) + 0.5 * (a[:, None] == b[None, :])).mean())
 
 
 def mean_or_none(values: Iterable[Any]) -> float | None:
