@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 from prefrl.core.data import write_json  # noqa: E402
 from prefrl.reward.model import RewardModel  # noqa: E402
 from prefrl.runs.sweep import markdown_table, read_record  # noqa: E402
+from prefrl.sb3.callback import STATE_FILE, LoopState  # noqa: E402
 from prefrl.sb3.envs import make_env  # noqa: E402
 from prefrl.sb3.policies import record_demos  # noqa: E402
 
@@ -65,16 +65,12 @@ def episodes_of(env_id: str, run_dir: Path, n: int, seed: int) -> list[Any]:
 def last_refit(run_dir: Path) -> int | None:
     """Env steps (the random warm-up included, as the evaluation history counts them) at the run's last reward fit;
     None where the run directory keeps no loop state."""
-    path = run_dir / "pref_state.json"
-    if not path.is_file():
-        return None
+    state = LoopState.load(run_dir)  # a fresh state where there is none; a corrupt file refused by name
     try:
-        state = json.loads(path.read_text())
-        fits = [int(f["env_steps"]) for f in state.get("fit_reports", [])]
-        warmup = int(state.get("warmup_steps", 0))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path} is corrupt: {exc}") from exc
-    return max(fits) + warmup if fits else None
+        fits = [int(f["env_steps"]) for f in state.fit_reports]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{run_dir / STATE_FILE} is corrupt: {exc}") from exc
+    return max(fits) + state.warmup_steps if fits else None
 
 
 def scored(reward: RewardModel, episodes: list[Any]) -> dict[str, float]:
