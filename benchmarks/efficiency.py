@@ -57,7 +57,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from benchmarks.mujoco_sweep import is_baseline, screen, settings, unscreened, variants  # noqa: E402
-from benchmarks.stall_diagnosis import FELL_BACK, TOOK_OFF  # noqa: E402
+from benchmarks.stall_diagnosis import FELL_BACK, TOOK_OFF, course  # noqa: E402
 from prefrl.core.data import write_json  # noqa: E402
 from prefrl.reward.model import DEFAULT_INPUTS  # noqa: E402
 from prefrl.runs.config import TrainConfig  # noqa: E402
@@ -186,16 +186,16 @@ def noisy_markdown(noisy: list[dict[str, Any]], screened: list[dict[str, Any]]) 
 def falls(records: list[dict[str, Any]], base: dict[str, list[float]]) -> dict[str, dict[str, list[int]]]:
     """Runs that fell back from a peak, per kind ("preference", "true reward") and task: [falls, runs with an
     evaluation history]. A run fell back where its final return is below FELL_BACK of its best evaluation and that
-    best reached TOOK_OFF of its task's mean true-reward return (`stall_diagnosis.py`'s words)."""
+    best reached TOOK_OFF of its task's mean true-reward return (`stall_diagnosis.course`, that mean as reference)."""
     out: dict[str, dict[str, list[int]]] = {"preference": {}, "true reward": {}}
     for r in records:
-        spec, metrics = r["spec"], r["metrics"]
+        spec, metrics, t = r["spec"], r["metrics"], task(r["spec"])
         history = [h["true_return"] for h in metrics.get("history") or []]
-        if not history or task(spec) not in base or (spec["labels"] == 0 and not is_baseline(spec)):
+        if not history or t not in base or (spec["labels"] == 0 and not is_baseline(spec)):
             continue
-        peak = max(history)
-        fell = peak >= TOOK_OFF * float(np.mean(base[task(spec)])) and metrics["true_return"] < FELL_BACK * peak
-        cell = out["true reward" if spec["labels"] == 0 else "preference"].setdefault(task(spec), [0, 0])
+        row = {"peak": max(history + [metrics["true_return"]]), "final": metrics["true_return"]}
+        fell = course(row, ref_true=float(np.mean(base[t]))).startswith("fell back")
+        cell = out["true reward" if spec["labels"] == 0 else "preference"].setdefault(t, [0, 0])
         cell[0] += int(fell)
         cell[1] += 1
     return out
