@@ -7,7 +7,8 @@
 teachers of `prefrl.feedback.teachers`, or one with its rate set (`mistake0.3`: 30% of answers flipped);
 `--robust none,rime` runs each preference configuration without and with RIME's label screening (`--rime-grace 0,1`:
 RIME's own screen, and one that judges a label only after a fit has trained on it), `--label-noise 0,0.6` with
-plain Bradley-Terry and with its label-noise floor (a share of the answers modelled as coin flips), and
+plain Bradley-Terry and with its label-noise floor (a share of the answers modelled as coin flips; `fit`: that share
+learned from the held-out labels at every fit, `prefrl train --estimate-label-noise`), and
 `--surf none,0.95` without and with SURF (pseudo-labels where the reward is 95% sure, temporal crops), and
 `--pretrain 0,30000` without and with PEBBLE's pre-training (30000 env steps on a state-entropy reward before the
 first labels; the true-reward baseline too, as the control, scored against the baseline without it), and
@@ -130,6 +131,9 @@ class RunSpec:
     None: prefrl's default, `every` when the option came."""
     rune: float = 0.0
     """RUNE's exploration bonus on the learned reward (`prefrl train --rune`, with its default decay); 0: off."""
+    fit_noise: bool = False
+    """The label-noise floor learned from the held-out labels after every fit, from `label_noise`
+    (`prefrl train --estimate-label-noise`)."""
 
     @property
     def input_kinds(self) -> list[str]:
@@ -154,6 +158,7 @@ class RunSpec:
         robust = "" if self.robust == "none" else f"__{self.robust}"
         robust += f"__grace{self.rime_grace}" if self.rime_grace else ""
         robust += f"__ln{self.label_noise:g}" if self.label_noise else ""
+        robust += "__lnfit" if self.fit_noise else ""
         robust += "" if self.surf is None else f"__surf{self.surf:g}"
         robust += pre + ("" if self.holdout is None else f"__ho{self.holdout:g}")
         robust += "" if self.upfront is None else f"__up{self.upfront:g}"
@@ -281,6 +286,16 @@ def _share(option: str, token: str, top_included: bool = False) -> float | None:
     return value
 
 
+def _noise(token: str) -> tuple[float, bool]:
+    """A label-noise floor and whether it is fitted: `fit` (learned from 0), or a share in [0, 1) (`default`: 0)."""
+    if token == "fit":
+        return 0.0, True
+    try:
+        return _share("label-noise", token) or 0.0, False
+    except ValueError:
+        raise ValueError(f"--label-noise value {token!r} is invalid: expected default, fit or a share in [0, 1)") from None
+
+
 def _inputs(token: str) -> str:
     """Input kinds joined by +, in RewardModel's order; `default`: prefrl's (DEFAULT_INPUTS). obs+act, the default
     of every run before the option existed, is "", so those runs keep their ids and rows."""
@@ -316,7 +331,7 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
         check_choice("reward-renormalize", r, ("default", *RENORMALIZE_TAGS))
     pretrains = _int_list("pretrain", args.pretrain, allow_zero=True)
     graces = _int_list("rime-grace", args.rime_grace, allow_zero=True)
-    noises = [_share("label-noise", t) or 0.0 for t in args.label_noise.split(",")]
+    noises = [_noise(t) for t in args.label_noise.split(",")]
     runes = [_bonus(t) for t in args.rune.split(",")]
     screens = [(r, g) for r in robust for g in graces if r == "rime" or g == 0]
     labels = _int_list("labels", args.labels, allow_zero=True)
@@ -334,16 +349,16 @@ def parse_specs(args: argparse.Namespace) -> list[RunSpec]:
     specs: list[RunSpec] = []
     for env in envs:
         for n in labels:
-            combos = ([("-", "-", ("none", 0), 0.0, None, pre, None, None, "", None, 0.0) for pre in pretrains]
+            combos = ([("-", "-", ("none", 0), (0.0, False), None, pre, None, None, "", None, 0.0) for pre in pretrains]
                       if n == 0 else
                       [(t, s, r, ln, u, pre, h, up, i, None if rn == "default" else rn, b) for t in teachers
                        for s in samplers for r in screens for ln in noises for u in surfs for pre in pretrains
                        for h in holdouts for up in upfronts for i in inputs for rn in renorms for b in runes])
-            for teacher, sampler, (rob, grace), noise, surf, pre, holdout, upfront, inp, renorm, rune in combos:
+            for teacher, sampler, (rob, grace), (noise, fit), surf, pre, holdout, upfront, inp, renorm, rune in combos:
                 for seed in seeds:
                     specs.append(RunSpec(env, args.algo, n, teacher, sampler, seed, steps, segment_len, rob, surf,
                                          pre, algo_kwargs, holdout, env_text, upfront, inp, n_envs, grace, noise,
-                                         renorm, rune))
+                                         renorm, rune, fit))
     return specs
 
 
@@ -363,6 +378,7 @@ def make_task(spec: RunSpec, results: Path, runs_dir: Path) -> Task:
         **({"n_envs": spec.n_envs} if spec.n_envs != 1 else {}),
         **({"rime_grace": spec.rime_grace} if spec.rime_grace else {}),
         **({"label_noise": spec.label_noise} if spec.label_noise else {}),
+        **({"estimate_label_noise": True} if spec.fit_noise else {}),
         **({"reward_renormalize": spec.renormalize} if spec.renormalize is not None else {}),
         **({"rune": spec.rune} if spec.rune else {}),
     ))
@@ -375,7 +391,8 @@ def record_path(results: Path, spec: RunSpec) -> Path:
 
 
 # -------------------------------------------------------------------- aggregate
-ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "rime_grace", "label_noise", "surf", "pretrain",
+ROW_KEYS = ("env", "algo", "method", "teacher", "sampler", "robust", "rime_grace", "label_noise", "fit_noise", "surf",
+            "pretrain",
             "holdout", "upfront", "inputs", "renormalize", "rune", "labels", "steps", "segment_len", "algo_kwargs", "env_kwargs",
             "n_envs")
 """What makes runs one summary row (all but the seed)."""
@@ -401,7 +418,8 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
     def order(fields: dict[str, Any]) -> tuple[Any, ...]:
         return (fields["env"], fields["env_kwargs"], fields["labels"], fields["teacher"], fields["sampler"],
-                fields["robust"], fields["rime_grace"], fields["label_noise"], fields["surf"] or 0, fields["pretrain"],
+                fields["robust"], fields["rime_grace"], fields["label_noise"], fields["fit_noise"], fields["surf"] or 0,
+                fields["pretrain"],
                 fields["n_envs"], fields["algo_kwargs"],
                 -1 if fields["holdout"] is None else fields["holdout"], -1 if fields["upfront"] is None else fields["upfront"],
                 fields["inputs"], fields["renormalize"] or "", fields["rune"])
@@ -434,7 +452,7 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-SCREENING = ("robust", "rime_grace", "label_noise")
+SCREENING = ("robust", "rime_grace", "label_noise", "fit_noise")
 """The fields of a spec that `screen` puts in words: how the labels were distrusted."""
 
 
@@ -445,11 +463,13 @@ def unscreened(row: dict[str, Any]) -> dict[str, Any]:
 
 def screen(row: dict[str, Any]) -> str:
     """A row's (or spec's) label screening in words: `none`, `rime`, or `rime grace 1` with a grace fit for new
-    labels; `label noise 0.6` where the Bradley-Terry model took that share of answers for coin flips."""
-    grace, noise = row.get("rime_grace"), row.get("label_noise")
+    labels; `label noise 0.6` where the Bradley-Terry model took that share of answers for coin flips, `label noise
+    fitted` where that share was learned from the held-out labels at every fit (`fitted from 0.2`: starting there)."""
+    grace, noise, fit = row.get("rime_grace"), row.get("label_noise"), row.get("fit_noise")
     words = row.get("robust", "none") + (f" grace {grace}" if grace else "")
-    if noise:
-        words = ("" if words == "none" else f"{words}, ") + f"label noise {noise:g}"
+    if noise or fit:
+        floor = (f"fitted from {noise:g}" if noise else "fitted") if fit else f"{noise:g}"
+        words = ("" if words == "none" else f"{words}, ") + f"label noise {floor}"
     return words
 
 
@@ -600,7 +620,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rime-grace", default="0", help="with rime: fits a new label is trusted before the screen judges "
                    "it, 0 (RIME's own screen) and/or more, comma-separated")
     p.add_argument("--label-noise", default="0", help="share of answers the Bradley-Terry model takes for coin flips "
-                   "(prefrl train --label-noise): 0 (none) and/or shares in [0, 1), comma-separated")
+                   "(prefrl train --label-noise): 0 (none) and/or shares in [0, 1), and/or fit (learned from the held-out "
+                   "labels at every fit, prefrl train --estimate-label-noise), comma-separated")
     p.add_argument("--surf", default="none", help="SURF in the preference runs: none, or its confidence threshold "
                                                   "(e.g. 0.95), or several (none,0.95)")
     p.add_argument("--pretrain", default="0", help="PEBBLE pre-training steps before the first labels (or the true "

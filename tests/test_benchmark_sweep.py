@@ -156,19 +156,25 @@ def test_a_rime_grace_period_is_named_apart_and_only_screened_runs_get_it(tmp_pa
 
 def test_a_label_noise_floor_is_named_apart_reaches_the_run_and_refuses_a_bad_share(tmp_path, capsys):
     args = sweep.build_parser().parse_args(["--envs", ENV, "--labels", "0,50", "--teachers", "mistake0.3",
-                                            "--label-noise", "0,0.6", "--seeds", "0"])
+                                            "--label-noise", "0,0.6,fit", "--seeds", "0"])
     specs = sweep.parse_specs(args)
     configs = {s.run_id: sweep.make_task(s, tmp_path, tmp_path).config for s in specs}
     env = ENV.replace('/', '_')
     assert {k: c["label_noise"] for k, c in configs.items()} == {  # the baseline has no labels to doubt
         f"{env}__ppo__true__s300000__seed0": 0.0,
         f"{env}__ppo__mistake0.3__uniform__L50__H50__s300000__seed0": 0.0,
-        f"{env}__ppo__mistake0.3__uniform__ln0.6__L50__H50__s300000__seed0": 0.6}
+        f"{env}__ppo__mistake0.3__uniform__ln0.6__L50__H50__s300000__seed0": 0.6,
+        f"{env}__ppo__mistake0.3__uniform__lnfit__L50__H50__s300000__seed0": 0.0}
+    fitted = {k for k, c in configs.items() if c["estimate_label_noise"]}
+    assert fitted == {f"{env}__ppo__mistake0.3__uniform__lnfit__L50__H50__s300000__seed0"}
     floor = next(s for s in specs if s.label_noise)
     assert sweep.queries(asdict(floor)) == "uniform + label noise 0.6"
+    assert sweep.queries(asdict(next(s for s in specs if s.fit_noise))) == "uniform + label noise fitted"
+    assert sweep.unscreened(asdict(next(s for s in specs if s.fit_noise)))["fit_noise"] is False
     assert sweep.screen({"robust": "rime", "rime_grace": 1, "label_noise": 0.1}) == "rime grace 1, label noise 0.1"
+    assert sweep.screen({"robust": "none", "label_noise": 0.2, "fit_noise": True}) == "label noise fitted from 0.2"
     assert sweep.main(["--envs", ENV, "--labels", "50", "--label-noise", "1", "--results-dir", str(tmp_path)]) == 2
-    assert "--label-noise value '1' is invalid: expected default or a share in [0, 1)" in capsys.readouterr().err
+    assert "--label-noise value '1' is invalid: expected default, fit or a share in [0, 1)" in capsys.readouterr().err
 
 
 def test_runes_bonus_is_named_apart_reaches_the_run_and_refuses_a_bad_weight(tmp_path, capsys):

@@ -85,6 +85,37 @@ def test_bt_noise_bounds_loss():
     approx(loss[0], -math.log(noise / 2 + (1 - noise) * 0.0), tol=1e-9)
 
 
+def test_label_noise_estimate_is_the_floor_the_loss_likes_best_at_the_best_scale():
+    """The estimate is where the Bradley-Terry loss on the scores scaled by a common factor is lowest (checked on a
+    grid of floors and scales): twice a teacher's flip rate whether the scores are confident or shrunk (as a reward
+    trained on flipped answers without a floor shrinks them), 0 where no answer contradicts them, `max_noise` where the
+    answers are coin flips; bad labels are refused by name."""
+    gen = torch.Generator().manual_seed(0)
+    delta = torch.randn(4000, generator=gen, dtype=F64) * 6.0  # a confident reward
+    truth = (delta > 0).double()
+    flipped = torch.rand(4000, generator=gen, dtype=F64) < 0.3
+    labels = torch.where(flipped, 1.0 - truth, truth)
+    zeros = torch.zeros_like(delta)
+    got = L.label_noise_estimate(delta, zeros, labels)
+    floors, scales = torch.linspace(0.0, 0.8, 161, dtype=F64), 2.0 ** (torch.arange(-48, 49, dtype=F64) / 8)
+    loss = torch.tensor([[float(L.bradley_terry_loss(c * delta, zeros, labels, noise=float(f))) for c in scales]
+                         for f in floors])
+    assert got == pytest.approx(float(floors[loss.min(1).values.argmin()]), abs=0.006)
+    assert got == pytest.approx(2 * float(flipped.double().mean()), abs=0.05)
+    assert L.label_noise_estimate(delta / 20, zeros, labels) == pytest.approx(got, abs=0.02)  # shrunk: the same
+    assert float(L.bradley_terry_loss(delta / 20, zeros, labels, noise=got)) > float(
+        L.bradley_terry_loss(delta / 20, zeros, labels))  # where at its own scale no floor would help
+    assert L.label_noise_estimate(delta, zeros, truth) == 0.0
+    coin = (torch.rand(4000, generator=gen, dtype=F64) < 0.5).double()
+    assert L.label_noise_estimate(delta, zeros, coin, max_noise=0.5) == 0.5
+    with pytest.raises(ValueError, match="label must lie in \\[0, 1\\]"):
+        L.label_noise_estimate(delta[:2], zeros[:2], t(1.0, float("nan")))
+    with pytest.raises(ValueError, match="label shape \\(3,\\) must match the scores' \\(2,\\)"):
+        L.label_noise_estimate(delta[:2], zeros[:2], t(1.0, 0.0, 1.0))
+    with pytest.raises(ValueError, match="at least one labelled pair"):
+        L.label_noise_estimate(zeros[:0], zeros[:0], zeros[:0])
+
+
 def test_bt_per_example_tensor_label_and_margin_and_reductions():
     a, b = t(1.0, 2.0, 0.0), t(0.0, 0.0, 0.0)
     labels = t(1.0, 0.0, 0.5)

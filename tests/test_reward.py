@@ -346,6 +346,41 @@ def test_rime_screens_out_the_flipped_answers_and_keeps_the_stored_labels():
         RewardTrainer(model, robust="rim")
 
 
+def test_a_fitted_label_noise_floor_finds_the_teachers_mistakes_and_survives_a_resume(tmp_path):
+    """With estimate_label_noise every fit sets the next one's floor from its held-out pairs: near twice the flip rate
+    for a teacher that flips 30% of its answers, near 0 for the oracle; the floor is reported, saved with the loop's
+    state and restored (a trainer that does not estimate keeps its own)."""
+    from prefrl.sb3.callback import LoopState
+
+    rng = np.random.default_rng(0)
+    clean = _oracle_dataset(rng, 700)
+    noisy = clean.subset(np.arange(len(clean)))
+    wrong = rng.random(len(noisy)) < 0.3
+    noisy.labels[wrong] = 1.0 - noisy.labels[wrong]
+    floors = {}
+    for name, ds in (("oracle", clean), ("mistake0.3", noisy)):
+        trainer = RewardTrainer(RewardModel(OBS, ACT, ensemble_size=3, inputs=("obs", "act"), seed=0), seed=0,
+                                estimate_label_noise=True)
+        reports = [trainer.fit(ds) for _ in range(3)]
+        assert [r.label_noise for r in reports][-1] == trainer.label_noise
+        floors[name] = trainer.label_noise
+    assert floors["oracle"] < 0.1 and 0.4 < floors["mistake0.3"] <= 0.8, floors
+    fixed = RewardTrainer(RewardModel(OBS, ACT, ensemble_size=3, inputs=("obs", "act"), seed=0), seed=0,
+                          label_noise=0.2)
+    assert fixed.fit(noisy).label_noise == 0.2 and fixed.label_noise == 0.2  # set by hand: never estimated
+
+    LoopState(labels_asked=len(noisy), trainer=trainer.resume_state()).save(tmp_path)
+    fresh = RewardTrainer(RewardModel(OBS, ACT, ensemble_size=3, seed=0), seed=0, estimate_label_noise=True)
+    fresh.restore(LoopState.load(tmp_path).trainer)
+    assert fresh.label_noise == trainer.label_noise
+    fixed.restore(LoopState.load(tmp_path).trainer)
+    assert fixed.label_noise == 0.2
+    with pytest.raises(ValueError, match="label_noise 1.5: expected a share in \\[0, 1\\)"):
+        fresh.restore({"label_noise": 1.5})
+    with pytest.raises(ValueError, match="max_label_noise 1: expected a share in \\[0, 1\\)"):
+        RewardTrainer(RewardModel(OBS, ACT, seed=0), estimate_label_noise=True, max_label_noise=1)
+
+
 def test_rime_threshold_trusts_all_at_first_and_flips_only_confident_contradictions():
     from prefrl.reward.trainer import RimeFilter
 

@@ -52,6 +52,18 @@ def test_surf_run_pseudo_labels_its_own_segments_at_every_fit(tmp_path):
     assert json.loads((out / "config.json").read_text())["surf"] == 0.9
 
 
+def test_a_fitted_label_noise_floor_is_learned_from_a_mistaken_teachers_answers(tmp_path):
+    """`--estimate-label-noise`: every fit reports the floor the next one trains with, learned from the held-out
+    labels, and the loop's state keeps it for a resumed run."""
+    out, _ = _train(tmp_path, "fit", "--env", "prefrl/PointMassFall-v0", "--labels", "120", "--steps", "4000",
+                    "--segment-len", "25", "--num-queries", "4", "--evals", "1", "--eval-episodes", "2",
+                    "--teacher", "mistake", "--teacher-kwargs", "mistake=0.3", "--estimate-label-noise")
+    state = json.loads((out / "pref_state.json").read_text())
+    floors = [f["label_noise"] for f in state["fit_reports"]]
+    assert len(floors) >= 3 and floors[-1] == state["trainer"]["label_noise"] > 0.2, floors
+    assert json.loads((out / "config.json").read_text())["estimate_label_noise"] is True
+
+
 def test_rune_run_gives_its_policy_the_bonus_and_a_resumed_run_goes_on_where_it_faded(tmp_path):
     """`--rune`: the training env's learned reward carries RUNE's bonus (the evaluation env's does not); a resumed
     run's bonus starts at the learner's step count, not at full weight again."""

@@ -41,6 +41,7 @@ __all__ = [
     "check_loss_combination",
     "dpo_loss",
     "dpo_rewards",
+    "label_noise_estimate",
     "ml_irl_loss",
     "modpo_loss",
     "pseudo_label_loss",
@@ -226,6 +227,53 @@ def bradley_terry_loss(
     log_p_b = _log_bt_prob(-(delta + margin), noise)
     loss = -(label_t * log_p_a + (1.0 - label_t) * log_p_b)
     return _reduce(loss, reduction)
+
+
+def label_noise_estimate(score_a: Tensor, score_b: Tensor, label: Tensor, *, max_noise: float = 0.8) -> float:
+    """The label-noise floor under which `label` is likeliest given the scores up to their scale: the
+    maximum-likelihood ``noise`` in [0, max_noise] of ``bradley_terry_loss`` on ``c * score_a, c * score_b``, fitted
+    together with a common scale ``c`` > 0 (searched on a grid from 1/64 to 64).
+
+    The scale is what makes the floor identifiable from a reward trained without one: such a reward takes a teacher's
+    flips in by shrinking its differences (so that no pair is ever very sure), and under its own scale no floor adds
+    anything. Scaled up, its confident pairs show what share of answers still contradicts them. For each scale the
+    log-likelihood is a sum of logs of functions linear in ``noise``, hence concave in it: its maximum is 0 where the
+    slope at 0 is not positive, ``max_noise`` where the slope there is not negative, else the slope's one root, found
+    by bisection. On pairs the scores were not fitted to, the floor counts the answers the scores cannot explain: a
+    teacher's flipped answers (a flip rate m gives 2m) and the model's own errors. ``max_noise`` < 1 keeps a floor that
+    the scores still move (at 1 the loss no longer depends on them).
+    """
+    _check_number("max_noise", max_noise, 0.0, 1.0)
+    _check_pair(score_a, score_b, "score_a", "score_b")
+    if label.shape != score_a.shape:
+        raise ValueError(f"label shape {tuple(label.shape)} must match the scores' {tuple(score_a.shape)}")
+    y = label.detach().double().flatten()
+    if y.numel() == 0:
+        raise ValueError("a label-noise estimate needs at least one labelled pair, got none")
+    if bool(torch.isnan(y).any()) or bool(((y < 0) | (y > 1)).any()):
+        raise ValueError(f"label must lie in [0, 1] everywhere (no NaN), got min {y.min().item()!r}, "
+                         f"max {y.max().item()!r}")
+    scales = 2.0 ** (torch.arange(-48, 49, dtype=torch.float64) / 8)  # (C,): 1/64 .. 64
+    s = torch.sigmoid(scales[:, None] * (score_a - score_b).detach().double().flatten())  # (C, N): P(a) without a floor
+
+    def prob(noise: Tensor) -> Tensor:  # P(a preferred) per scale and pair, kept off 0 and 1
+        return (noise[:, None] / 2 + (1 - noise[:, None]) * s).clamp(1e-300, 1 - 1e-16)
+
+    def slope(noise: Tensor) -> Tensor:  # d log-likelihood / d noise per scale; dP/dnoise = 1/2 - s
+        p = prob(noise)
+        return ((0.5 - s) * (y / p - (1 - y) / (1 - p))).sum(1)
+
+    least, most = torch.zeros(len(scales), dtype=torch.float64), torch.full((len(scales),), float(max_noise),
+                                                                          dtype=torch.float64)
+    low, high = least, most
+    for _ in range(50):  # the root to 2^-50 of max_noise, where there is one
+        mid = (low + high) / 2
+        up = slope(mid) > 0
+        low, high = torch.where(up, mid, low), torch.where(up, high, mid)
+    noise = torch.where(slope(least) <= 0, least, torch.where(slope(most) >= 0, most, (low + high) / 2))
+    p = prob(noise)
+    loglik = (y * p.log() + (1 - y) * (1 - p).log()).sum(1)
+    return float(noise[loglik.argmax()])
 
 
 def pseudo_label_loss(

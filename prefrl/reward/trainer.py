@@ -38,6 +38,7 @@ class FitReport:
     distrusted: int = 0  # training pairs left out of this fit as likely mislabelled (robust="rime")
     flipped: int = 0  # training pairs trained on with their answer reversed for this fit (robust="rime")
     pseudo_labelled: float = math.nan  # share of the unlabelled pairs given a pseudo-label in the last epoch (SURF)
+    label_noise: float = 0.0  # the label-noise floor of the next fit (estimate_label_noise: from this fit's held-out pairs)
 
 
 HOLDOUT = 1 / math.e
@@ -196,7 +197,10 @@ class RewardTrainer:
 
     Against noisy teachers, `robust="rime"` screens the training pairs at every epoch with `RimeFilter`
     (distrusted pairs sit out, confidently contradicted ones are trained on reversed); `label_noise` is the
-    loss core's other remedy, a floor on the predicted preference (B-Pref's mistake rate). With few labels,
+    loss core's other remedy, a floor on the predicted preference (B-Pref's mistake rate). A teacher's mistake rate is
+    rarely known: with `estimate_label_noise`, every fit sets the next fit's floor to the one under which its held-out
+    labels are likeliest (`losses.label_noise_estimate`, at most `max_label_noise`), starting from `label_noise`; the
+    held-out pairs were not fitted, so the floor counts the answers the reward cannot explain. With few labels,
     `surf` (a `Surf`) adds pseudo-labelled pairs of unlabelled segments and temporal crops to the same epochs.
 
     `renormalize_inputs` (RENORMALIZE): standardize the reward's inputs from the fit's data at `every` fit (the
@@ -216,6 +220,8 @@ class RewardTrainer:
         patience: int = 5,
         weight_decay: float = 1e-4,
         label_noise: float = 0.0,
+        estimate_label_noise: bool = False,
+        max_label_noise: float = 0.8,
         holdout_fraction: float = HOLDOUT,
         fit_accuracy: float = 0.97,
         seed: int = 0,
@@ -241,7 +247,10 @@ class RewardTrainer:
         check_share("holdout_fraction", holdout_fraction)
         if not 0 < fit_accuracy <= 1:
             raise ValueError(f"fit_accuracy {fit_accuracy!r}: expected a share in (0, 1]")
+        check_share("label_noise", label_noise)
+        check_share("max_label_noise", max_label_noise)
         self.weight_decay, self.label_noise, self.holdout_fraction = weight_decay, label_noise, holdout_fraction
+        self.estimate_label_noise, self.max_label_noise = bool(estimate_label_noise), max_label_noise
         self.fit_accuracy = fit_accuracy
         self.seed, self.rng = seed, np.random.default_rng(seed)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -283,9 +292,11 @@ class RewardTrainer:
 
     def resume_state(self) -> dict:
         """What a resumed run needs to go on where this trainer stands (plain JSON values): the tuned L2 weight, the
-        number of labels at each fit so far (RIME's grace period counts them), and RIME's running statistics."""
+        label-noise floor (estimated, with estimate_label_noise), the number of labels at each fit so far (RIME's
+        grace period counts them), and RIME's running statistics."""
         rime = None if self.rime is None else {k: getattr(self.rime, k) for k in RIME_STATISTICS}
-        return {"weight_decay": self.weight_decay, "fit_sizes": list(self.fit_sizes), "rime": rime}
+        return {"weight_decay": self.weight_decay, "label_noise": self.label_noise, "fit_sizes": list(self.fit_sizes),
+                "rime": rime}
 
     def restore(self, state: dict) -> None:
         """Go on from `resume_state()`'s values (keys it lacks keep this trainer's own, e.g. a state saved before
@@ -293,6 +304,10 @@ class RewardTrainer:
         try:
             if state.get("weight_decay") is not None:
                 self.weight_decay = float(state["weight_decay"])
+            if self.estimate_label_noise and state.get("label_noise") is not None:
+                noise = float(state["label_noise"])
+                check_share("label_noise", noise)
+                self.label_noise = noise
             self.fit_sizes = [int(n) for n in state.get("fit_sizes", self.fit_sizes)]
             if self.rime is not None and state.get("rime"):
                 stats = {k: type(getattr(self.rime, k))(state["rime"][k]) for k in RIME_STATISTICS}
@@ -383,9 +398,10 @@ class RewardTrainer:
         val_loss, val_acc = pairs.evaluate(model, val, self.label_noise) if n_val else (math.nan, math.nan)
         train_loss, _ = pairs.evaluate(model, torch.as_tensor(train), self.label_noise)
         self._tune_weight_decay(val_loss if n_val else math.nan, train_loss)
+        self._estimate_label_noise(pairs, val)
         model.set_output_normalization(pairs.real_features, "absorbing" if pairs.has_absorbing else "mean")
         return FitReport(epoch, train_loss, val_loss, val_acc, n, self.weight_decay, time.perf_counter() - t0, pair_updates,
-                         distrusted=distrusted, flipped=flipped, pseudo_labelled=pseudo)
+                         distrusted=distrusted, flipped=flipped, pseudo_labelled=pseudo, label_noise=self.label_noise)
 
     def _screen(self, pairs: _PairTensors, train: np.ndarray) -> tuple[_PairTensors, np.ndarray, int, int]:
         """With robust="rime": the pairs with this fit's labels (the reversed ones reversed), the training pairs to
@@ -422,6 +438,15 @@ class RewardTrainer:
             keep = self.inputs_fixed and self.renormalize_inputs == "preserve"
             self.model.set_input_normalization(real_features, keep_function=keep)
             self.inputs_fixed = True
+
+    def _estimate_label_noise(self, pairs: _PairTensors, val: torch.Tensor) -> None:
+        """With estimate_label_noise: the next fit's floor, the likeliest one for the held-out pairs `val` under the
+        reward as this fit left it (no change without held-out pairs)."""
+        if self.estimate_label_noise and len(val):
+            with torch.no_grad():
+                ra = self.model.segment_returns(pairs.features_a[val], pairs.mask_a[val]).mean(0)
+                rb = self.model.segment_returns(pairs.features_b[val], pairs.mask_b[val]).mean(0)
+            self.label_noise = losses.label_noise_estimate(ra, rb, pairs.y[val], max_noise=self.max_label_noise)
 
     def _tune_weight_decay(self, val_loss: float, train_loss: float) -> None:
         """Keep held-out loss within 1.1-1.5x the training loss (no change without held-out pairs)."""
@@ -538,6 +563,7 @@ class RewardTrainer:
             train_loss, _ = pairs.evaluate(model, torch.as_tensor(train), self.label_noise)
             if self.pref_fit == "converge":
                 self._tune_weight_decay(val_loss, train_loss)
+            self._estimate_label_noise(pairs, torch.as_tensor(val))
         policy_side = real[1:]  # what the policy visits: its own data and the labelled segments
         terminations = bool((policy_segments.mask == 0).any()) or (use_pairs and pairs.has_absorbing)
         if self.demo_zero == "absorbing":
@@ -546,7 +572,7 @@ class RewardTrainer:
             zero = "mean" if self.demo_zero == "policy" else "raw"
         model.set_output_normalization(np.concatenate(policy_side), zero)
         return FitReport(epochs, train_loss, val_loss, val_acc, n, self.weight_decay,
-                         time.perf_counter() - t0, pair_updates, gap, distrusted, flipped, pseudo)
+                         time.perf_counter() - t0, pair_updates, gap, distrusted, flipped, pseudo, self.label_noise)
 
 
 @dataclass

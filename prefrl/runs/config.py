@@ -137,6 +137,9 @@ class TrainConfig:
     label_noise: float = 0.0
     """The Bradley-Terry loss's floor: the model's preference is mixed with this share of coin flips (0 = plain; a
     teacher that flips a share m of its answers is matched by 2m)."""
+    estimate_label_noise: bool = False
+    """Learn the floor from the labels: after every reward fit, the next fit's floor is the one under which the held-out
+    labels are likeliest (starting from --label-noise; for a teacher whose mistake rate is not known)."""
     reward_holdout: float = HOLDOUT
     """Share of the labels held out of reward training for early stopping and the L2 tuning (Christiano et al.:
     1/e); 0 trains on every label, until each member ranks 97% of its pairs right (PEBBLE, B-Pref)."""

@@ -177,6 +177,7 @@ def build_feedback(config: TrainConfig, out: Path, reward_model: RewardModel, te
                             renormalize_inputs=config.reward_renormalize, absorbing_lr=config.demo_absorbing_lr,
                             demo_zero=config.demo_zero, pref_fit=config.pref_fit, robust=config.robust,
                             rime_grace=config.rime_grace, label_noise=config.label_noise,
+                            estimate_label_noise=config.estimate_label_noise,
                             holdout_fraction=config.reward_holdout,
                             surf=Surf(threshold=config.surf) if config.surf is not None else None)
     if state.fitted and trainer.renormalize_inputs != "every":
