@@ -328,7 +328,8 @@ def summarize(results: Path, command: str, aggregate_envs: list[str] | None = No
                                "yes" if r["ratio_mean"] >= target(r["teacher"]) else "no"] for r in rows]),
              "", "method: the query sampler, then where not the defaults the teacher (mistakeP: a share P of answers "
              "flipped), the label screening (rime; rime grace N: a label judged only after N fits) or the "
-             "Bradley-Terry model's label-noise floor (label noise P), SURF (surf T: pseudo-labels where the reward is "
+             "Bradley-Terry model's label-noise floor (label noise P; label noise fitted: learned from the held-out labels "
+             "at every fit), SURF (surf T: pseudo-labels where the reward is "
              "T sure) and "
              "PEBBLE's pre-training (pretrain N: N env steps on a state-entropy reward before the first labels), and "
              "the share of labels held out of reward training where not 1/e (holdout 0: every label trained on), and the "

@@ -443,9 +443,7 @@ class RewardTrainer:
         """With estimate_label_noise: the next fit's floor, the likeliest one for the held-out pairs `val` under the
         reward as this fit left it (no change without held-out pairs)."""
         if self.estimate_label_noise and len(val):
-            with torch.no_grad():
-                ra = self.model.segment_returns(pairs.features_a[val], pairs.mask_a[val]).mean(0)
-                rb = self.model.segment_returns(pairs.features_b[val], pairs.mask_b[val]).mean(0)
+            ra, rb = pairs.mean_returns(self.model, val)
             self.label_noise = losses.label_noise_estimate(ra, rb, pairs.y[val], max_noise=self.max_label_noise)
 
     def _tune_weight_decay(self, val_loss: float, train_loss: float) -> None:
@@ -606,10 +604,14 @@ class _PairTensors:
         )
 
     @torch.no_grad()
-    def evaluate(self, model: RewardModel, idx: torch.Tensor, noise: float) -> tuple[float, float]:
+    def mean_returns(self, model: RewardModel, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ensemble's mean returns of both sides of the pairs at idx."""
         ra = model.segment_returns(self.features_a[idx], self.mask_a[idx]).mean(0)
         rb = model.segment_returns(self.features_b[idx], self.mask_b[idx]).mean(0)
-        return _loss_and_accuracy(ra, rb, self.y[idx], noise)
+        return ra, rb
+
+    def evaluate(self, model: RewardModel, idx: torch.Tensor, noise: float) -> tuple[float, float]:
+        return _loss_and_accuracy(*self.mean_returns(model, idx), self.y[idx], noise)
 
     @torch.no_grad()
     def member_accuracy(self, model: RewardModel, idx: torch.Tensor, weights: torch.Tensor) -> float:
