@@ -162,6 +162,13 @@ def check_aihf_weights(pref_weight: Number, demo_weight: Number) -> tuple[float,
 # --------------------------------------------------------------------------- Bradley-Terry
 
 
+def _check_labels(label: Tensor) -> None:
+    """Refuse preference labels outside [0, 1], naming their range (NaN fails both comparisons: tested apart)."""
+    if bool(torch.isnan(label).any()) or bool(((label < 0) | (label > 1)).any()):
+        raise ValueError(f"label must lie in [0, 1] everywhere (no NaN), got min {label.min().item()!r}, "
+                         f"max {label.max().item()!r}")
+
+
 def _log_bt_prob(x: Tensor, noise: float) -> Tensor:
     """log(noise/2 + (1-noise)*sigmoid(x)), computed stably."""
     if noise == 0.0:
@@ -209,12 +216,7 @@ def bradley_terry_loss(
     delta = score_a - score_b
 
     if isinstance(label, Tensor):
-        # NaN fails both comparisons, so test for it explicitly.
-        if bool(torch.isnan(label).any()) or bool(((label < 0) | (label > 1)).any()):
-            raise ValueError(
-                f"label must lie in [0, 1] everywhere (no NaN), got min {label.min().item()!r}, "
-                f"max {label.max().item()!r}"
-            )
+        _check_labels(label)
         label_t = label.to(dtype=delta.dtype, device=delta.device)
         _check_pair(delta, label_t, "score difference", "label")
     else:
@@ -250,9 +252,7 @@ def label_noise_estimate(score_a: Tensor, score_b: Tensor, label: Tensor, *, max
     y = label.detach().double().flatten()
     if y.numel() == 0:
         raise ValueError("a label-noise estimate needs at least one labelled pair, got none")
-    if bool(torch.isnan(y).any()) or bool(((y < 0) | (y > 1)).any()):
-        raise ValueError(f"label must lie in [0, 1] everywhere (no NaN), got min {y.min().item()!r}, "
-                         f"max {y.max().item()!r}")
+    _check_labels(y)
     scales = 2.0 ** (torch.arange(-48, 49, dtype=torch.float64) / 8)  # (C,): 1/64 .. 64
     s = torch.sigmoid(scales[:, None] * (score_a - score_b).detach().double().flatten())  # (C, N): P(a) without a floor
 
