@@ -357,17 +357,23 @@ def test_a_fitted_label_noise_floor_finds_the_teachers_mistakes_and_survives_a_r
     noisy = clean.subset(np.arange(len(clean)))
     wrong = rng.random(len(noisy)) < 0.3
     noisy.labels[wrong] = 1.0 - noisy.labels[wrong]
-    floors = {}
+    floors, intervals = {}, {}
     for name, ds in (("oracle", clean), ("mistake0.3", noisy)):
         trainer = RewardTrainer(RewardModel(OBS, ACT, ensemble_size=3, inputs=("obs", "act"), seed=0), seed=0,
                                 estimate_label_noise=True)
         reports = [trainer.fit(ds) for _ in range(3)]
         assert [r.label_noise for r in reports][-1] == trainer.label_noise
+        assert all(r.label_noise_low - 0.01 <= r.label_noise <= r.label_noise_high + 0.01 for r in reports)
         floors[name] = trainer.label_noise
+        intervals[name] = (reports[-1].label_noise_low, reports[-1].label_noise_high)
     assert floors["oracle"] < 0.1 and 0.4 < floors["mistake0.3"] <= 0.8, floors
+    # clean labels pin the floor near 0; 258 held-out pairs of the flipping teacher leave it open far above 0
+    assert intervals["oracle"][1] < 0.1 and intervals["mistake0.3"][1] > 0.4, intervals
     fixed = RewardTrainer(RewardModel(OBS, ACT, ensemble_size=3, inputs=("obs", "act"), seed=0), seed=0,
                           label_noise=0.2)
-    assert fixed.fit(noisy).label_noise == 0.2 and fixed.label_noise == 0.2  # set by hand: never estimated
+    report = fixed.fit(noisy)
+    assert report.label_noise == 0.2 and fixed.label_noise == 0.2  # set by hand: never estimated
+    assert math.isnan(report.label_noise_low) and math.isnan(report.label_noise_high)
 
     LoopState(labels_asked=len(noisy), trainer=trainer.resume_state()).save(tmp_path)
     fresh = RewardTrainer(RewardModel(OBS, ACT, ensemble_size=3, seed=0), seed=0, estimate_label_noise=True)

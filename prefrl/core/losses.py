@@ -42,6 +42,8 @@ __all__ = [
     "dpo_loss",
     "dpo_rewards",
     "label_noise_estimate",
+    "label_noise_interval",
+    "label_noise_profile",
     "ml_irl_loss",
     "modpo_loss",
     "pseudo_label_loss",
@@ -231,6 +233,10 @@ def bradley_terry_loss(
     return _reduce(loss, reduction)
 
 
+LABEL_NOISE_SCALES = 2.0 ** (torch.arange(-48, 49, dtype=torch.float64) / 8)  # label_noise_estimate's scales: 1/64 .. 64
+CHI2_95 = 3.841458820694124  # the 95% quantile of chi-square with one degree of freedom
+
+
 def label_noise_estimate(score_a: Tensor, score_b: Tensor, label: Tensor, *, max_noise: float = 0.8) -> float:
     """The label-noise floor under which `label` is likeliest given the scores up to their scale: the
     maximum-likelihood ``noise`` in [0, max_noise] of ``bradley_terry_loss`` on ``c * score_a, c * score_b``, fitted
@@ -246,15 +252,9 @@ def label_noise_estimate(score_a: Tensor, score_b: Tensor, label: Tensor, *, max
     the scores still move (at 1 the loss no longer depends on them).
     """
     _check_number("max_noise", max_noise, 0.0, 1.0)
-    _check_pair(score_a, score_b, "score_a", "score_b")
-    if label.shape != score_a.shape:
-        raise ValueError(f"label shape {tuple(label.shape)} must match the scores' {tuple(score_a.shape)}")
-    y = label.detach().double().flatten()
-    if y.numel() == 0:
-        raise ValueError("a label-noise estimate needs at least one labelled pair, got none")
-    _check_labels(y)
-    scales = 2.0 ** (torch.arange(-48, 49, dtype=torch.float64) / 8)  # (C,): 1/64 .. 64
-    s = torch.sigmoid(scales[:, None] * (score_a - score_b).detach().double().flatten())  # (C, N): P(a) without a floor
+    delta, y = _noise_fit_inputs(score_a, score_b, label)
+    scales = LABEL_NOISE_SCALES
+    s = torch.sigmoid(scales[:, None] * delta)  # (C, N): P(a) without a floor
 
     def prob(noise: Tensor) -> Tensor:  # P(a preferred) per scale and pair, kept off 0 and 1
         return (noise[:, None] / 2 + (1 - noise[:, None]) * s).clamp(1e-300, 1 - 1e-16)
@@ -274,6 +274,47 @@ def label_noise_estimate(score_a: Tensor, score_b: Tensor, label: Tensor, *, max
     p = prob(noise)
     loglik = (y * p.log() + (1 - y) * (1 - p).log()).sum(1)
     return float(noise[loglik.argmax()])
+
+
+def label_noise_profile(score_a: Tensor, score_b: Tensor, label: Tensor, noise: Tensor) -> Tensor:
+    """The profile log-likelihood of the label-noise floor: for each floor of ``noise`` (F,), the log-likelihood of
+    ``label`` under ``bradley_terry_loss`` with that floor at its best common scale of the scores (``label_noise_estimate``'s
+    scale grid). ``label_noise_estimate`` is its maximum (off the grid); how fast it falls away says how well the labels
+    determine the floor (``label_noise_interval``)."""
+    delta, y = _noise_fit_inputs(score_a, score_b, label)
+    noise = torch.as_tensor(noise, dtype=torch.float64).flatten()
+    if noise.numel() == 0 or not bool(((noise >= 0) & (noise < 1)).all()):
+        raise ValueError(f"noise {noise.tolist()}: expected one or more floors in [0, 1)")
+    scaled = LABEL_NOISE_SCALES[:, None] * delta  # (C, N)
+    zeros, labels = torch.zeros_like(scaled), y.expand_as(scaled)
+    return torch.stack([-bradley_terry_loss(scaled, zeros, labels, noise=float(f), reduction="none").sum(1).min()
+                        for f in noise])
+
+
+def label_noise_interval(score_a: Tensor, score_b: Tensor, label: Tensor, *, max_noise: float = 0.8,
+                         step: float = 0.01) -> tuple[float, float]:
+    """The floor's 95% likelihood-ratio interval: the lowest and highest floor on a grid of ``step`` over
+    [0, max_noise] whose profile log-likelihood (``label_noise_profile``) is within 1.92 nats (half the chi-square
+    95% quantile with one degree of freedom) of the grid's best. Few or barely informative pairs give an interval
+    as wide as the range: the estimate then says little about the teacher."""
+    _check_number("max_noise", max_noise, 0.0, 1.0)
+    _check_number("step", step, 0.0, 1.0, low_open=True)
+    floors = torch.linspace(0.0, max_noise, int(round(max_noise / step)) + 1, dtype=torch.float64)
+    loglik = label_noise_profile(score_a, score_b, label, floors)
+    inside = floors[loglik >= loglik.max() - CHI2_95 / 2]
+    return float(inside.min()), float(inside.max())
+
+
+def _noise_fit_inputs(score_a: Tensor, score_b: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
+    """Score differences and labels (N,) in float64 for the label-noise floor's likelihood, bad input refused."""
+    _check_pair(score_a, score_b, "score_a", "score_b")
+    if label.shape != score_a.shape:
+        raise ValueError(f"label shape {tuple(label.shape)} must match the scores' {tuple(score_a.shape)}")
+    y = label.detach().double().flatten()
+    if y.numel() == 0:
+        raise ValueError("a label-noise estimate needs at least one labelled pair, got none")
+    _check_labels(y)
+    return (score_a - score_b).detach().double().flatten(), y
 
 
 def pseudo_label_loss(

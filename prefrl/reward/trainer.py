@@ -39,6 +39,8 @@ class FitReport:
     flipped: int = 0  # training pairs trained on with their answer reversed for this fit (robust="rime")
     pseudo_labelled: float = math.nan  # share of the unlabelled pairs given a pseudo-label in the last epoch (SURF)
     label_noise: float = 0.0  # the label-noise floor of the next fit (estimate_label_noise: from this fit's held-out pairs)
+    label_noise_low: float = math.nan  # estimate_label_noise: the floor's 95% likelihood interval on the held-out pairs
+    label_noise_high: float = math.nan
 
 
 HOLDOUT = 1 / math.e
@@ -398,10 +400,11 @@ class RewardTrainer:
         val_loss, val_acc = pairs.evaluate(model, val, self.label_noise) if n_val else (math.nan, math.nan)
         train_loss, _ = pairs.evaluate(model, torch.as_tensor(train), self.label_noise)
         self._tune_weight_decay(val_loss if n_val else math.nan, train_loss)
-        self._estimate_label_noise(pairs, val)
+        low, high = self._estimate_label_noise(pairs, val)
         model.set_output_normalization(pairs.real_features, "absorbing" if pairs.has_absorbing else "mean")
         return FitReport(epoch, train_loss, val_loss, val_acc, n, self.weight_decay, time.perf_counter() - t0, pair_updates,
-                         distrusted=distrusted, flipped=flipped, pseudo_labelled=pseudo, label_noise=self.label_noise)
+                         distrusted=distrusted, flipped=flipped, pseudo_labelled=pseudo, label_noise=self.label_noise,
+                         label_noise_low=low, label_noise_high=high)
 
     def _screen(self, pairs: _PairTensors, train: np.ndarray) -> tuple[_PairTensors, np.ndarray, int, int]:
         """With robust="rime": the pairs with this fit's labels (the reversed ones reversed), the training pairs to
@@ -439,12 +442,15 @@ class RewardTrainer:
             self.model.set_input_normalization(real_features, keep_function=keep)
             self.inputs_fixed = True
 
-    def _estimate_label_noise(self, pairs: _PairTensors, val: torch.Tensor) -> None:
+    def _estimate_label_noise(self, pairs: _PairTensors, val: torch.Tensor) -> tuple[float, float]:
         """With estimate_label_noise: the next fit's floor, the likeliest one for the held-out pairs `val` under the
-        reward as this fit left it (no change without held-out pairs)."""
-        if self.estimate_label_noise and len(val):
-            ra, rb = pairs.mean_returns(self.model, val)
-            self.label_noise = losses.label_noise_estimate(ra, rb, pairs.y[val], max_noise=self.max_label_noise)
+        reward as this fit left it (no change without held-out pairs); returns the floor's 95% likelihood interval
+        (NaN where nothing was estimated)."""
+        if not (self.estimate_label_noise and len(val)):
+            return math.nan, math.nan
+        ra, rb = pairs.mean_returns(self.model, val)
+        self.label_noise = losses.label_noise_estimate(ra, rb, pairs.y[val], max_noise=self.max_label_noise)
+        return losses.label_noise_interval(ra, rb, pairs.y[val], max_noise=self.max_label_noise)
 
     def _tune_weight_decay(self, val_loss: float, train_loss: float) -> None:
         """Keep held-out loss within 1.1-1.5x the training loss (no change without held-out pairs)."""
@@ -554,14 +560,14 @@ class RewardTrainer:
         model.eval()
         with torch.no_grad():
             gap = float(model.segment_returns(demo_x, demo_mask).mean() - model.segment_returns(policy_x, policy_mask).mean())
-        val_loss = val_acc = train_loss = math.nan
+        val_loss = val_acc = train_loss = low = high = math.nan
         if use_pairs:
             if len(val):
                 val_loss, val_acc = pairs.evaluate(model, torch.as_tensor(val), self.label_noise)
             train_loss, _ = pairs.evaluate(model, torch.as_tensor(train), self.label_noise)
             if self.pref_fit == "converge":
                 self._tune_weight_decay(val_loss, train_loss)
-            self._estimate_label_noise(pairs, torch.as_tensor(val))
+            low, high = self._estimate_label_noise(pairs, torch.as_tensor(val))
         policy_side = real[1:]  # what the policy visits: its own data and the labelled segments
         terminations = bool((policy_segments.mask == 0).any()) or (use_pairs and pairs.has_absorbing)
         if self.demo_zero == "absorbing":
@@ -570,7 +576,8 @@ class RewardTrainer:
             zero = "mean" if self.demo_zero == "policy" else "raw"
         model.set_output_normalization(np.concatenate(policy_side), zero)
         return FitReport(epochs, train_loss, val_loss, val_acc, n, self.weight_decay,
-                         time.perf_counter() - t0, pair_updates, gap, distrusted, flipped, pseudo, self.label_noise)
+                         time.perf_counter() - t0, pair_updates, gap, distrusted, flipped, pseudo, self.label_noise,
+                         low, high)
 
 
 @dataclass
