@@ -88,11 +88,13 @@ def profiles(results: Path, runs_dir: Path, pattern: str) -> dict[str, Any]:
 def markdown(summary: dict[str, Any], command: str) -> str:
     shown = [0.0, 0.2, 0.4, 0.6, 0.8]
     at = [summary["floors"].index(f) for f in shown]
-    rows = sorted(summary["runs"], key=lambda r: (r["teacher"], r["env"], r["seed"]))
-    body = [[r["env"], r["teacher"], r["seed"], r["held_out"], f"{r['held_out_accuracy']:.2f}", f"{r['estimate']:.2f}",
+    rows = sorted(summary["runs"], key=lambda r: (r["teacher"], r["env"], r["labels"], r["seed"]))
+    body = [[r["env"], r["teacher"], r["labels"], r["seed"], r["held_out"], f"{r['held_out_accuracy']:.2f}", f"{r['estimate']:.2f}",
              f"[{r['interval95'][0]:.2f}, {r['interval95'][1]:.2f}]", *(f"{r['profile'][i]:.1f}" for i in at),
              " ".join(f"{f:.2f}" for f in r["fits"])] for r in rows]
-    widths = [r["interval95"][1] - r["interval95"][0] for r in rows]
+    widths: dict[str, list[float]] = {}
+    for r in rows:
+        widths.setdefault(r["teacher"], []).append(r["interval95"][1] - r["interval95"][0])
     return "\n".join([
         "# The learned label-noise floor: how well the held-out labels determine it", "",
         f"Command: `{command}`", "",
@@ -101,10 +103,11 @@ def markdown(summary: dict[str, Any], command: str) -> str:
         f"{losses.CHI2_95 / 2:.2f} nats of the best, each at its best common scale of the scores), the profile log-likelihood "
         "against the best at floors 0-0.8, and the floors the run's fits set one after another. A teacher that flips "
         "a share m of its answers gives a floor of 2m (mistake0.3: 0.6, mistake0.1: 0.2, oracle: 0).", "",
-        *markdown_table(["env", "teacher", "seed", "held out", "accuracy", "estimate", "95% interval",
+        *markdown_table(["env", "teacher", "labels", "seed", "held out", "accuracy", "estimate", "95% interval",
                          *(f"at {f}" for f in shown), "floor fit by fit"], body), "",
-        f"Interval width: median {np.median(widths):.2f}, {sum(w >= 0.4 for w in widths)} of {len(widths)} runs "
-        "0.4 or wider.", ""])
+        "Interval width per teacher: " + "; ".join(
+            f"{teacher} median {np.median(w):.2f}, {sum(x >= 0.4 for x in w)} of {len(w)} runs 0.4 or wider"
+            for teacher, w in sorted(widths.items())) + ".", ""])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ def test_each_runs_final_estimate_is_recomputed_from_its_held_out_pairs(tmp_path
     assert 0 < row["held_out"] < row["labels"] == 40 and row["teacher"] == "mistake0.3"
     assert max(row["profile"]) == 0.0 and row["interval95"][0] <= row["estimate"] + 0.02
     assert row["estimate"] - 0.02 <= row["interval95"][1]
-    assert "| env | teacher | seed | held out |" in (results / "lnp_test.md").read_text()
+    assert "| env | teacher | labels | seed | held out |" in (results / "lnp_test.md").read_text()
     capsys.readouterr()
 
     assert lnp.main(["--runs", "nothing*", "--results-dir", str(results), "--runs-dir", str(runs)]) == 2
