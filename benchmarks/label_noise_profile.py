@@ -31,10 +31,10 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from prefrl.core import losses  # noqa: E402
-from prefrl.core.data import ComparisonDataset, write_json  # noqa: E402
+from prefrl.core.data import ComparisonDataset  # noqa: E402
 from prefrl.reward.model import RewardModel  # noqa: E402
 from prefrl.reward.trainer import RewardTrainer  # noqa: E402
-from prefrl.runs.sweep import markdown_table, read_record  # noqa: E402
+from prefrl.runs.sweep import markdown_table, read_record, write_report  # noqa: E402
 from prefrl.sb3.callback import LoopState  # noqa: E402
 from prefrl.sb3.envs import make_env  # noqa: E402
 
@@ -125,9 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     command = "python benchmarks/label_noise_profile.py" + (f" --runs '{args.runs}'" if args.runs != "*" else "") + (
         f" --name {args.name}" if args.name != "label_noise_profile" else "")
-    write_json(results / f"{args.name}.json", {"command": command, **summary})
-    (results / f"{args.name}.md").write_text(markdown(summary, command))
-    print(markdown(summary, command))
+    write_report(results, args.name, command, summary, markdown(summary, command))
     return 0
 
 

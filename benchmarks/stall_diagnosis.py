@@ -31,9 +31,8 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prefrl.core.data import write_json  # noqa: E402
 from prefrl.reward.model import RewardModel  # noqa: E402
-from prefrl.runs.sweep import markdown_table, read_record  # noqa: E402
+from prefrl.runs.sweep import markdown_table, read_record, write_report  # noqa: E402
 from prefrl.sb3.callback import STATE_FILE, LoopState  # noqa: E402
 from prefrl.sb3.envs import make_env  # noqa: E402
 from prefrl.sb3.policies import record_demos  # noqa: E402
@@ -171,9 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     command = "python benchmarks/stall_diagnosis.py --runs '" + args.runs + "'" + (
         f" --name {args.name}" if args.name != "stalls" else "")
-    write_json(results / f"{args.name}.json", {"command": command, **summary})
-    (results / f"{args.name}.md").write_text(markdown(summary, command))
-    print(markdown(summary, command))
+    write_report(results, args.name, command, summary, markdown(summary, command))
     return 0
 
 

@@ -262,6 +262,14 @@ def mean_std_text(mean: float, std: float | None, fmt: str = "{:.1f}") -> str:
     return fmt.format(mean) if std is None else f"{fmt.format(mean)} ± {fmt.format(std)}"
 
 
+def write_report(results: Path, name: str, command: str, summary: dict[str, Any], text: str) -> None:
+    """A diagnosis's outputs: `<results>/<name>.json` (the summary with the command that made it) and `<name>.md`
+    (`text`), which is also printed."""
+    write_json(results / f"{name}.json", {"command": command, **summary})
+    (results / f"{name}.md").write_text(text)
+    print(text)
+
+
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
     """Lines of a markdown table."""
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
