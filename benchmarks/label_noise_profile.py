@@ -33,7 +33,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 from prefrl.core import losses  # noqa: E402
 from prefrl.core.data import ComparisonDataset  # noqa: E402
 from prefrl.reward.model import RewardModel  # noqa: E402
-from prefrl.reward.trainer import RewardTrainer  # noqa: E402
+from prefrl.reward.trainer import RewardTrainer, evaluate_preferences, mean_segment_returns  # noqa: E402
 from prefrl.runs.sweep import markdown_table, read_record, write_report  # noqa: E402
 from prefrl.sb3.callback import LoopState  # noqa: E402
 from prefrl.sb3.envs import make_env  # noqa: E402
@@ -59,12 +59,11 @@ def run_profile(record: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     if not len(held):
         raise ValueError(f"{record['run_id']} held no pairs out ({len(dataset)} labels): nothing to profile")
     model.eval()
-    ra = torch.as_tensor(model.segment_member_returns(dataset.segments_a[held]).mean(0))
-    rb = torch.as_tensor(model.segment_member_returns(dataset.segments_b[held]).mean(0))
-    y = torch.as_tensor(dataset.labels[held], dtype=torch.float64)
+    seg_a, seg_b, labels = dataset.segments_a[held], dataset.segments_b[held], dataset.labels[held]
+    ra, rb = mean_segment_returns(model, seg_a, seg_b)
+    y = torch.as_tensor(labels, dtype=torch.float64)
     loglik = losses.label_noise_profile(ra, rb, y, torch.as_tensor(FLOORS)).numpy()
-    decided = y != 0.5
-    accuracy = float(((ra > rb)[decided] == (y[decided] > 0.5)).double().mean()) if bool(decided.any()) else float("nan")
+    _, accuracy = evaluate_preferences(model, seg_a, seg_b, labels)
     fits = [float(f["label_noise"]) for f in LoopState.load(run_dir).fit_reports if f.get("label_noise") is not None]
     low, high = losses.label_noise_interval(ra, rb, y)
     return {"run_id": record["run_id"], "env": spec["env"], "teacher": spec.get("teacher", "oracle"),

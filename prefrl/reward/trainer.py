@@ -644,11 +644,16 @@ def _loss_and_accuracy(ra: torch.Tensor, rb: torch.Tensor, y: torch.Tensor, nois
     return loss, acc
 
 
+def mean_segment_returns(model: RewardModel, seg_a: Segments, seg_b: Segments) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ensemble's mean learned return of each segment of both sides of a batch of pairs."""
+    return (torch.as_tensor(model.segment_member_returns(seg_a)).mean(0),
+            torch.as_tensor(model.segment_member_returns(seg_b)).mean(0))
+
+
 @torch.no_grad()
 def evaluate_preferences(
     model: RewardModel, seg_a: Segments, seg_b: Segments, labels: np.ndarray, noise: float = 0.0
 ) -> tuple[float, float]:
     """Bradley-Terry loss and accuracy of the ensemble's mean segment return against labels."""
-    ra = torch.as_tensor(model.segment_member_returns(seg_a)).mean(0)
-    rb = torch.as_tensor(model.segment_member_returns(seg_b)).mean(0)
-    return _loss_and_accuracy(ra, rb, torch.as_tensor(np.asarray(labels, dtype=np.float32)), noise)
+    return _loss_and_accuracy(*mean_segment_returns(model, seg_a, seg_b),
+                              torch.as_tensor(np.asarray(labels, dtype=np.float32)), noise)
