@@ -2,6 +2,8 @@
 
     python benchmarks/throughput.py                       # Hopper-v5, 2 x 100k steps per mode, ~20 min
     python benchmarks/throughput.py --env prefrl/PointMass-v0 --steps 20000 --labels 50 --repeats 1
+    python benchmarks/throughput.py --only loop --steps 300000 --labels 700 --out benchmarks/results/throughput_300k.json
+                                                           # the loop's ratios at 300k steps and 700 labels, ~35 min
     python benchmarks/throughput.py --only train          # just the whole-`prefrl train` ratio, ~12 min; merged
     python benchmarks/throughput.py --only train --n-envs 4 --out benchmarks/results/throughput_n_envs4.json
                                                            # the same on four envs each, ~6 min
@@ -13,6 +15,8 @@ Prints one JSON line and writes benchmarks/results/throughput.json:
   aggregated by the median, so drift on the machine hits both alike.
 - inference_only_fps_ratio: the same, with the learned reward computed every step but no labels
   or refits (the wrapper's own cost).
+- learned_fit_share: the share of the whole-loop run's wall time spent in reward fits (RewardTrainer.fit, as the
+  fit reports time it), median over repeats: what is left of the gap after inference_only_fps_ratio.
 - train_learned_vs_true_fps_ratio: the whole of `prefrl train` as a user runs it (its default learner
   settings, its evaluations, checkpoints, labels and refits) against `prefrl train --reward true` with the same
   settings: the run's --train-steps over wall seconds of `prefrl.train` (what a user waits for a run of that many
@@ -63,9 +67,9 @@ from prefrl.sb3.wrappers import LearnedRewardVecEnv  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def ppo_fps(env_id: str, steps: int, mode: str, seed: int, labels: int, n_envs: int = 1) -> float:
+def ppo_fps(env_id: str, steps: int, mode: str, seed: int, labels: int, n_envs: int = 1) -> tuple[float, float]:
     """Env steps per second of PPO (default settings on `n_envs` envs sharing a 2048-step rollout, VecNormalize as in
-    `prefrl train`) in one mode."""
+    `prefrl train`) in one mode, and the share of the run's wall time its reward fits took."""
     venv = make_vec_env(env_id, n_envs, seed)
     model = None if mode == "true" else RewardModel(venv.observation_space, venv.action_space, seed=seed)
     wrapped = VecNormalize(LearnedRewardVecEnv(venv, model, TrajectoryBuffer(n_envs)))
@@ -77,8 +81,10 @@ def ppo_fps(env_id: str, steps: int, mode: str, seed: int, labels: int, n_envs: 
     t0 = time.perf_counter()
     ppo.learn(steps, callback=callback)
     elapsed = time.perf_counter() - t0
-    warmup = callback.state.warmup_steps if callback is not None else 0
-    return (steps + warmup) / elapsed
+    if callback is None:
+        return steps / elapsed, 0.0
+    fits = sum(report["seconds"] for report in callback.state.fit_reports)
+    return (steps + callback.state.warmup_steps) / elapsed, fits / elapsed
 
 
 def train_fps(env_id: str, steps: int, mode: str, seed: int, labels: int, out: Path, n_envs: int | None = None) -> float:
@@ -197,8 +203,8 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, default=1, help="envs each PPO steps side by side, its rollout of "
                         "2048 steps shared among them (default 1, as `prefrl train`)")
     parser.add_argument("--out", default=str(RESULTS / "throughput.json"))
-    parser.add_argument("--only", choices=("all", "ensemble", "train"), default="all",
-                        help="'ensemble' or 'train': only that part, merged into an existing --out")
+    parser.add_argument("--only", choices=("all", "loop", "ensemble", "train"), default="all",
+                        help="'loop', 'ensemble' or 'train': only that part, merged into an existing --out")
     parser.add_argument("--train-steps", type=int, default=100_000, help="env steps of each `prefrl train` run")
     parser.add_argument("--ensemble-sizes", type=int, nargs="+", default=[3, 5])
     parser.add_argument("--ensemble-hidden", type=int, nargs="+", default=[64, 64])
@@ -224,6 +230,35 @@ def main() -> None:
                           "n_envs": args.n_envs, "true_fps": med["true"], "learned_fps": med["learned"], "fps_runs": runs,
                           "machine": machine, "command": command}}
 
+    def loop() -> dict:
+        fps: dict[str, list[float]] = {"true": [], "inference": [], "learned": []}
+        fit_shares: list[float] = []
+        for r in range(args.repeats):
+            for mode in fps:  # alternate modes so slow drift affects all of them
+                rate, fit_share = ppo_fps(args.env, args.steps, mode, seed=r, labels=args.labels, n_envs=args.n_envs)
+                fps[mode].append(rate)
+                if mode == "learned":
+                    fit_shares.append(fit_share)
+                print(f"repeat {r} {mode:9s} {rate:8.1f} steps/s", file=sys.stderr)
+        med = {k: statistics.median(v) for k, v in fps.items()}
+        return {
+            "env": args.env,
+            "n_envs": args.n_envs,
+            "steps": args.steps,
+            "repeats": args.repeats,
+            "labels": args.labels,
+            "true_fps": med["true"],
+            "learned_fps": med["learned"],
+            "inference_only_fps": med["inference"],
+            "learned_vs_true_fps_ratio": med["learned"] / med["true"],
+            "inference_only_fps_ratio": med["inference"] / med["true"],
+            "learned_fit_share": statistics.median(fit_shares),
+            "fps_runs": fps,
+            "learned_fit_shares": fit_shares,
+            "machine": machine,
+            "command": command,
+        }
+
     if args.only != "all":  # keep the numbers of the last full run, replace this part's
         out = Path(args.out)
         result = json.loads(out.read_text()) if out.is_file() else {}
@@ -231,35 +266,13 @@ def main() -> None:
             result.update(ensemble())
             result["ensemble"]["machine"], result["ensemble"]["command"] = machine, command
         else:
-            result.update(whole_train())
+            result.update(loop() if args.only == "loop" else whole_train())
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps({k: v for k, v in result.items() if k != "fps_runs"}))
         return
 
-    fps: dict[str, list[float]] = {"true": [], "inference": [], "learned": []}
-    for r in range(args.repeats):
-        for mode in fps:  # alternate modes so slow drift affects all of them
-            fps[mode].append(ppo_fps(args.env, args.steps, mode, seed=r, labels=args.labels, n_envs=args.n_envs))
-            print(f"repeat {r} {mode:9s} {fps[mode][-1]:8.1f} steps/s", file=sys.stderr)
-    med = {k: statistics.median(v) for k, v in fps.items()}
-    result = {
-        "env": args.env,
-        "n_envs": args.n_envs,
-        "steps": args.steps,
-        "repeats": args.repeats,
-        "labels": args.labels,
-        "true_fps": med["true"],
-        "learned_fps": med["learned"],
-        "inference_only_fps": med["inference"],
-        "learned_vs_true_fps_ratio": med["learned"] / med["true"],
-        "inference_only_fps_ratio": med["inference"] / med["true"],
-        **ensemble(),
-        **whole_train(),
-        "fps_runs": fps,
-        "machine": machine,
-        "command": command,
-    }
+    result = {**loop(), **ensemble(), **whole_train()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "fps_runs"}))
